@@ -1,0 +1,7 @@
+from .vit_vqgan import (
+    VitVqganConfig,
+    VitVqganEncoderOutput,
+    VitVqganModel,
+    VitVqganModelOutput,
+    VitVqganPreTrainedModel,
+)

@@ -1,0 +1,206 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""ViT-VQGAN model configuration (Yu et al., "Vector-quantized Image Modeling with Improved VQGAN", ICLR 2022)."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+
+
+# Paper Table 2: per-module (encoder or decoder) transformer sizes.
+_VIT_SIZES = {
+    "small": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8, "intermediate_size": 2048},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16, "intermediate_size": 5120},
+}
+
+
+def _stack(prefix: str, size: str) -> dict:
+    return {f"{prefix}_{key}": value for key, value in _VIT_SIZES[size].items()}
+
+
+# Named encoder/decoder combinations of the paper (256x256, patch 8 -> 32x32 tokens, 8192 codes, lookup dim 32),
+# plus "tiny" for tests and CPU runs (32x32 images, 8x8 tokens).
+PRESETS = {
+    "ss": {**_stack("encoder", "small"), **_stack("decoder", "small")},
+    "bb": {**_stack("encoder", "base"), **_stack("decoder", "base")},
+    "sl": {**_stack("encoder", "small"), **_stack("decoder", "large")},
+    "tiny": {
+        "image_size": 32,
+        "patch_size": 4,
+        "encoder_hidden_size": 96,
+        "encoder_num_hidden_layers": 2,
+        "encoder_num_attention_heads": 4,
+        "encoder_intermediate_size": 192,
+        "decoder_hidden_size": 96,
+        "decoder_num_hidden_layers": 2,
+        "decoder_num_attention_heads": 4,
+        "decoder_intermediate_size": 192,
+        "codebook_size": 256,
+        "codebook_dim": 8,
+    },
+}
+
+POSITION_EMBEDDING_TYPES = ("learned", "sincos")
+
+
+@strict
+class VitVqganConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`VitVqganModel`]: a ViT encoder, a factorized l2-normalized codebook and a ViT decoder.
+    The defaults are ViT-VQGAN-SS of the paper (Table 2); `VitVqganConfig.from_preset` builds the other sizes.
+
+    Args:
+        image_size (`int`, *optional*, defaults to 256):
+            Height and width of the input images.
+        patch_size (`int`, *optional*, defaults to 8):
+            Side of the non-overlapping square patches; each patch becomes one image token.
+        num_channels (`int`, *optional*, defaults to 3):
+            Number of image channels.
+        encoder_hidden_size (`int`, *optional*, defaults to 512):
+            Width of the encoder transformer.
+        encoder_num_hidden_layers (`int`, *optional*, defaults to 8):
+            Number of encoder transformer blocks.
+        encoder_num_attention_heads (`int`, *optional*, defaults to 8):
+            Attention heads of each encoder block.
+        encoder_intermediate_size (`int`, *optional*, defaults to 2048):
+            Hidden size of the encoder MLPs.
+        decoder_hidden_size (`int`, *optional*, defaults to 512):
+            Width of the decoder transformer.
+        decoder_num_hidden_layers (`int`, *optional*, defaults to 8):
+            Number of decoder transformer blocks.
+        decoder_num_attention_heads (`int`, *optional*, defaults to 8):
+            Attention heads of each decoder block.
+        decoder_intermediate_size (`int`, *optional*, defaults to 2048):
+            Hidden size of the decoder MLPs.
+        codebook_size (`int`, *optional*, defaults to 8192):
+            Number of codes.
+        codebook_dim (`int`, *optional*, defaults to 32):
+            Dimension of the low-dimensional lookup space the encoder output is projected to (factorized codes).
+        use_l2_normalized_codes (`bool`, *optional*, defaults to `True`):
+            Whether encoder outputs and codes are l2-normalized, so the lookup is by cosine similarity.
+        commitment_cost (`float`, *optional*, defaults to 0.25):
+            Weight beta of the commitment term `||z_e - sg[e]||^2` of the VQ loss (paper Eq. 1).
+        use_logit_laplace (`bool`, *optional*, defaults to `True`):
+            Whether the decoder predicts a logit-space mean and a log-scale per pixel channel (for the logit-Laplace
+            loss); the reconstruction is then the sigmoid of the mean. Without it the decoder predicts pixels directly.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation inside the transformer MLPs. The paper does not say; GELU is the ViT default.
+        head_act (`str`, *optional*, defaults to `"tanh"`):
+            Activation in the middle of the two-layer heads after the encoder and decoder stacks (paper Sec. 3.1).
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on embeddings and residual branches (0 in the paper).
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on attention probabilities.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-06):
+            Epsilon of the layer norms.
+        qkv_bias (`bool`, *optional*, defaults to `True`):
+            Whether the query, key and value projections have a bias.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated normal initializer of linear layers and learned position embeddings.
+        position_embedding_type (`str`, *optional*, defaults to `"learned"`):
+            `"learned"` (absolute, one vector per token) or `"sincos"` (fixed 2D sine-cosine). The paper is silent.
+
+    Example:
+
+    ```python
+    >>> from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+
+    >>> configuration = VitVqganConfig.from_preset("tiny")
+    >>> model = VitVqganModel(configuration)
+    >>> model.config.codebook_size
+    256
+    ```"""
+
+    model_type = "vit_vqgan"
+
+    image_size: int = 256
+    patch_size: int = 8
+    num_channels: int = 3
+    encoder_hidden_size: int = 512
+    encoder_num_hidden_layers: int = 8
+    encoder_num_attention_heads: int = 8
+    encoder_intermediate_size: int = 2048
+    decoder_hidden_size: int = 512
+    decoder_num_hidden_layers: int = 8
+    decoder_num_attention_heads: int = 8
+    decoder_intermediate_size: int = 2048
+    codebook_size: int = 8192
+    codebook_dim: int = 32
+    use_l2_normalized_codes: bool = True
+    commitment_cost: float | int = 0.25
+    use_logit_laplace: bool = True
+    hidden_act: str = "gelu"
+    head_act: str = "tanh"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    initializer_range: float = 0.02
+    position_embedding_type: str = "learned"
+
+    @property
+    def token_grid_size(self) -> int:
+        """Tokens per side of the image (`image_size // patch_size`)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_pixel_outputs(self) -> int:
+        """Values the decoder head predicts per pixel channel: mean and log-scale with logit-Laplace, else 1."""
+        return 2 if self.use_logit_laplace else 1
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "VitVqganConfig":
+        """
+        Build the configuration of a named size.
+
+        Args:
+            name (`str`):
+                `"ss"`, `"bb"`, `"sl"` (paper Table 2: Small-Small, Base-Base, Small-Large) or `"tiny"`.
+            overrides:
+                Fields to change from the preset, for example `codebook_dim=8`.
+
+        Returns:
+            [`VitVqganConfig`]
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown ViT-VQGAN preset {name!r}; expected one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def validate_architecture(self):
+        """Part of `@strict`-powered validation: cross-field checks, run at construction."""
+        for name in ("image_size", "patch_size", "num_channels", "codebook_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        if self.codebook_size < 2:
+            raise ValueError(f"`codebook_size` must be at least 2, got {self.codebook_size}.")
+        if self.image_size % self.patch_size != 0:
+            raise ValueError(
+                f"`patch_size` ({self.patch_size}) must divide `image_size` ({self.image_size}) into whole patches."
+            )
+        for stack in ("encoder", "decoder"):
+            hidden_size = getattr(self, f"{stack}_hidden_size")
+            num_heads = getattr(self, f"{stack}_num_attention_heads")
+            if num_heads < 1 or hidden_size % num_heads != 0:
+                raise ValueError(
+                    f"`{stack}_num_attention_heads` ({num_heads}) must divide `{stack}_hidden_size` ({hidden_size})."
+                )
+            if self.codebook_dim > hidden_size:
+                raise ValueError(
+                    f"`codebook_dim` ({self.codebook_dim}) is the low-dimensional lookup space and must not exceed "
+                    f"`{stack}_hidden_size` ({hidden_size})."
+                )
+        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
+                f"got {self.position_embedding_type!r}."
+            )
+        if self.position_embedding_type == "sincos" and (self.encoder_hidden_size % 4 or self.decoder_hidden_size % 4):
+            raise ValueError("2D sine-cosine position embeddings need hidden sizes divisible by 4.")
+        for name in ("hidden_act", "head_act"):
+            if getattr(self, name) not in ACT2FN:
+                raise ValueError(f"Unknown activation `{name}={getattr(self, name)!r}`; expected a key of ACT2FN.")
+        if self.commitment_cost < 0:
+            raise ValueError(f"`commitment_cost` must be non-negative, got {self.commitment_cost}.")
+
+
+__all__ = ["VitVqganConfig"]
