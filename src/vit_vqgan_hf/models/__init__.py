@@ -1,3 +1,4 @@
+from .vim import VimConfig, VimForCausalLM, VimModel, VimPreTrainedModel
 from .vit_vqgan import (
     VitVqganConfig,
     VitVqganEncoderOutput,
@@ -5,3 +6,16 @@ from .vit_vqgan import (
     VitVqganModelOutput,
     VitVqganPreTrainedModel,
 )
+
+
+__all__ = [
+    "VimConfig",
+    "VimForCausalLM",
+    "VimModel",
+    "VimPreTrainedModel",
+    "VitVqganConfig",
+    "VitVqganEncoderOutput",
+    "VitVqganModel",
+    "VitVqganModelOutput",
+    "VitVqganPreTrainedModel",
+]

@@ -53,7 +53,9 @@ def test_shapes_and_pixel_range(use_logit_laplace):
     assert (output.logit_laplace_loc is not None) == use_logit_laplace
     if use_logit_laplace:
         assert output.logit_laplace_log_scale.shape == pixel_values.shape
-        torch.testing.assert_close(output.reconstruction, 2 * torch.sigmoid(output.logit_laplace_loc) - 1)
+        eps = model.config.logit_laplace_eps
+        expected = ((torch.sigmoid(output.logit_laplace_loc) - eps) / (1 - 2 * eps)).clamp(0, 1) * 2 - 1
+        torch.testing.assert_close(output.reconstruction, expected)
 
 
 def test_decode_tokens_equals_decode_of_quantized():

@@ -129,6 +129,7 @@ class VitVqganConfig(PreTrainedConfig):
     use_l2_normalized_codes: bool = True
     commitment_cost: float | int = 0.25
     use_logit_laplace: bool = True
+    logit_laplace_eps: float = 0.1
     hidden_act: str = "gelu"
     head_act: str = "tanh"
     hidden_dropout_prob: float | int = 0.0
@@ -199,6 +200,8 @@ class VitVqganConfig(PreTrainedConfig):
         for name in ("hidden_act", "head_act"):
             if getattr(self, name) not in ACT2FN:
                 raise ValueError(f"Unknown activation `{name}={getattr(self, name)!r}`; expected a key of ACT2FN.")
+        if not 0 <= self.logit_laplace_eps < 0.5:
+            raise ValueError(f"`logit_laplace_eps` must lie in [0, 0.5), got {self.logit_laplace_eps}.")
         if self.commitment_cost < 0:
             raise ValueError(f"`commitment_cost` must be non-negative, got {self.commitment_cost}.")
 

@@ -67,8 +67,8 @@ class VitVqganModelOutput(VitVqganEncoderOutput):
         reconstruction (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
             Reconstructed pixel values in `[-1, 1]`.
         logit_laplace_loc (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`, *optional*):
-            Logit-space mean of every pixel channel (`reconstruction = 2 * sigmoid(loc) - 1`); only with
-            `config.use_logit_laplace`.
+            Logit-space mean of every pixel channel, for the logit-Laplace loss; only with `config.use_logit_laplace`.
+            The reconstruction is `sigmoid(loc)` with DALL-E's squash by `config.logit_laplace_eps` undone.
         logit_laplace_log_scale (`torch.FloatTensor` of the same shape, *optional*):
             Log of the Laplace scale of every pixel channel; only with `config.use_logit_laplace`.
     """
@@ -364,6 +364,12 @@ class VitVqganVectorQuantizer(nn.Module):
         return F.embedding(image_tokens, self.codebook())
 
 
+def straight_through_clamp(pixel_values: torch.Tensor) -> torch.Tensor:
+    """Clamp to [-1, 1] in value, identity in gradient: returned images stay in range while pixel losses keep a
+    gradient for out-of-range outputs."""
+    return pixel_values + (pixel_values.clamp(-1, 1) - pixel_values).detach()
+
+
 def codebook_statistics(image_tokens: torch.Tensor, codebook_size: int):
     """Counts, used fraction and perplexity of the codes in `image_tokens`, from the indices alone."""
     code_counts = torch.bincount(image_tokens.flatten(), minlength=codebook_size)
@@ -500,10 +506,12 @@ class VitVqganModel(VitVqganPreTrainedModel):
         )
         outputs = self.decoder(hidden_states, height, width, interpolate_pos_encoding)
         if not self.config.use_logit_laplace:
-            # Straight-through clamp: returned images stay in [-1, 1] while the pixel losses keep their gradient.
-            return outputs + (outputs.clamp(-1, 1) - outputs).detach(), None, None
+            return straight_through_clamp(outputs), None, None
         loc, log_scale = outputs.chunk(2, dim=1)
-        return 2 * torch.sigmoid(loc) - 1, loc, log_scale
+        # The likelihood models pixels squashed into (eps, 1 - eps) (DALL-E); undo the squash for the image.
+        eps = self.config.logit_laplace_eps
+        pixels = (torch.sigmoid(loc) - eps) / (1 - 2 * eps)
+        return straight_through_clamp(2 * pixels - 1), loc, log_scale
 
     def decode(self, quantized: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         r"""

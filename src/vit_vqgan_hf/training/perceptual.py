@@ -1,0 +1,245 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""LPIPS perceptual distance with a VGG16 trunk, in plain PyTorch.
+
+Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric" (CVPR 2018): unit-normalize
+the VGG16 activations after relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3, square their difference, weight the
+channels with a learned 1x1 linear head, average over positions and sum over layers. The layout and constants follow
+richzhang/PerceptualSimilarity `lpips/lpips.py` and `lpips/pretrained_networks.py`. torchvision is not used (it does
+not import next to the pinned torch), and nothing is downloaded on construction: [`load_lpips`] reads the weights from
+a path or a Hub repository the user names.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from huggingface_hub import snapshot_download
+from safetensors.torch import load_file
+from torch import nn
+
+
+# lpips `ScalingLayer`: maps inputs in [-1, 1] to the ImageNet statistics VGG16 was trained with.
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+
+# VGG16 "D": number of 3x3 convs per block and the widths of torchvision's `vgg16()`.
+VGG16_CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
+VGG16_CHANNELS = (64, 128, 256, 512, 512)
+# Indices of the convs inside torchvision's `vgg16().features` (ReLUs and max-pools have no parameters).
+VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+# The last conv of each block, whose output width is that block's width.
+VGG16_BLOCK_LAST_CONV = (2, 7, 14, 21, 28)
+
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+# Other names of the same tensors: the lpips package's heads (`lin{k}.model.1` behind a dropout, `lin{k}.model.0`
+# without) and the trunk inside a full `lpips.LPIPS` state dict (`net.slice{k}.{i}` keeps torchvision's index i).
+KEY_ALIASES = (
+    (re.compile(r"^lin(\d)\.model\.[01]\.weight$"), r"heads.\1.weight"),
+    (re.compile(r"^net\.slice\d\.(\d+)\.(weight|bias)$"), r"features.\1.\2"),
+)
+# Tensors of the accepted formats that LPIPS does not use: torchvision's classifier and lpips' scaling constants.
+IGNORED_KEYS = re.compile(r"^(classifier\.\d+\.(weight|bias)|scaling_layer\.(shift|scale))$")
+
+EXPECTED_LAYOUT = (
+    "a file or a folder with the VGG16 trunk and the five LPIPS linear heads: either one merged file with the keys "
+    "`features.{0,2,5,...,28}.{weight,bias}` and `heads.{0..4}.weight` (`LpipsVgg16().state_dict()`), or a folder "
+    "holding torchvision's `vgg16()` state dict (e.g. `vgg16.pth`) and the lpips package's `weights/v0.1/vgg.pth` "
+    "(e.g. `lpips_vgg.pth`); weight files end in .safetensors, .pth, .pt or .bin"
+)
+
+
+class LpipsVgg16(nn.Module):
+    """
+    LPIPS distance with a VGG16 trunk, for inputs in `[-1, 1]`.
+
+    The trunk is `features[:30]` of torchvision's `vgg16()` with the same module indices, so torchvision state dicts
+    load unchanged; the heads are bias-free 1x1 convs named `heads.{0..4}`. The lpips package puts a dropout in front of
+    each head; it is left out because the network is only used frozen. There is no layer whose behaviour depends on
+    `train()`/`eval()`. Parameters are trainable after construction (the trunk randomly initialized, the heads at one);
+    [`load_lpips`] returns the network with `requires_grad_(False)`, and gradients still flow to the images.
+
+    Args:
+        channels (`tuple[int, ...]`, *optional*, defaults to `(64, 128, 256, 512, 512)`):
+            Widths of the five VGG16 blocks. Only tests with small random networks change them.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from vit_vqgan_hf.training import LpipsVgg16
+
+    >>> lpips = LpipsVgg16(channels=(4, 8, 8, 16, 16)).requires_grad_(False)
+    >>> images = torch.rand(2, 3, 32, 32) * 2 - 1
+    >>> lpips(images, images)
+    tensor([0., 0.])
+    ```
+    """
+
+    def __init__(self, channels: tuple[int, ...] = VGG16_CHANNELS):
+        super().__init__()
+        if len(channels) != len(VGG16_CONVS_PER_BLOCK):
+            raise ValueError(f"`channels` needs one width per VGG16 block (5), got {channels}.")
+        self.shift = nn.Buffer(torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.scale = nn.Buffer(torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
+        layers = []
+        self.tap_indices = []
+        in_channels = 3
+        for block_index, (width, num_convs) in enumerate(zip(channels, VGG16_CONVS_PER_BLOCK)):
+            if block_index > 0:
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            for _ in range(num_convs):
+                layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.ReLU()]
+                in_channels = width
+            # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3: the last ReLU of each block.
+            self.tap_indices.append(len(layers) - 1)
+        self.features = nn.Sequential(*layers)
+        self.heads = nn.ModuleList(nn.Conv2d(width, 1, kernel_size=1, bias=False) for width in channels)
+        for head in self.heads:
+            # Until trained heads are loaded, weigh every channel alike: lpips' uncalibrated baseline (`lpips=False`).
+            nn.init.ones_(head.weight)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """
+        LPIPS distance between two batches of images.
+
+        Args:
+            input (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Images in `[-1, 1]`, for example reconstructions.
+            target (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+                Images in `[-1, 1]`.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch_size,)`: the distance of every pair (0 for identical images).
+        """
+        batch_size = input.shape[0]
+        hidden_states = (torch.cat([input, target]) - self.shift) / self.scale
+        heads_by_tap = dict(zip(self.tap_indices, self.heads))
+        distance = 0
+        for index, layer in enumerate(self.features):
+            hidden_states = layer(hidden_states)
+            if index not in heads_by_tap:
+                continue
+            # Unit-normalize every position's feature vector (lpips `normalize_tensor`), in float32 so that the
+            # epsilon survives bfloat16 autocast.
+            features = hidden_states.float()
+            features = features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            squared_difference = (features[:batch_size] - features[batch_size:]).pow(2)
+            head = heads_by_tap[index]
+            distance = distance + head(squared_difference.to(head.weight.dtype)).float().mean(dim=(1, 2, 3))
+        return distance
+
+
+def _resolve_weight_files(path_or_hub_id, revision: str | None) -> list[Path]:
+    """Weight files named by a file, a list of files, a folder or a Hub repository id."""
+    if isinstance(path_or_hub_id, (list, tuple)):
+        files = [Path(path) for path in path_or_hub_id]
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise FileNotFoundError(f"LPIPS weight files not found: {missing}. Expected {EXPECTED_LAYOUT}.")
+        return files
+    path = Path(path_or_hub_id)
+    if not path.exists():
+        looks_like_hub_id = isinstance(path_or_hub_id, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_hub_id)
+        if not looks_like_hub_id:
+            raise FileNotFoundError(f"No LPIPS weights at {str(path)!r}. Expected {EXPECTED_LAYOUT}.")
+        try:
+            path = Path(
+                snapshot_download(
+                    path_or_hub_id, revision=revision, allow_patterns=[f"*{suffix}" for suffix in WEIGHT_FILE_SUFFIXES]
+                )
+            )
+        except Exception as error:  # offline, unknown repository, gated, ...: all mean "no weights here"
+            raise OSError(
+                f"{path_or_hub_id!r} is not a local path, and downloading it from the Hugging Face Hub failed "
+                f"({type(error).__name__}: {error}). Expected {EXPECTED_LAYOUT}."
+            ) from error
+    if path.is_file():
+        return [path]
+    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.endswith(WEIGHT_FILE_SUFFIXES))
+    if not files:
+        raise FileNotFoundError(f"No weight files in {str(path)!r}. Expected {EXPECTED_LAYOUT}.")
+    return files
+
+
+def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    if file.suffix == ".safetensors":
+        return load_file(file)
+    state_dict = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise ValueError(f"{str(file)!r} does not hold a flat state dict of tensors.")
+    return state_dict
+
+
+def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = None) -> LpipsVgg16:
+    """
+    Build a frozen [`LpipsVgg16`] from local weights or a Hugging Face Hub repository.
+
+    Nothing ships with this package: the VGG16 trunk (ImageNet-trained, from torchvision) and the LPIPS heads (inside
+    the `lpips` wheel as `lpips/weights/v0.1/vgg.pth`) must be provided. Accepted layouts:
+
+    ```
+    lpips_vgg16/                   # a folder: every *.safetensors / *.pth / *.pt / *.bin in it is read and merged
+    ├── vgg16.pth                  # torchvision `vgg16(weights="IMAGENET1K_V1").state_dict()`:
+    │                              #   features.{0,2,5,7,10,12,14,17,19,21,24,26,28}.{weight,bias} (classifier.* ignored)
+    └── lpips_vgg.pth              # the lpips package's heads: lin{0..4}.model.1.weight
+    lpips_vgg16.safetensors        # or one merged file: features.* and heads.{0..4}.weight
+    ```
+
+    A full `lpips.LPIPS(net="vgg").state_dict()` (`net.slice{k}.{i}.*`, `lin{k}.model.1.weight`) is accepted too. A
+    merged file for the Hub can be written with `safetensors.torch.save_file(load_lpips(folder).state_dict(), path)`.
+    The block widths are read from the weights.
+
+    Args:
+        path_or_hub_id (`str`, `os.PathLike` or `list`):
+            A weight file, a list of weight files, a folder of weight files, or the id of a Hub repository holding them.
+        revision (`str`, *optional*, defaults to `None`):
+            Branch, tag or commit of the Hub repository.
+
+    Returns:
+        [`LpipsVgg16`] with the loaded weights and `requires_grad_(False)`.
+
+    Raises:
+        `FileNotFoundError` or `OSError`: when the path does not exist and the Hub repository cannot be downloaded.
+        `ValueError`: when tensors are missing, unknown, given twice or of the wrong shape.
+
+    Example:
+
+    ```python
+    >>> from vit_vqgan_hf.training import load_lpips
+
+    >>> lpips = load_lpips("path/to/lpips_vgg16")  # doctest: +SKIP
+    ```
+    """
+    state_dict = {}
+    for file in _resolve_weight_files(path_or_hub_id, revision):
+        for key, tensor in _read_state_dict(file).items():
+            if IGNORED_KEYS.match(key):
+                continue
+            for pattern, replacement in KEY_ALIASES:
+                key = pattern.sub(replacement, key)
+            if key in state_dict:
+                raise ValueError(f"LPIPS tensor {key!r} is given twice (again in {str(file)!r}).")
+            state_dict[key] = tensor
+
+    expected_keys = {f"features.{index}.{name}" for index in VGG16_CONV_INDICES for name in ("weight", "bias")}
+    expected_keys |= {f"heads.{index}.weight" for index in range(len(VGG16_CHANNELS))}
+    missing_keys = sorted(expected_keys - state_dict.keys())
+    unexpected_keys = sorted(state_dict.keys() - expected_keys)
+    if missing_keys or unexpected_keys:
+        raise ValueError(
+            f"The LPIPS weights in {str(path_or_hub_id)!r} do not match a VGG16 trunk plus LPIPS heads. "
+            f"Missing: {missing_keys}. Unexpected: {unexpected_keys}. Expected {EXPECTED_LAYOUT}."
+        )
+
+    channels = tuple(state_dict[f"features.{index}.weight"].shape[0] for index in VGG16_BLOCK_LAST_CONV)
+    model = LpipsVgg16(channels=channels)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise ValueError(f"The LPIPS weights in {str(path_or_hub_id)!r} have wrong shapes: {error}") from error
+    return model.requires_grad_(False)
+
+
+__all__ = ["LpipsVgg16", "load_lpips"]

@@ -1,0 +1,147 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from vit_vqgan_hf.training import LpipsVgg16, load_lpips
+from vit_vqgan_hf.training import perceptual as perceptual_module
+
+
+# Thin VGG16 widths so that the random test networks stay tiny.
+CHANNELS = (4, 8, 8, 12, 12)
+# Convs of each block, by their index in torchvision's `vgg16().features`.
+BLOCK_CONV_INDICES = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
+
+
+def random_images(seed: int, batch_size: int = 2) -> torch.Tensor:
+    return torch.rand(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def torchvision_style_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights under the names of torchvision's `vgg16().state_dict()`, classifier included."""
+    generator = torch.Generator().manual_seed(seed)
+    state_dict, in_channels = {}, 3
+    for width, conv_indices in zip(CHANNELS, BLOCK_CONV_INDICES):
+        for index in conv_indices:
+            state_dict[f"features.{index}.weight"] = torch.randn(width, in_channels, 3, 3, generator=generator) * 0.3
+            state_dict[f"features.{index}.bias"] = torch.randn(width, generator=generator) * 0.1
+            in_channels = width
+    state_dict["classifier.0.weight"] = torch.randn(7, 3)
+    state_dict["classifier.0.bias"] = torch.randn(7)
+    return state_dict
+
+
+def lpips_heads_state_dict(seed: int = 1) -> dict[str, torch.Tensor]:
+    """Random non-negative heads under the names of the lpips package's `weights/v0.1/vgg.pth`."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        f"lin{index}.model.1.weight": torch.rand(1, width, 1, 1, generator=generator)
+        for index, width in enumerate(CHANNELS)
+    }
+
+
+def reference_lpips(trunk, heads, input, target):
+    """LPIPS written out from the paper and the lpips package's constants, on the raw state dicts."""
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+    def relu_features(images):
+        hidden_states, features = (images - shift) / scale, []
+        for block, conv_indices in enumerate(BLOCK_CONV_INDICES):
+            if block > 0:
+                hidden_states = F.max_pool2d(hidden_states, 2)
+            for index in conv_indices:
+                weight, bias = trunk[f"features.{index}.weight"], trunk[f"features.{index}.bias"]
+                hidden_states = F.relu(F.conv2d(hidden_states, weight, bias, padding=1))
+            features.append(hidden_states / (hidden_states.norm(dim=1, keepdim=True) + 1e-10))
+        return features
+
+    distance = 0
+    for index, (input_features, target_features) in enumerate(zip(relu_features(input), relu_features(target))):
+        weighted = F.conv2d((input_features - target_features) ** 2, heads[f"lin{index}.model.1.weight"])
+        distance = distance + weighted.mean(dim=(1, 2, 3))
+    return distance
+
+
+def write_torchvision_and_lpips_files(folder):
+    folder.mkdir()
+    torch.save(torchvision_style_state_dict(), folder / "vgg16.pth")
+    torch.save(lpips_heads_state_dict(), folder / "lpips_vgg.pth")
+    return folder
+
+
+def test_distance_is_zero_for_identical_images_symmetric_and_positive():
+    torch.manual_seed(0)
+    lpips = LpipsVgg16(channels=CHANNELS).requires_grad_(False)
+    images, other_images = random_images(0), random_images(1)
+    torch.testing.assert_close(lpips(images, images), torch.zeros(2))
+    distance = lpips(images, other_images)
+    assert distance.shape == (2,)
+    assert (distance > 0).all()
+    torch.testing.assert_close(distance, lpips(other_images, images))
+
+
+def test_loader_accepts_torchvision_and_lpips_names_and_matches_reference(tmp_path):
+    folder = write_torchvision_and_lpips_files(tmp_path / "lpips_vgg16")
+    lpips = load_lpips(folder)
+    assert not any(parameter.requires_grad for parameter in lpips.parameters())
+
+    input, target = random_images(0).requires_grad_(True), random_images(1)
+    distance = lpips(input, target)
+    expected = reference_lpips(torchvision_style_state_dict(), lpips_heads_state_dict(), input.detach(), target)
+    torch.testing.assert_close(distance, expected, rtol=1e-4, atol=1e-6)
+    distance.sum().backward()  # frozen weights, but the images still get gradients
+    assert input.grad is not None and input.grad.abs().sum() > 0
+
+
+def test_loader_reads_a_merged_safetensors_file_and_lpips_full_state_dict(tmp_path):
+    reference = load_lpips(write_torchvision_and_lpips_files(tmp_path / "parts"))
+    merged = tmp_path / "lpips_vgg16.safetensors"
+    save_file(reference.state_dict(), merged)
+    images, other_images = random_images(0), random_images(1)
+    torch.testing.assert_close(load_lpips(merged)(images, other_images), reference(images, other_images))
+
+    # The layout of `lpips.LPIPS(net="vgg").state_dict()`: trunk slices keep torchvision's indices.
+    slice_of_index = {index: block + 1 for block, indices in enumerate(BLOCK_CONV_INDICES) for index in indices}
+    lpips_state_dict = {
+        name.replace("features.", f"net.slice{slice_of_index[int(name.split('.')[1])]}."): tensor
+        for name, tensor in torchvision_style_state_dict().items()
+        if name.startswith("features.")
+    }
+    lpips_state_dict.update(lpips_heads_state_dict())
+    lpips_state_dict["scaling_layer.shift"] = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    torch.save(lpips_state_dict, tmp_path / "lpips_full.pth")
+    loaded = load_lpips([tmp_path / "lpips_full.pth"])
+    torch.testing.assert_close(loaded(images, other_images), reference(images, other_images))
+
+
+def test_loader_rejects_unknown_and_missing_keys(tmp_path):
+    folder = write_torchvision_and_lpips_files(tmp_path / "lpips_vgg16")
+    torch.save({"fc.weight": torch.zeros(1)}, folder / "extra.pth")
+    with pytest.raises(ValueError, match=r"Unexpected: \['fc.weight'\]"):
+        load_lpips(folder)
+
+    heads = lpips_heads_state_dict()
+    del heads["lin4.model.1.weight"]
+    torch.save(heads, folder / "lpips_vgg.pth")
+    (folder / "extra.pth").unlink()
+    with pytest.raises(ValueError, match=r"Missing: \['heads.4.weight'\]"):
+        load_lpips(folder)
+
+
+def test_loader_reports_missing_path_and_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="VGG16 trunk"):
+        load_lpips(tmp_path / "does-not-exist")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="No weight files"):
+        load_lpips(tmp_path / "empty")
+
+
+def test_loader_reports_an_unreachable_hub_repository(monkeypatch):
+    def offline_snapshot_download(*args, **kwargs):
+        raise OSError("offline")
+
+    # Stands in for the network, which tests must not use.
+    monkeypatch.setattr(perceptual_module, "snapshot_download", offline_snapshot_download)
+    with pytest.raises(OSError, match="not a local path, and downloading it from the Hugging Face Hub failed"):
+        load_lpips("someone/lpips-vgg16")
