@@ -41,6 +41,8 @@ PRESETS = {
 }
 
 POSITION_EMBEDDING_TYPES = ("learned", "sincos")
+ENCODER_HEAD_TYPES = ("mlp", "none")
+DECODER_HEAD_TYPES = ("mlp", "linear")
 
 
 @strict
@@ -99,6 +101,14 @@ class VitVqganConfig(PreTrainedConfig):
             Standard deviation of the truncated normal initializer of linear layers and learned position embeddings.
         position_embedding_type (`str`, *optional*, defaults to `"learned"`):
             `"learned"` (absolute, one vector per token) or `"sincos"` (fixed 2D sine-cosine). The paper is silent.
+        encoder_head_type (`str`, *optional*, defaults to `"mlp"`):
+            What follows the encoder's final LayerNorm: `"mlp"`, the two-layer head with `head_act` in the middle
+            (paper Sec. 3.1), or `"none"`, so that the factorization projection reads the LayerNorm output directly (as
+            in thuanz123/enhancing-transformers).
+        decoder_head_type (`str`, *optional*, defaults to `"mlp"`):
+            How the decoder maps each token to the pixels of its patch: `"mlp"`, the two-layer head with `head_act` in
+            the middle (paper Sec. 3.1), or `"linear"`, one linear layer (equivalent to the patch-sized, patch-strided
+            transposed convolution of thuanz123/enhancing-transformers).
 
     Example:
 
@@ -138,6 +148,8 @@ class VitVqganConfig(PreTrainedConfig):
     qkv_bias: bool = True
     initializer_range: float = 0.02
     position_embedding_type: str = "learned"
+    encoder_head_type: str = "mlp"
+    decoder_head_type: str = "mlp"
 
     @property
     def token_grid_size(self) -> int:
@@ -197,6 +209,14 @@ class VitVqganConfig(PreTrainedConfig):
             )
         if self.position_embedding_type == "sincos" and (self.encoder_hidden_size % 4 or self.decoder_hidden_size % 4):
             raise ValueError("2D sine-cosine position embeddings need hidden sizes divisible by 4.")
+        if self.encoder_head_type not in ENCODER_HEAD_TYPES:
+            raise ValueError(
+                f"`encoder_head_type` must be one of {ENCODER_HEAD_TYPES}, got {self.encoder_head_type!r}."
+            )
+        if self.decoder_head_type not in DECODER_HEAD_TYPES:
+            raise ValueError(
+                f"`decoder_head_type` must be one of {DECODER_HEAD_TYPES}, got {self.decoder_head_type!r}."
+            )
         for name in ("hidden_act", "head_act"):
             if getattr(self, name) not in ACT2FN:
                 raise ValueError(f"Unknown activation `{name}={getattr(self, name)!r}`; expected a key of ACT2FN.")

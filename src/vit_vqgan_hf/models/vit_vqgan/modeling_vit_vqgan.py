@@ -79,15 +79,16 @@ class VitVqganModelOutput(VitVqganEncoderOutput):
 
 
 def sincos_position_embedding_2d(height: int, width: int, dim: int) -> torch.Tensor:
-    """Fixed 2D sine-cosine position embedding of shape `(height * width, dim)`: half the channels encode the row,
-    half the column (MAE-style, as used by thuanz123/enhancing-transformers)."""
+    """Fixed 2D sine-cosine position embedding of shape `(height * width, dim)`: the first half of the channels encodes
+    the column, the second half the row, each as `[sin, cos]` (exactly MAE's and thuanz123/enhancing-transformers'
+    table, so their checkpoints convert without touching it)."""
     quarter = dim // 4
     omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
     rows = torch.arange(height, dtype=torch.float32)[:, None] * omega[None, :]
     cols = torch.arange(width, dtype=torch.float32)[:, None] * omega[None, :]
     row_embedding = torch.cat([rows.sin(), rows.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
     col_embedding = torch.cat([cols.sin(), cols.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
-    return torch.cat([row_embedding, col_embedding], dim=-1).reshape(height * width, 4 * quarter)
+    return torch.cat([col_embedding, row_embedding], dim=-1).reshape(height * width, 4 * quarter)
 
 
 class VitVqganPositionEmbeddings(nn.Module):
@@ -267,7 +268,10 @@ class VitVqganEncoder(nn.Module):
         self.position_embeddings = VitVqganPositionEmbeddings(config, hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.stack = VitVqganStack(config, "encoder")
-        self.head = VitVqganHead(config, hidden_size, hidden_size)
+        if config.encoder_head_type == "mlp":
+            self.head = VitVqganHead(config, hidden_size, hidden_size)
+        else:
+            self.head = nn.Identity()
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         embeddings = self.patch_embeddings(pixel_values)
@@ -290,7 +294,10 @@ class VitVqganDecoder(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.stack = VitVqganStack(config, "decoder")
         patch_outputs = config.patch_size**2 * config.num_channels * config.num_pixel_outputs
-        self.head = VitVqganHead(config, hidden_size, patch_outputs)
+        if config.decoder_head_type == "mlp":
+            self.head = VitVqganHead(config, hidden_size, patch_outputs)
+        else:
+            self.head = nn.Linear(hidden_size, patch_outputs)
 
     def forward(
         self, hidden_states: torch.Tensor, height: int, width: int, interpolate_pos_encoding: bool = False
@@ -391,6 +398,10 @@ class VitVqganPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, VitVqganPositionEmbeddings) and module.embedding_type == "learned":
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, VitVqganPositionEmbeddings):
+            # A non-persistent buffer: `from_pretrained` builds the model on the meta device and fills it only here.
+            table = sincos_position_embedding_2d(module.grid_size, module.grid_size, module.hidden_size)
+            init.copy_(module.position_embeddings, table[None])
         elif isinstance(module, VitVqganVectorQuantizer):
             # The paper initializes the codebook from a normal distribution (§3.2); the scale is irrelevant once
             # codes are l2-normalized.

@@ -1,0 +1,99 @@
+"""Tests of the Hub flags and folder uploads of `vit_vqgan_hf.hub`; nothing here reaches the network."""
+
+import argparse
+
+import pytest
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+
+from vit_vqgan_hf import hub
+
+
+FILES = [
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "modeling_vit_vqgan.py",
+    "discriminator/config.json",
+    "checkpoints/checkpoint_3/optimizer.bin",
+    "checkpoint-500/model.safetensors",
+    "logs/train_tokenizer/events.out.tfevents.1",
+    "runs/events",
+    "imagenet_vitvq_base.ckpt",
+    ".git/HEAD",
+    "vqgan/.cache/huggingface/upload/config.json.lock",
+    "samples/grid.png",
+]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for name in FILES:
+        path = tmp_path / "run" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+    return tmp_path / "run"
+
+
+def test_hub_flags():
+    parser = hub.add_hub_args(argparse.ArgumentParser())
+    defaults = parser.parse_args([])
+    assert (defaults.push_to_hub, defaults.hub_model_id, defaults.hub_private, defaults.hub_token) == (
+        False,
+        None,
+        False,
+        None,
+    )
+    args = parser.parse_args(["--push_to_hub", "--hub_model_id", "me/model", "--hub_private", "--hub_token", "hf_x"])
+    assert (args.push_to_hub, args.hub_model_id, args.hub_private, args.hub_token) == (True, "me/model", True, "hf_x")
+
+
+def test_prepare_upload_folder_leaves_out_training_leftovers(folder):
+    assert hub.prepare_upload_folder(folder) == [
+        "README.md",
+        "config.json",
+        "discriminator/config.json",
+        "model.safetensors",
+        "modeling_vit_vqgan.py",
+        "samples/grid.png",
+    ]
+    assert "samples/grid.png" not in hub.prepare_upload_folder(folder, ignore_patterns=["samples/"])
+    with pytest.raises(ValueError, match="is not a folder"):
+        hub.prepare_upload_folder(folder / "README.md")
+
+
+class RecordingHfApi:
+    """Stands in for `huggingface_hub.HfApi`, recording the calls instead of sending them."""
+
+    calls = []
+
+    def __init__(self, token=None):
+        self.calls.append(("init", {"token": token}))
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        return type("RepoUrl", (), {"repo_id": repo_id if "/" in repo_id else f"someone/{repo_id}"})()
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+
+
+def test_push_folder_to_hub_creates_the_repository_and_uploads_what_prepare_lists(folder, monkeypatch):
+    RecordingHfApi.calls = []
+    monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
+    assert hub.push_folder_to_hub(folder, private=True, token="hf_x", ignore_patterns=["samples/"]) == "someone/run"
+    (_, init), (_, create), (_, upload) = RecordingHfApi.calls
+    assert init == {"token": "hf_x"}
+    assert create == {"repo_id": "run", "private": True, "exist_ok": True}
+    assert upload["repo_id"] == "someone/run" and upload["folder_path"] == folder
+    # `upload_folder` adds huggingface_hub's own patterns and filters the folder's files with `filter_repo_objects`.
+    every_file = sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
+    uploaded = list(
+        filter_repo_objects(every_file, ignore_patterns=upload["ignore_patterns"] + DEFAULT_IGNORE_PATTERNS)
+    )
+    assert uploaded == hub.prepare_upload_folder(folder, ignore_patterns=["samples/"])
+
+    RecordingHfApi.calls = []
+    hub.push_folder_to_hub(folder, "me/tokenizer")
+    assert RecordingHfApi.calls[1] == ("create_repo", {"repo_id": "me/tokenizer", "private": None, "exist_ok": True})
+    with pytest.raises(ValueError, match="is not a folder"):
+        hub.push_folder_to_hub(folder / "missing", "me/tokenizer")
