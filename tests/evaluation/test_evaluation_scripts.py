@@ -1,0 +1,245 @@
+"""examples/evaluate_tokenizer.py and examples/evaluate_generation.py: one process in this process, two processes
+through `accelerate launch` (gloo on CPU), and the same numbers from both."""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+from safetensors.torch import save_file
+
+from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
+from vit_vqgan_hf.evaluation import PROTOCOL_FIELDS, ReferenceStatistics, results_to_model_index
+from vit_vqgan_hf.training import LpipsVgg16
+
+from .helpers import TinyFeatureNetwork, write_image_folder
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def run_in_this_process(name, argv, **kwargs):
+    script = load_script(name)
+    script.main(script.parse_args(argv), **kwargs)
+
+
+def launch_two_processes(name, argv):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes=2",
+        "--num_machines=1",
+        "--num_cpu_threads_per_process=1",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        f"--main_process_port={port}",
+        str(EXAMPLES / f"{name}.py"),
+        *argv,
+    ]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+
+
+def assert_same_metrics(first, second):
+    assert first.keys() == second.keys()
+    for name, value in first.items():
+        assert second[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+
+
+def test_tokenizer_evaluation_on_one_and_two_processes(tmp_path, pytorch_fid_weights_file, fresh_accelerate_state):
+    torch.manual_seed(0)
+    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path / "tokenizer")
+    # 5 images of two sizes (resized to the tokenizer's 32x32); batches of 2 leave a last batch of 1, which accelerate
+    # pads on the second process; usage groups of 2 images cross batch boundaries on two processes.
+    write_image_folder(tmp_path / "data" / "validation", {"cat": [(36, 40)] * 3, "dog": [(32, 32)] * 2})
+    (tmp_path / "data" / "train").mkdir()
+    lpips = LpipsVgg16(channels=(4, 8, 8, 12, 12))
+    save_file({key: value.contiguous() for key, value in lpips.state_dict().items()}, tmp_path / "lpips.safetensors")
+    argv = [
+        f"--tokenizer={tmp_path / 'tokenizer'}",
+        f"--train_data_dir={tmp_path / 'data'}",
+        "--batch_size=2",
+        "--usage_group_size=2",
+        f"--lpips_model={tmp_path / 'lpips.safetensors'}",
+    ]
+    run_in_this_process(
+        "evaluate_tokenizer",
+        [*argv, f"--inception_model={pytorch_fid_weights_file}", f"--output_dir={tmp_path / 'one'}"],
+    )
+    # Two processes without the Inception (its features are gathered like every other per-image value; the
+    # generation test below runs it on two processes): rFID and IS are skipped with a note.
+    launch_two_processes("evaluate_tokenizer", [*argv, f"--output_dir={tmp_path / 'two'}"])
+
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert (tmp_path / "one" / "codebook_usage.png").is_file() and (tmp_path / "two" / "codebook_usage.png").is_file()
+    expected_metrics = {"psnr", "ssim", "lpips", "l1", "l2", "logit_laplace", "rfid", "inception_score"}
+    assert expected_metrics <= one["metrics"].keys() and not one["skipped"]
+    assert two["skipped"] == {
+        name: "no feature network given (--inception_model)" for name in ("rfid", "inception_score")
+    }
+    without_inception = {name: value for name, value in one["metrics"].items() if name not in two["skipped"]}
+    without_inception.pop("inception_score_std")
+    assert_same_metrics(without_inception, two["metrics"])
+    assert one["details"]["codebook_usage_per_group"] == pytest.approx(two["details"]["codebook_usage_per_group"])
+    protocol, other = one["protocol"], two["protocol"]
+    assert set(PROTOCOL_FIELDS) <= protocol.keys()
+    assert protocol["num_samples"] == other["num_samples"] == 5
+    assert (
+        protocol["class_balance"]["images_per_class"]
+        == {"cat": 3, "dog": 2}
+        == other["class_balance"]["images_per_class"]
+    )
+    assert protocol["codebook_usage"] == other["codebook_usage"]
+    assert (
+        protocol["codebook_usage"]["num_usage_groups"] == 2
+        and protocol["codebook_usage"]["images_in_partial_group"] == 1
+    )
+    assert protocol["feature_network"]["weights_files"][0]["name"] == pytorch_fid_weights_file.name
+    assert other["feature_network"] is None
+    assert protocol["image_size"] == 32 and "center-cropped" in protocol["resize"]
+    assert protocol["data"]["source"]["split_folder_used"]
+    assert (protocol["distributed"]["num_processes"], other["distributed"]["num_processes"]) == (1, 2)
+    entry = results_to_model_index(one, "tiny-tokenizer", dataset="toy")[0]["results"][0]
+    assert {"fid", "psnr", "codebook_usage"} <= {metric["type"] for metric in entry["metrics"]}
+
+
+def make_pipeline(folder):
+    torch.manual_seed(0)
+    tokenizer = VitVqganModel(
+        VitVqganConfig.from_preset(
+            "tiny",
+            image_size=16,
+            patch_size=4,
+            codebook_size=32,
+            encoder_hidden_size=16,
+            encoder_num_attention_heads=2,
+            encoder_intermediate_size=20,
+            decoder_hidden_size=16,
+            decoder_num_attention_heads=2,
+            decoder_intermediate_size=20,
+        )
+    ).eval()
+    transformer_config = VimConfig.from_preset(
+        "tiny", codebook_size=32, token_grid_size=4, num_classes=3, hidden_size=24, num_attention_heads=2
+    )
+    transformer = VimForCausalLM(transformer_config).eval()
+    VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(folder)
+
+
+def test_generation_evaluation_from_a_pipeline_on_one_and_two_processes(
+    tmp_path, pytorch_fid_weights_file, fresh_accelerate_state
+):
+    make_pipeline(tmp_path / "vim")
+    write_image_folder(tmp_path / "reference", {"0": [(16, 16)] * 2, "1": [(16, 16)] * 2})
+    # 3 classes x 2 images in batches of 2: on two processes, the second round has a batch on the first process only.
+    argv = [
+        f"--pipeline={tmp_path / 'vim'}",
+        "--images_per_class=2",
+        "--batch_size=2",
+        "--seed=7",
+        f"--inception_model={pytorch_fid_weights_file}",
+        "--kid_subsets=3",
+    ]
+    stats = tmp_path / "reference_stats.npz"
+    run_in_this_process(
+        "evaluate_generation",
+        [
+            *argv,
+            f"--reference={tmp_path / 'reference'}",
+            f"--save_reference_stats={stats}",
+            f"--output_dir={tmp_path / 'one'}",
+        ],
+    )
+    launch_two_processes(
+        "evaluate_generation", [*argv, f"--reference_stats={stats}", f"--output_dir={tmp_path / 'two'}"]
+    )
+
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert {"fid", "inception_score", "kid", "precision", "recall"} <= one["metrics"].keys() and not one["skipped"]
+    assert_same_metrics(one["metrics"], two["metrics"])
+    protocol, other = one["protocol"], two["protocol"]
+    assert one["task"] == "class-conditional-image-generation" and set(PROTOCOL_FIELDS) <= protocol.keys()
+    expected_balance = {"0": 2, "1": 2, "2": 2}
+    assert (
+        protocol["class_balance"]["images_per_class"] == expected_balance == other["class_balance"]["images_per_class"]
+    )
+    assert protocol["sampling"]["temperature"] == 1.0 and protocol["sampling"]["classes"] == "all"
+    assert protocol["image_size"] == 16
+    assert "manual_seed(7 + i)" in protocol["seeds"]["sampling"]
+    saved = protocol["reference"]["saved_statistics"]
+    assert protocol["reference"]["kind"] == "images" and protocol["reference"]["num_images"] == 4
+    assert other["reference"]["kind"] == "statistics" and other["reference"]["file_sha256"] == saved["file_sha256"]
+    assert other["reference"]["reference"]["class_balance"]["images_per_class"] == {"0": 2, "1": 2}
+
+
+def test_generation_script_with_a_small_feature_network(tmp_path, fresh_accelerate_state):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "samples.npz", arr_0=rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8))
+    (tmp_path / "sample_settings.json").write_text(json.dumps({"seed": 3, "temperature": 1.0}))
+    write_image_folder(tmp_path / "reference", {"a": [(12, 12)] * 5})
+    stats = tmp_path / "stats.npz"
+    argv = ["--inception_model=unused", f"--samples={tmp_path / 'samples.npz'}", "--batch_size=4"]
+    run_in_this_process(
+        "evaluate_generation",
+        [
+            *argv,
+            f"--reference={tmp_path / 'reference'}",
+            f"--save_reference_stats={stats}",
+            "--reference_stats_without_features",
+            f"--output_dir={tmp_path / 'one'}",
+        ],
+        feature_network=TinyFeatureNetwork(),
+    )
+    results = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert results["task"] == "unconditional-image-generation" and results["protocol"]["num_samples"] == 6
+    assert results["protocol"]["feature_network"]["name"] == "TinyFeatureNetwork"
+    assert results["protocol"]["sampling"]["temperature"] == 1.0 and results["protocol"]["seeds"]["sampling"] == 3
+    assert results["protocol"]["image_size"] == 12
+    assert ReferenceStatistics.load(stats).features is None
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    run_in_this_process(
+        "evaluate_generation",
+        [*argv, f"--reference_stats={stats}", f"--output_dir={tmp_path / 'two'}"],
+        feature_network=TinyFeatureNetwork(),
+    )
+    again = json.loads((tmp_path / "two" / "results.json").read_text())
+    # Features against statistics of 5 images in 6 dimensions (a singular covariance): equal up to round-off.
+    assert again["metrics"]["fid"] == pytest.approx(results["metrics"]["fid"], rel=1e-6)
+    assert set(again["skipped"]) == {"kid", "precision_recall"}
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    with pytest.raises(ValueError, match="was computed with the feature network"):
+        run_in_this_process(
+            "evaluate_generation",
+            [*argv, f"--reference_stats={stats}", f"--output_dir={tmp_path / 'three'}"],
+            feature_network=TinyFeatureNetwork(seed=2),
+        )
