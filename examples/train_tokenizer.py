@@ -1,0 +1,829 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""Train the ViT-VQGAN image tokenizer (stage 1 of Yu et al., "Vector-quantized Image Modeling with Improved VQGAN").
+
+    accelerate launch examples/train_tokenizer.py --model_config ss --output_dir out/tokenizer
+
+The generator loss is paper Sec. 3.3, `L_VQ + 0.1 L_adv + 0.1 L_perceptual + 0.1 L_logit-Laplace + 1.0 L_2`, against
+a StyleGAN2 discriminator with the non-saturating loss and a lazy R1 penalty; AdamW (betas 0.9, 0.99, weight decay
+1e-4) for both networks, linear warm-up then cosine decay from 1e-4 to 5e-5 (paper Sec. 4.1 and Table 2). The
+discriminator and the adversarial term start after `--discriminator_start_step`. Step counts (`--max_train_steps`,
+`--lr_warmup_steps`, `--discriminator_start_step`, ...) count optimizer steps; the paper's values are for a global
+batch of 256 over 500k steps, so scale them together when you change the batch or the length of the run.
+
+The output folder holds the tokenizer (`VitVqganModel.from_pretrained(output_dir)`; the EMA weights with
+`--use_ema`), the discriminator in `discriminator/`, a model card `README.md`, `train_results.json`, the last
+validation grid `validation_reconstructions.png`, TensorBoard logs in `logs/` and `accelerate` checkpoints in
+`checkpoints/checkpoint_<step>`. A run resumed with `--resume_from_checkpoint latest` ends with the same weights as an
+uninterrupted run: the checkpoint restores both networks, optimizers and schedulers, the EMA, the random states and
+the position in the data, and data order and augmentation depend only on `(seed, epoch, example index)`.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from datasets import Dataset
+from diffusers.training_utils import EMAModel
+from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
+from torch.utils.data import DataLoader
+from torchmetrics.functional.image import peak_signal_noise_ratio
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from vit_vqgan_hf.training import (
+    VitVqganDiscriminator,
+    VitVqganDiscriminatorConfig,
+    VitVqganLossWeights,
+    discriminator_step_loss,
+    generator_loss,
+    load_lpips,
+)
+from vit_vqgan_hf.training.data import (
+    ImageStreamingDataset,
+    ImageTrainingDataset,
+    ImageTransform,
+    collate_images,
+    load_image_dataset,
+)
+
+
+logger = get_logger(__name__, log_level="INFO")
+
+MODEL_PRESETS = ("tiny", "ss", "bb", "sl")
+DISCRIMINATOR_PRESETS = ("stylegan2", "tiny")
+SCHEDULERS_WITH_MIN_LR = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
+
+
+@dataclass
+class TrainingState:
+    """Progress counters saved in every checkpoint (`accelerator.register_for_checkpointing`)."""
+
+    global_step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # micro-batches of `epoch` already consumed, per process
+    nonfinite_steps: int = 0
+    consecutive_nonfinite_steps: int = 0
+    skipped_images: int = 0  # unreadable images, summed over processes
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state_dict: dict):
+        for name, value in state_dict.items():
+            setattr(self, name, value)
+
+
+def parse_args(input_args=None):
+    parser = argparse.ArgumentParser(description="Train a ViT-VQGAN image tokenizer.")
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset_name", default="ILSVRC/imagenet-1k", help="Hub dataset (ignored with --train_data_dir)."
+    )
+    data.add_argument("--dataset_config_name", default=None, help="Configuration of the Hub dataset.")
+    data.add_argument("--train_data_dir", default=None, help="Image folder to train on instead of a Hub dataset.")
+    data.add_argument("--train_split", default="train", help="Split to train on.")
+    data.add_argument("--validation_data_dir", default=None, help="Image folder for validation metrics.")
+    data.add_argument(
+        "--validation_split",
+        default="validation",
+        help="Split for validation metrics; without it (and without --validation_data_dir) the first training images.",
+    )
+    data.add_argument("--image_column", default="image", help="Column holding the images.")
+    data.add_argument("--label_column", default="label", help="Column of class labels, passed through when present.")
+    data.add_argument("--streaming", action="store_true", help="Stream the dataset (needs --max_train_steps).")
+    data.add_argument("--shuffle_buffer_size", type=int, default=10_000, help="Shuffle buffer of a streamed dataset.")
+    data.add_argument("--cache_dir", default=None, help="Cache directory of `datasets`.")
+    data.add_argument("--resolution", type=int, default=None, help="Training image size; default: the model's.")
+    crop = data.add_mutually_exclusive_group()
+    crop.add_argument("--center_crop", action="store_true", help="Resize and center-crop (the default).")
+    crop.add_argument("--random_crop", action="store_true", help="Random resized crops instead of center crops.")
+    data.add_argument(
+        "--random_crop_scale", type=float, nargs=2, default=(0.5, 1.0), help="Area range of the random crops."
+    )
+    data.add_argument("--random_flip", action="store_true", help="Mirror half of the training images.")
+    data.add_argument("--dataloader_num_workers", type=int, default=0, help="Dataloader worker processes.")
+
+    model = parser.add_argument_group("models and losses")
+    model.add_argument("--model_config", default="ss", help=f"{'|'.join(MODEL_PRESETS)} or a path to a config.json.")
+    model.add_argument(
+        "--discriminator_config", default="stylegan2", help=f"{'|'.join(DISCRIMINATOR_PRESETS)} or a config path."
+    )
+    model.add_argument("--l2_weight", type=float, default=1.0, help="Weight of the l2 loss.")
+    model.add_argument("--logit_laplace_weight", type=float, default=0.1, help="Weight of the logit-Laplace loss.")
+    model.add_argument("--perceptual_weight", type=float, default=0.1, help="Weight of the LPIPS-VGG loss.")
+    model.add_argument("--adversarial_weight", type=float, default=0.1, help="Weight of the generator GAN loss.")
+    model.add_argument("--commitment_cost", type=float, default=0.25, help="Beta of the VQ loss (overrides config).")
+    model.add_argument(
+        "--perceptual_model", default=None, help="LPIPS-VGG16 weights (path or Hub id; see `load_lpips`)."
+    )
+    model.add_argument(
+        "--discriminator_start_step",
+        type=int,
+        default=None,
+        help="Step at which the discriminator and the adversarial term start; default: 10%% of the training steps.",
+    )
+    model.add_argument("--r1_gamma", type=float, default=10.0, help="Weight of the R1 penalty.")
+    model.add_argument("--r1_interval", type=int, default=16, help="Steps between lazy R1 penalties.")
+
+    optim = parser.add_argument_group("optimization")
+    optim.add_argument("--train_batch_size", type=int, default=8, help="Images per process and micro-batch.")
+    optim.add_argument("--max_train_steps", type=int, default=None, help="Optimizer steps; overrides epochs.")
+    optim.add_argument("--num_train_epochs", type=int, default=100, help="Epochs when --max_train_steps is unset.")
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")
+    optim.add_argument("--learning_rate", type=float, default=1e-4, help="Peak learning rate of the tokenizer.")
+    optim.add_argument("--discriminator_learning_rate", type=float, default=None, help="Default: --learning_rate.")
+    optim.add_argument("--lr_scheduler", default="cosine_with_min_lr", choices=LR_SCHEDULERS, help="LR schedule.")
+    optim.add_argument("--lr_warmup_steps", type=int, default=50_000, help="Linear warm-up steps.")
+    optim.add_argument(
+        "--lr_end", type=float, default=5e-5, help="Final learning rate of the *_with_min_lr schedules."
+    )
+    optim.add_argument("--adam_beta1", type=float, default=0.9, help="AdamW beta1.")
+    optim.add_argument("--adam_beta2", type=float, default=0.99, help="AdamW beta2.")
+    optim.add_argument("--adam_weight_decay", type=float, default=1e-4, help="Decoupled weight decay.")
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="AdamW epsilon.")
+    optim.add_argument("--max_grad_norm", type=float, default=None, help="Gradient clipping norm (off by default).")
+    optim.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"], help="Autocast precision.")
+    optim.add_argument("--use_ema", action="store_true", help="Keep and export an EMA of the tokenizer weights.")
+    optim.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay.")
+    optim.add_argument(
+        "--max_nonfinite_steps", type=int, default=10, help="Stop after this many non-finite steps in a row."
+    )
+    optim.add_argument("--seed", type=int, default=0, help="Seed of initialization, data order and augmentation.")
+
+    run = parser.add_argument_group("outputs, logging and checkpoints")
+    run.add_argument("--output_dir", default="vit-vqgan-tokenizer", help="Where the model and checkpoints go.")
+    run.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a training state every N steps.")
+    run.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    run.add_argument("--resume_from_checkpoint", default=None, help="`latest` or a checkpoint folder.")
+    run.add_argument("--validation_steps", type=int, default=5000, help="Validate every N steps (and at the end).")
+    run.add_argument("--num_validation_images", type=int, default=8, help="Images in the logged validation grid.")
+    run.add_argument("--max_validation_samples", type=int, default=256, help="Validation images for the metrics.")
+    run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
+    run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
+    run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
+    run.add_argument("--push_to_hub", action="store_true", help="Upload the output folder to the Hub.")
+    run.add_argument("--hub_model_id", default=None, help="Hub repository; default: the output folder's name.")
+    run.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
+    run.add_argument("--hub_token", default=None, help="Hub token; default: the logged-in user's.")
+
+    args = parser.parse_args(input_args)
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change."""
+    if args.train_data_dir is not None:
+        args.dataset_name = None
+    if args.dataset_name is None and args.train_data_dir is None:
+        raise ValueError("Pass --dataset_name (a Hub dataset) or --train_data_dir (an image folder).")
+    if args.perceptual_weight > 0 and not args.perceptual_model:
+        raise ValueError(
+            f"--perceptual_weight {args.perceptual_weight} needs --perceptual_model PATH_OR_HUB_ID (LPIPS-VGG16 "
+            "weights: a torchvision vgg16 state dict plus the lpips package's vgg.pth heads, see "
+            "`vit_vqgan_hf.training.load_lpips`), or pass --perceptual_weight 0 to train without the perceptual loss."
+        )
+    if args.streaming and args.max_train_steps is None:
+        raise ValueError("--streaming datasets have no length: set --max_train_steps.")
+    positive = ("train_batch_size", "gradient_accumulation_steps", "r1_interval", "max_nonfinite_steps")
+    positive += ("logging_steps", "max_validation_samples")
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    if args.lr_scheduler in SCHEDULERS_WITH_MIN_LR and not 0 <= args.lr_end <= args.learning_rate:
+        raise ValueError(f"--lr_end ({args.lr_end}) must lie in [0, --learning_rate ({args.learning_rate})].")
+    if not 0.0 < args.ema_decay < 1.0:
+        raise ValueError(f"--ema_decay must lie in (0, 1), got {args.ema_decay}.")
+    low, high = args.random_crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"--random_crop_scale must satisfy 0 < min <= max <= 1, got {low} {high}.")
+    if args.discriminator_learning_rate is None:
+        args.discriminator_learning_rate = args.learning_rate
+
+
+def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
+    """Model configurations from presets or files, with the command line's overrides."""
+    overrides = {"commitment_cost": args.commitment_cost}
+    if args.resolution is not None:
+        overrides["image_size"] = args.resolution
+    if args.model_config in MODEL_PRESETS:
+        config = VitVqganConfig.from_preset(args.model_config, **overrides)
+    else:
+        config = VitVqganConfig.from_pretrained(args.model_config, **overrides)
+        config.validate_architecture()
+    args.resolution = config.image_size
+    if args.discriminator_config in DISCRIMINATOR_PRESETS:
+        discriminator_config = VitVqganDiscriminatorConfig.from_preset(
+            args.discriminator_config, image_size=args.resolution
+        )
+    else:
+        discriminator_config = VitVqganDiscriminatorConfig.from_pretrained(
+            args.discriminator_config, image_size=args.resolution
+        )
+        discriminator_config.validate_architecture()
+    return config, discriminator_config
+
+
+def build_accelerator(args) -> Accelerator:
+    project_config = ProjectConfiguration(
+        project_dir=args.output_dir,
+        logging_dir=os.path.join(args.output_dir, args.logging_dir),
+        automatic_checkpoint_naming=True,
+        total_limit=args.checkpoints_total_limit,
+    )
+    return Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=project_config,
+        # Epoch e is shuffled with seed + e in every process, so shards agree and a resumed run sees the same order;
+        # streamed batches are built in each process (the default broadcast cannot carry the `skipped` counts).
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, dispatch_batches=False
+        ),
+    )
+
+
+def build_models(args, config, discriminator_config):
+    """Tokenizer, discriminator and, with --use_ema, the EMA of the tokenizer's weights."""
+    tokenizer = VitVqganModel(config)
+    discriminator = VitVqganDiscriminator(discriminator_config)
+    ema = EMAModel(tokenizer.parameters(), decay=args.ema_decay) if args.use_ema else None
+    return tokenizer.train(), discriminator.train(), ema
+
+
+def build_datasets(args, accelerator):
+    """Training dataset (augmented) and validation dataset (center crops, at most --max_validation_samples)."""
+    load = {"streaming": args.streaming, "cache_dir": args.cache_dir, "image_column": args.image_column}
+    with accelerator.main_process_first():
+        splits = load_image_dataset(args.dataset_name, args.train_data_dir, args.dataset_config_name, None, **load)
+        if args.validation_data_dir is not None:
+            validation_splits = load_image_dataset(train_data_dir=args.validation_data_dir, split=None, **load)
+            names = list(validation_splits)
+            validation = validation_splits[args.validation_split if args.validation_split in names else names[0]]
+        else:
+            validation = splits.get(args.validation_split)
+    if args.train_split not in splits:
+        raise ValueError(f"No split {args.train_split!r} to train on; available splits: {sorted(splits)}.")
+    train = splits[args.train_split]
+    args.validation_source = "held-out images"
+    if validation is None:
+        logger.warning(
+            f"No validation split {args.validation_split!r}: validation metrics use the first training images."
+        )
+        args.validation_source = "the first training images"
+        validation = train
+    if args.streaming:
+        # Materialize the few validation examples (still undecoded) so that every process can index them.
+        validation = Dataset.from_list(
+            list(validation.take(args.max_validation_samples)), features=validation.features
+        )
+        train = train.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+    else:
+        validation = validation.select(range(min(len(validation), args.max_validation_samples)))
+    transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
+    dataset_class = ImageStreamingDataset if args.streaming else ImageTrainingDataset
+    train_dataset = dataset_class(train, transform, args.image_column, args.label_column, seed=args.seed)
+    validation_dataset = ImageTrainingDataset(
+        validation, ImageTransform(args.resolution), args.image_column, args.label_column, seed=args.seed
+    )
+    return train_dataset, validation_dataset
+
+
+def build_optimizers(args, accelerator, tokenizer, discriminator, max_train_steps):
+    """AdamW and a warm-up + decay schedule for each network (the paper uses the same optimizer for both)."""
+    optimizers, schedulers = [], []
+    for model, learning_rate in ((tokenizer, args.learning_rate), (discriminator, args.discriminator_learning_rate)):
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            weight_decay=args.adam_weight_decay,
+            eps=args.adam_epsilon,
+        )
+        specific = (
+            {"min_lr_rate": args.lr_end / args.learning_rate} if args.lr_scheduler in SCHEDULERS_WITH_MIN_LR else None
+        )
+        # The prepared scheduler advances once per process at every optimizer step (accelerate's convention).
+        scheduler = get_scheduler(
+            args.lr_scheduler,
+            optimizer,
+            num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=max_train_steps * accelerator.num_processes,
+            scheduler_specific_kwargs=specific,
+        )
+        optimizers.append(optimizer)
+        schedulers.append(scheduler)
+    return optimizers, schedulers
+
+
+def generator_forward_backward(args, accelerator, tokenizer, discriminator, perceptual, batch, adversarial_active):
+    """Tokenizer loss of one micro-batch and its backward pass; the discriminator is frozen and gets no gradient."""
+    frozen_discriminator = accelerator.unwrap_model(discriminator).requires_grad_(False)
+    weights = VitVqganLossWeights(
+        args.l2_weight, args.logit_laplace_weight, args.perceptual_weight, args.adversarial_weight
+    )
+    config = accelerator.unwrap_model(tokenizer).config
+    with accelerator.autocast():
+        output = tokenizer(batch["pixel_values"])
+        loss, logs = generator_loss(
+            batch["pixel_values"],
+            output,
+            weights,
+            perceptual=perceptual,
+            discriminator=frozen_discriminator if adversarial_active else None,
+            adversarial_active=adversarial_active,
+            logit_laplace_eps=config.logit_laplace_eps,
+        )
+    accelerator.backward(loss)
+    frozen_discriminator.requires_grad_(True)
+    return loss, logs, output
+
+
+def discriminator_forward_backward(args, accelerator, discriminator, real, fake, apply_r1):
+    """Discriminator loss of one micro-batch (detached reconstructions) and its backward pass."""
+    with accelerator.autocast():
+        loss, logs = discriminator_step_loss(discriminator, real, fake, apply_r1, args.r1_gamma, args.r1_interval)
+    accelerator.backward(loss)
+    return loss, logs
+
+
+def optimizer_step(args, accelerator, model, optimizer, scheduler, nonfinite_loss):
+    """Clip, then step unless a loss or (outside fp16, whose scaler skips by itself) the gradient is not finite."""
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm or math.inf)
+    nonfinite = nonfinite_loss or (args.mixed_precision != "fp16" and not torch.isfinite(grad_norm).item())
+    if not nonfinite:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return grad_norm, nonfinite
+
+
+def export_tokenizer(accelerator, tokenizer, ema) -> VitVqganModel:
+    """The tokenizer to evaluate and save: the trained model, or a copy holding the EMA weights."""
+    model = accelerator.unwrap_model(tokenizer)
+    if ema is None:
+        return model
+    copy = VitVqganModel(model.config).to(accelerator.device)
+    ema.copy_to(copy.parameters())
+    return copy
+
+
+@torch.no_grad()
+def validate(args, accelerator, model, validation_dataset) -> tuple[dict, np.ndarray]:
+    """PSNR (mean over images) and codebook usage / perplexity over the validation images, split over processes."""
+    was_training = model.training
+    model.eval()
+    indices = list(range(accelerator.process_index, len(validation_dataset), accelerator.num_processes))
+    shard = torch.utils.data.Subset(validation_dataset, indices)
+    loader = DataLoader(shard, batch_size=args.train_batch_size, collate_fn=collate_images)
+    psnr_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    num_images = torch.zeros((), device=accelerator.device, dtype=torch.long)
+    code_counts = torch.zeros(model.config.codebook_size, device=accelerator.device, dtype=torch.long)
+    grid_rows = []
+    for batch in loader:
+        pixel_values = batch["pixel_values"].to(accelerator.device)
+        with accelerator.autocast():
+            output = model(pixel_values)
+        reconstruction = output.reconstruction.float()
+        psnr = peak_signal_noise_ratio(
+            (reconstruction + 1) / 2, (pixel_values + 1) / 2, data_range=1.0, reduction="none", dim=(1, 2, 3)
+        )
+        psnr_sum += psnr.sum()
+        num_images += psnr.numel()
+        code_counts += output.code_counts
+        if sum(len(rows) for rows in grid_rows) < args.num_validation_images:
+            grid_rows.append(torch.cat([pixel_values, reconstruction], dim=-1)[: args.num_validation_images])
+    model.train(was_training)
+    psnr_sum, num_images = accelerator.reduce(psnr_sum, "sum"), accelerator.reduce(num_images, "sum")
+    code_counts = accelerator.reduce(code_counts, "sum")
+    usage, perplexity = codebook_statistics(code_counts)
+    metrics = {"validation/psnr": (psnr_sum / num_images.clamp(min=1)).item(), "validation/codebook_usage": usage}
+    metrics["validation/codebook_perplexity"] = perplexity
+    grid = torch.cat(grid_rows)[: args.num_validation_images] if grid_rows else torch.zeros(0, 3, 1, 2)
+    grid = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return metrics, grid
+
+
+def codebook_statistics(code_counts: torch.Tensor) -> tuple[float, float]:
+    """Fraction of codes used and perplexity (exp of the entropy) of summed code counts."""
+    probabilities = code_counts.double() / code_counts.sum().clamp(min=1)
+    entropy = -(probabilities * probabilities.clamp(min=1e-30).log()).sum()
+    return (code_counts > 0).double().mean().item(), entropy.exp().item()
+
+
+def log_validation(args, accelerator, tokenizer, ema, validation_dataset, global_step) -> dict:
+    """Validate, log metrics and the input | reconstruction grid to the trackers; returns the metrics."""
+    metrics, grid = validate(args, accelerator, export_tokenizer(accelerator, tokenizer, ema), validation_dataset)
+    accelerator.log(metrics, step=global_step)
+    if accelerator.is_main_process:
+        logger.info(f"step {global_step}: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        for tracker in accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_images("validation/input|reconstruction", grid, global_step, dataformats="NHWC")
+            elif hasattr(tracker, "log_images"):
+                tracker.log_images({"validation/input|reconstruction": list(grid)}, step=global_step)
+        if len(grid):
+            PIL.Image.fromarray(np.concatenate(list(grid), axis=0)).save(
+                os.path.join(args.output_dir, "validation_reconstructions.png")
+            )
+    return metrics
+
+
+def save_checkpoint(accelerator, state: TrainingState):
+    """`accelerator.save_state` into `checkpoints/checkpoint_<global_step>` (rotated by --checkpoints_total_limit)."""
+    accelerator.project_configuration.iteration = state.global_step
+    if os.path.isdir(os.path.join(accelerator.project_dir, "checkpoints", f"checkpoint_{state.global_step}")):
+        return
+    accelerator.save_state()
+
+
+def resume(args, accelerator, state: TrainingState):
+    """Load the checkpoint named by --resume_from_checkpoint; `latest` without any checkpoint starts from scratch."""
+    if args.resume_from_checkpoint is None:
+        return
+    path = args.resume_from_checkpoint
+    if path == "latest":
+        checkpoints_dir = Path(args.output_dir, "checkpoints")
+        steps = [
+            int(match.group(1))
+            for p in checkpoints_dir.glob("checkpoint_*")
+            if (match := re.fullmatch(r"checkpoint_(\d+)", p.name))
+        ]
+        if not steps:
+            logger.info(f"No checkpoint in {checkpoints_dir}: starting a new training run.")
+            return
+        path = checkpoints_dir / f"checkpoint_{max(steps)}"
+    logger.info(f"Resuming from {path}")
+    accelerator.load_state(str(path))
+    logger.info(f"Resumed at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch}).")
+
+
+def save_model_card(args, output_dir, config, metrics: dict, state: TrainingState):
+    """Write `README.md`: YAML metadata, description, training configuration and final validation metrics."""
+    card_data = ModelCardData(
+        library_name="vit-vqgan-hf",
+        license="apache-2.0",
+        tags=["vit-vqgan", "image-tokenizer", "vector-quantization", "vqgan", "image-to-image"],
+        datasets=[args.dataset_name] if args.dataset_name else None,
+    )
+    source = args.dataset_name or "a local image folder"
+    hyperparameters = {
+        "model_config": args.model_config,
+        "discriminator_config": args.discriminator_config,
+        "resolution": args.resolution,
+        "codebook_size": config.codebook_size,
+        "codebook_dim": config.codebook_dim,
+        "train_batch_size (per process)": args.train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "training steps": state.global_step,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler": f"{args.lr_scheduler} (warm-up {args.lr_warmup_steps}, end {args.lr_end})",
+        "adam betas / weight decay": f"({args.adam_beta1}, {args.adam_beta2}) / {args.adam_weight_decay}",
+        "loss weights (l2, logit-Laplace, perceptual, adversarial)": (
+            f"{args.l2_weight}, {args.logit_laplace_weight}, {args.perceptual_weight}, {args.adversarial_weight}"
+        ),
+        "commitment_cost": args.commitment_cost,
+        "discriminator_start_step": args.discriminator_start_step,
+        "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}",
+        "EMA": f"decay {args.ema_decay}" if args.use_ema else "no",
+        "mixed_precision": args.mixed_precision or "no",
+        "seed": args.seed,
+    }
+    rows = "\n".join(f"| {name} | {value} |" for name, value in hyperparameters.items())
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# ViT-VQGAN image tokenizer
+
+A ViT-VQGAN tokenizer ("Vector-quantized Image Modeling with Improved VQGAN", Yu et al., ICLR 2022) trained on
+{source} with `examples/train_tokenizer.py` of vit-vqgan-hf. It maps {config.image_size}x{config.image_size} images to
+{config.token_grid_size}x{config.token_grid_size} tokens from a codebook of {config.codebook_size} codes.
+
+## Usage
+
+```python
+import torch
+from vit_vqgan_hf import VitVqganModel
+
+tokenizer = VitVqganModel.from_pretrained("{args.hub_model_id or args.output_dir}")
+pixel_values = torch.rand(1, 3, {config.image_size}, {config.image_size}) * 2 - 1  # images in [-1, 1]
+image_tokens = tokenizer.encode(pixel_values).image_tokens
+reconstruction = tokenizer.decode_tokens(image_tokens)
+```
+
+## Evaluation
+
+On {metrics["num_images"]} validation images ({metrics["source"]}), center-cropped to {config.image_size}x{config.image_size}:
+
+| metric | value |
+| --- | --- |
+| PSNR (dB, mean over images) | {metrics["validation/psnr"]:.2f} |
+| codebook usage | {100 * metrics["validation/codebook_usage"]:.1f}% |
+| codebook perplexity | {metrics["validation/codebook_perplexity"]:.1f} |
+
+## Training configuration
+
+| setting | value |
+| --- | --- |
+{rows}
+
+The discriminator (StyleGAN2, for further adversarial training) is in the `discriminator/` folder.
+"""
+    ModelCard(content).save(os.path.join(output_dir, "README.md"))
+
+
+def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state):
+    """Final validation, then the tokenizer, the discriminator, the model card and train_results.json."""
+    metrics = log_validation(args, accelerator, tokenizer, ema, validation_dataset, state.global_step)
+    metrics["num_images"] = len(validation_dataset)
+    metrics["source"] = args.validation_source
+    if accelerator.is_main_process:
+        export = export_tokenizer(accelerator, tokenizer, ema)
+        export.save_pretrained(args.output_dir)
+        accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
+        save_model_card(args, args.output_dir, export.config, metrics, state)
+        results = {**state.state_dict(), **{name: value for name, value in metrics.items() if name != "source"}}
+        Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        logger.info(f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
+    return metrics
+
+
+def push_to_hub(args, repo_id: str):
+    """Upload the output folder (without the training checkpoints) to the Hub repository."""
+    upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message=f"ViT-VQGAN tokenizer ({args.model_config})",
+        ignore_patterns=["checkpoints/**", "checkpoints/*"],
+        token=args.hub_token,
+    )
+
+
+@dataclass
+class TrainingParts:
+    """What the training loop works on, prepared by accelerate."""
+
+    tokenizer: torch.nn.Module
+    discriminator: torch.nn.Module
+    perceptual: torch.nn.Module | None
+    ema: EMAModel | None
+    optimizers: list
+    schedulers: list
+    train_dataset: torch.utils.data.Dataset
+    train_dataloader: DataLoader
+    validation_dataset: torch.utils.data.Dataset
+
+
+def new_pending() -> dict:
+    """Per-process counters of the micro-batches of the current optimizer step."""
+    return {"generator_nonfinite": 0, "discriminator_nonfinite": 0, "skipped": 0, "images": 0}
+
+
+def train_micro_batch(args, accelerator, parts: TrainingParts, state, batch, pending, window) -> dict:
+    """Generator then discriminator forward/backward on one micro-batch; optimizer steps when gradients sync."""
+    adversarial_active = state.global_step >= args.discriminator_start_step
+    with accelerator.accumulate(parts.tokenizer, parts.discriminator):
+        loss, generator_logs, output = generator_forward_backward(
+            args, accelerator, parts.tokenizer, parts.discriminator, parts.perceptual, batch, adversarial_active
+        )
+        pending["generator_nonfinite"] += int(not torch.isfinite(loss).item())
+        logs = {f"train/{name}": value for name, value in generator_logs.items()}
+        if adversarial_active:
+            apply_r1 = state.global_step % args.r1_interval == 0
+            loss, discriminator_logs = discriminator_forward_backward(
+                args, accelerator, parts.discriminator, batch["pixel_values"], output.reconstruction, apply_r1
+            )
+            pending["discriminator_nonfinite"] += int(not torch.isfinite(loss).item())
+            logs.update({f"discriminator/{name}": value for name, value in discriminator_logs.items()})
+        pending["skipped"] += batch["skipped"]
+        pending["images"] += batch["pixel_values"].shape[0]
+        window["code_counts"] += output.code_counts
+        if accelerator.sync_gradients:
+            logs.update(step_optimizers(args, accelerator, parts, pending))
+    return logs
+
+
+def step_optimizers(args, accelerator, parts: TrainingParts, pending) -> dict:
+    """Agree across processes on non-finite losses, then step (or skip) both optimizers and the EMA."""
+    counters = torch.tensor([pending[name] for name in new_pending()], device=accelerator.device)
+    pending.update(zip(new_pending(), accelerator.reduce(counters, "sum").tolist()))
+    (generator_optimizer, discriminator_optimizer), (generator_scheduler, discriminator_scheduler) = (
+        parts.optimizers,
+        parts.schedulers,
+    )
+    generator_norm, generator_skipped = optimizer_step(
+        args,
+        accelerator,
+        parts.tokenizer,
+        generator_optimizer,
+        generator_scheduler,
+        pending["generator_nonfinite"] > 0,
+    )
+    # Before --discriminator_start_step the discriminator has no gradients, and its step changes nothing.
+    discriminator_norm, discriminator_skipped = optimizer_step(
+        args,
+        accelerator,
+        parts.discriminator,
+        discriminator_optimizer,
+        discriminator_scheduler,
+        pending["discriminator_nonfinite"] > 0,
+    )
+    if parts.ema is not None and not generator_skipped:
+        parts.ema.step(accelerator.unwrap_model(parts.tokenizer).parameters())
+    pending["nonfinite"] = generator_skipped or discriminator_skipped
+    return {
+        "train/grad_norm": generator_norm.item(),
+        "discriminator/grad_norm": discriminator_norm.item(),
+        "train/learning_rate": generator_scheduler.get_last_lr()[0],
+        "discriminator/learning_rate": discriminator_scheduler.get_last_lr()[0],
+    }
+
+
+def log_training(args, accelerator, state, logs, window, progress):
+    """Log the step's losses and the window's codebook statistics (all processes) and throughput."""
+    code_counts = accelerator.reduce(window["code_counts"], "sum")
+    usage, perplexity = codebook_statistics(code_counts)
+    elapsed = time.perf_counter() - window["start"]
+    logs = {name: float(value) for name, value in logs.items()}
+    logs.update(
+        {
+            "train/codebook_usage": usage,
+            "train/codebook_perplexity": perplexity,
+            "train/images_per_second": window["images"] / max(elapsed, 1e-9),
+            "train/skipped_images": state.skipped_images,
+            "train/nonfinite_steps": state.nonfinite_steps,
+        }
+    )
+    accelerator.log(logs, step=state.global_step)
+    progress.set_postfix(loss=f"{logs['train/total']:.4f}", usage=f"{usage:.2f}")
+    window.update(new_window(window["code_counts"]))
+
+
+def new_window(code_counts: torch.Tensor) -> dict:
+    """Statistics gathered between two logging steps."""
+    return {"code_counts": torch.zeros_like(code_counts), "images": 0, "start": time.perf_counter()}
+
+
+def after_optimizer_step(args, accelerator, parts: TrainingParts, state, logs, pending, window, progress):
+    """Count the step, stop on too many non-finite steps in a row, then log, checkpoint and validate when due."""
+    state.global_step += 1
+    progress.update(1)
+    state.skipped_images += pending["skipped"]
+    window["images"] += pending["images"]
+    if pending["nonfinite"]:
+        state.nonfinite_steps += 1
+        state.consecutive_nonfinite_steps += 1
+        logger.warning(f"Non-finite loss or gradient at step {state.global_step}: the update was skipped.")
+    else:
+        state.consecutive_nonfinite_steps = 0
+    pending.update(new_pending())
+    if state.consecutive_nonfinite_steps >= args.max_nonfinite_steps:
+        save_checkpoint(accelerator, state)
+        accelerator.end_training()
+        raise RuntimeError(
+            f"{state.consecutive_nonfinite_steps} optimizer steps in a row (up to step {state.global_step}) had a "
+            f"non-finite loss or gradient, so training stopped (--max_nonfinite_steps {args.max_nonfinite_steps}). "
+            f"The last finite weights are in {os.path.join(args.output_dir, 'checkpoints')}; lower --learning_rate, "
+            "set --max_grad_norm, or use --mixed_precision bf16 instead of fp16 before resuming."
+        )
+    if state.global_step % args.logging_steps == 0:
+        log_training(args, accelerator, state, logs, window, progress)
+    if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
+        save_checkpoint(accelerator, state)
+    # The last step is validated by `save_outputs`.
+    if (
+        args.validation_steps
+        and state.global_step % args.validation_steps == 0
+        and state.global_step < args.max_train_steps
+    ):
+        log_validation(args, accelerator, parts.tokenizer, parts.ema, parts.validation_dataset, state.global_step)
+
+
+def train(args, accelerator, parts: TrainingParts, state: TrainingState):
+    """Run optimizer steps until --max_train_steps, resuming inside an epoch where the checkpoint left off."""
+    progress = tqdm(
+        total=args.max_train_steps, initial=state.global_step, desc="steps", disable=not accelerator.is_main_process
+    )
+    codebook_size = accelerator.unwrap_model(parts.tokenizer).config.codebook_size
+    window = new_window(torch.zeros(codebook_size, dtype=torch.long, device=accelerator.device))
+    pending = new_pending()
+    while state.global_step < args.max_train_steps:
+        # Order and augmentation of epoch e depend on (seed, e) only; both are set before the iterator starts.
+        parts.train_dataset.set_epoch(state.epoch)
+        parts.train_dataloader.set_epoch(state.epoch)
+        dataloader = parts.train_dataloader
+        if state.batches_in_epoch:
+            dataloader = accelerator.skip_first_batches(dataloader, state.batches_in_epoch)
+        for batch in dataloader:
+            state.batches_in_epoch += 1
+            logs = train_micro_batch(args, accelerator, parts, state, batch, pending, window)
+            if accelerator.sync_gradients:
+                after_optimizer_step(args, accelerator, parts, state, logs, pending, window, progress)
+                if state.global_step >= args.max_train_steps:
+                    break
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    progress.close()
+
+
+def build_dataloader(args, accelerator, train_dataset) -> DataLoader:
+    """The prepared training dataloader; also fills in --max_train_steps and --discriminator_start_step."""
+    dataloader = DataLoader(
+        train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        collate_fn=collate_images,
+        num_workers=args.dataloader_num_workers,
+    )
+    dataloader = accelerator.prepare(dataloader)
+    if args.max_train_steps is None:
+        if len(dataloader) == 0:
+            raise ValueError("The training dataset is empty.")
+        args.max_train_steps = args.num_train_epochs * math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+    if args.discriminator_start_step is None:
+        args.discriminator_start_step = args.max_train_steps // 10
+    if args.lr_warmup_steps > args.max_train_steps:
+        logger.warning(f"--lr_warmup_steps {args.lr_warmup_steps} exceeds the {args.max_train_steps} training steps.")
+    return dataloader
+
+
+def main(args):
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    accelerator = build_accelerator(args)
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+    repo_id = None
+    if args.push_to_hub and accelerator.is_main_process:
+        repo_id = create_repo(
+            args.hub_model_id or Path(args.output_dir).name,
+            exist_ok=True,
+            private=args.hub_private,
+            token=args.hub_token,
+        ).repo_id
+    set_seed(args.seed)
+    # The perceptual network first: a wrong --perceptual_model fails before the data is read.
+    perceptual = load_lpips(args.perceptual_model).to(accelerator.device) if args.perceptual_weight > 0 else None
+    config, discriminator_config = load_configs(args)
+    train_dataset, validation_dataset = build_datasets(args, accelerator)
+    train_dataloader = build_dataloader(args, accelerator, train_dataset)
+    tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
+    optimizers, schedulers = build_optimizers(args, accelerator, tokenizer, discriminator, args.max_train_steps)
+    tokenizer, discriminator, *optimizers_and_schedulers = accelerator.prepare(
+        tokenizer, discriminator, *optimizers, *schedulers
+    )
+    parts = TrainingParts(
+        tokenizer,
+        discriminator,
+        perceptual,
+        ema,
+        optimizers_and_schedulers[:2],
+        optimizers_and_schedulers[2:],
+        train_dataset,
+        train_dataloader,
+        validation_dataset,
+    )
+    state = TrainingState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+    tracker_config = {
+        name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
+    }
+    accelerator.init_trackers("train_tokenizer", config=tracker_config)
+    resume(args, accelerator, state)
+    logger.info(
+        f"Training {args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
+        f"{args.gradient_accumulation_steps} accumulation images; discriminator from step {args.discriminator_start_step}."
+    )
+    train(args, accelerator, parts, state)
+    accelerator.wait_for_everyone()
+    save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state)
+    if repo_id is not None:
+        push_to_hub(args, repo_id)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main(parse_args())

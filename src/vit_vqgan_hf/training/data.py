@@ -1,0 +1,528 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""Image data for the training scripts: loading with `datasets`, PIL decoding, augmentation and batching.
+
+Written with PIL and torch only (torchvision does not import next to the pinned torch). Randomness never comes from
+a global generator: every random crop and flip draws from a `torch.Generator` seeded by `(seed, epoch, index)`, so an
+example gets the same augmentation whatever process, worker or resumed run loads it. Images are decoded lazily, one at
+a time, so that an unreadable or truncated file costs one skipped example, counted in the batch, and never a crash.
+
+The crop follows torchvision's `RandomResizedCrop` (Szegedy et al. 2015, "Going Deeper with Convolutions"; the
+sampling loop of `torchvision/transforms/transforms.py`), re-implemented here.
+"""
+
+import io
+import math
+
+import numpy as np
+import PIL.Image
+import torch
+from datasets import Image, load_dataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+
+# Modes whose last band is an alpha channel (premultiplied ones included); they are composited on white.
+ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
+# Integer modes whose values span 16 bits (16-bit PNGs and TIFFs open as one of these).
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+# How many neighbouring examples a map-style dataset tries in place of an unreadable one before giving up.
+MAX_REPLACEMENT_ATTEMPTS = 32
+
+
+def load_image_dataset(
+    dataset_name: str | None = None,
+    train_data_dir: str | None = None,
+    dataset_config_name: str | None = None,
+    split: str | None = "train",
+    streaming: bool = False,
+    cache_dir: str | None = None,
+    image_column: str = "image",
+):
+    """
+    Load an image dataset from the Hugging Face Hub or from a local image folder, with images left undecoded.
+
+    The image column is cast to `datasets.Image(decode=False)`, so each example holds the file's `bytes` and `path`
+    and decoding happens one example at a time in [`ImageTrainingDataset`] or [`ImageStreamingDataset`], where a
+    broken file can be skipped.
+
+    Args:
+        dataset_name (`str`, *optional*, defaults to `None`):
+            Name of a dataset on the Hub or in the local cache, for example `"ILSVRC/imagenet-1k"`. Exactly one of
+            `dataset_name` and `train_data_dir` must be given.
+        train_data_dir (`str`, *optional*, defaults to `None`):
+            A folder loaded with `load_dataset("imagefolder", data_dir=...)`: images in `<class>/` subfolders (which
+            give a `label` column) or in `train/<class>/`, `validation/<class>/` (which give splits).
+        dataset_config_name (`str`, *optional*, defaults to `None`):
+            Configuration of the Hub dataset.
+        split (`str`, *optional*, defaults to `"train"`):
+            Split to return; `None` returns every split as a `DatasetDict` (or `IterableDatasetDict`).
+        streaming (`bool`, *optional*, defaults to `False`):
+            Stream the examples instead of downloading and preparing the whole dataset.
+        cache_dir (`str`, *optional*, defaults to `None`):
+            Cache directory of `datasets`.
+        image_column (`str`, *optional*, defaults to `"image"`):
+            Column holding the images.
+
+    Returns:
+        `datasets.Dataset`, `datasets.IterableDataset`, or a dictionary of them when `split` is `None`.
+
+    Raises:
+        `ValueError`: when both or neither source is given, when `split` does not exist (the message lists the splits)
+        or when the image column is missing.
+
+    Example:
+
+    ```python
+    >>> from vit_vqgan_hf.training.data import load_image_dataset
+
+    >>> dataset = load_image_dataset(train_data_dir="path/to/images")  # doctest: +SKIP
+    >>> dataset.features["image"]  # doctest: +SKIP
+    Image(mode=None, decode=False)
+    ```
+    """
+    if (dataset_name is None) == (train_data_dir is None):
+        raise ValueError("Pass exactly one of `dataset_name` (a Hub dataset) and `train_data_dir` (an image folder).")
+    if train_data_dir is not None:
+        splits = load_dataset("imagefolder", data_dir=train_data_dir, streaming=streaming, cache_dir=cache_dir)
+    else:
+        splits = load_dataset(dataset_name, dataset_config_name, streaming=streaming, cache_dir=cache_dir)
+    source = train_data_dir if train_data_dir is not None else dataset_name
+    for name, dataset in splits.items():
+        columns = dataset.column_names
+        if columns is not None and image_column not in columns:
+            raise ValueError(f"Split {name!r} of {source!r} has no image column {image_column!r}; columns: {columns}.")
+    splits = splits.cast_column(image_column, Image(decode=False))
+    if split is None:
+        return splits
+    if split not in splits:
+        raise ValueError(f"{source!r} has no split {split!r}; available splits: {sorted(splits)}.")
+    return splits[split]
+
+
+def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """
+    Convert a PIL image of any common mode to 8-bit RGB.
+
+    - Transparent images (`LA`, `RGBA`, palette images with a transparency entry, ...) are composited on a white
+      background, the way viewers show them on a page. Dropping the alpha channel instead would reveal whatever colour
+      the encoder left under fully transparent pixels (often black or noise).
+    - 16-bit integer images (`I;16*`, and `I`, which is how 16-bit PNGs may open) are scaled from `[0, 65535]` to
+      `[0, 255]`; PIL's own conversion would clip every value above 255 to white.
+    - Float images (`F`) are read as `[0, 1]` when their maximum is at most 1, as `[0, 255]` otherwise.
+    - Grayscale (`L`, `1`), `CMYK`, `YCbCr`, palette and other modes use PIL's conversion.
+
+    Args:
+        image (`PIL.Image.Image`):
+            The decoded image.
+
+    Returns:
+        `PIL.Image.Image` in mode `RGB`.
+
+    Example:
+
+    ```python
+    >>> import PIL.Image
+    >>> from vit_vqgan_hf.training.data import to_rgb
+
+    >>> transparent = PIL.Image.new("RGBA", (2, 2), (255, 0, 0, 0))
+    >>> to_rgb(transparent).getpixel((0, 0))
+    (255, 255, 255)
+    ```
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ALPHA_MODES:
+        image = image.convert("RGBA")
+        background = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return PIL.Image.alpha_composite(background, image).convert("RGB")
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if image.mode == "F":
+            scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+        else:
+            scale = 255.0 / 65535.0
+        gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return PIL.Image.fromarray(gray, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_image(value) -> PIL.Image.Image:
+    """
+    Decode one image of a `datasets` column into an RGB PIL image.
+
+    Args:
+        value (`dict`, `bytes`, `str` or `PIL.Image.Image`):
+            A `{"bytes", "path"}` dictionary of an undecoded `datasets.Image` column, raw file bytes, a file path or
+            an already decoded image.
+
+    Returns:
+        `PIL.Image.Image` in mode `RGB`, fully loaded.
+
+    Raises:
+        `OSError`, `ValueError` or another PIL exception for unreadable, truncated or unsupported files.
+    """
+    if isinstance(value, dict):
+        value = value["bytes"] if value.get("bytes") is not None else value["path"]
+    if isinstance(value, (bytes, bytearray)):
+        value = io.BytesIO(value)
+    image = value if isinstance(value, PIL.Image.Image) else PIL.Image.open(value)
+    # `load()` reads the whole file now, so that a truncated image fails here and not later in a crop.
+    image.load()
+    return to_rgb(image)
+
+
+def resize_center_crop(
+    image: PIL.Image.Image, size: int, resample: PIL.Image.Resampling = PIL.Image.Resampling.BICUBIC
+) -> PIL.Image.Image:
+    """
+    Resize the shorter side to `size` and cut the central `size x size` square (torchvision's `Resize` then
+    `CenterCrop`), in one resampling step.
+
+    Args:
+        image (`PIL.Image.Image`):
+            Input image.
+        size (`int`):
+            Side of the output square.
+        resample (`PIL.Image.Resampling`, *optional*, defaults to `PIL.Image.Resampling.BICUBIC`):
+            Resampling filter.
+
+    Returns:
+        `PIL.Image.Image` of size `(size, size)`.
+    """
+    width, height = image.size
+    side = min(width, height)
+    left = (width - side) / 2
+    top = (height - side) / 2
+    return image.resize((size, size), resample=resample, box=(left, top, left + side, top + side))
+
+
+def random_resized_crop(
+    image: PIL.Image.Image,
+    size: int,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    resample: PIL.Image.Resampling = PIL.Image.Resampling.BICUBIC,
+) -> PIL.Image.Image:
+    """
+    Crop a random area and aspect ratio and resize it to `size x size` (torchvision's `RandomResizedCrop`).
+
+    Up to ten times, draw an area fraction uniformly from `scale` and an aspect ratio log-uniformly from `ratio`, and
+    keep the first box that fits; otherwise take the largest central box whose ratio lies in `ratio`.
+
+    Args:
+        image (`PIL.Image.Image`):
+            Input image.
+        size (`int`):
+            Side of the output square.
+        generator (`torch.Generator`):
+            Source of randomness; the same seed gives the same crop.
+        scale (`tuple[float, float]`, *optional*, defaults to `(0.08, 1.0)`):
+            Range of the crop's area as a fraction of the image's.
+        ratio (`tuple[float, float]`, *optional*, defaults to `(3 / 4, 4 / 3)`):
+            Range of the crop's width / height.
+        resample (`PIL.Image.Resampling`, *optional*, defaults to `PIL.Image.Resampling.BICUBIC`):
+            Resampling filter.
+
+    Returns:
+        `PIL.Image.Image` of size `(size, size)`.
+
+    Example:
+
+    ```python
+    >>> import PIL.Image, torch
+    >>> from vit_vqgan_hf.training.data import random_resized_crop
+
+    >>> image = PIL.Image.new("RGB", (64, 48))
+    >>> random_resized_crop(image, 32, torch.Generator().manual_seed(0), scale=(0.5, 1.0)).size
+    (32, 32)
+    ```
+    """
+    width, height = image.size
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        draws = torch.rand(4, generator=generator).tolist()
+        target_area = area * (scale[0] + (scale[1] - scale[0]) * draws[0])
+        aspect_ratio = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * draws[1])
+        crop_width = int(round(math.sqrt(target_area * aspect_ratio)))
+        crop_height = int(round(math.sqrt(target_area / aspect_ratio)))
+        if 0 < crop_width <= width and 0 < crop_height <= height:
+            left = int(draws[2] * (width - crop_width + 1))
+            top = int(draws[3] * (height - crop_height + 1))
+            break
+    else:
+        # Fallback of torchvision: a central crop with the aspect ratio clamped into `ratio`.
+        if width / height < ratio[0]:
+            crop_width, crop_height = width, int(round(width / ratio[0]))
+        elif width / height > ratio[1]:
+            crop_width, crop_height = int(round(height * ratio[1])), height
+        else:
+            crop_width, crop_height = width, height
+        left, top = (width - crop_width) // 2, (height - crop_height) // 2
+    box = (left, top, left + crop_width, top + crop_height)
+    return image.resize((size, size), resample=resample, box=box)
+
+
+def horizontal_flip(image: PIL.Image.Image, generator: torch.Generator, probability: float = 0.5) -> PIL.Image.Image:
+    """
+    Mirror the image left to right with the given probability.
+
+    Args:
+        image (`PIL.Image.Image`):
+            Input image.
+        generator (`torch.Generator`):
+            Source of randomness.
+        probability (`float`, *optional*, defaults to 0.5):
+            Probability of the flip.
+
+    Returns:
+        `PIL.Image.Image`, flipped or not.
+    """
+    if torch.rand(1, generator=generator).item() < probability:
+        return image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+    return image
+
+
+def pil_to_pixel_values(image: PIL.Image.Image) -> torch.Tensor:
+    """
+    Convert an RGB PIL image to a float tensor of shape `(3, height, width)` in `[-1, 1]` (`pixels / 127.5 - 1`).
+
+    Args:
+        image (`PIL.Image.Image`):
+            Image in mode `RGB`.
+
+    Returns:
+        `torch.FloatTensor` of shape `(3, height, width)`.
+    """
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A `torch.Generator` that depends only on `(seed, epoch, index)`: per-example, per-epoch randomness."""
+    # A fixed odd multiplier per component keeps nearby tuples far apart in seed space (no collisions for
+    # realistic epochs and dataset sizes below 2**40 examples).
+    mixed = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + index) % (2**63)
+    return torch.Generator().manual_seed(mixed)
+
+
+class ImageTransform:
+    """
+    Decode, crop, flip and normalize one image, with randomness drawn from a given generator.
+
+    Args:
+        resolution (`int`):
+            Side of the output images.
+        random_crop (`bool`, *optional*, defaults to `False`):
+            Use [`random_resized_crop`]; otherwise [`resize_center_crop`].
+        random_flip (`bool`, *optional*, defaults to `False`):
+            Mirror half of the images ([`horizontal_flip`]).
+        crop_scale (`tuple[float, float]`, *optional*, defaults to `(0.08, 1.0)`):
+            Area range of the random crop.
+        crop_ratio (`tuple[float, float]`, *optional*, defaults to `(3 / 4, 4 / 3)`):
+            Aspect-ratio range of the random crop.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        random_crop: bool = False,
+        random_flip: bool = False,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ):
+        self.resolution = resolution
+        self.random_crop = random_crop
+        self.random_flip = random_flip
+        self.crop_scale = tuple(crop_scale)
+        self.crop_ratio = tuple(crop_ratio)
+
+    def __call__(self, value, generator: torch.Generator) -> torch.Tensor:
+        image = decode_image(value)
+        if self.random_crop:
+            image = random_resized_crop(image, self.resolution, generator, self.crop_scale, self.crop_ratio)
+        else:
+            image = resize_center_crop(image, self.resolution)
+        if self.random_flip:
+            image = horizontal_flip(image, generator)
+        return pil_to_pixel_values(image)
+
+
+class ImageTrainingDataset(Dataset):
+    """
+    Map-style dataset of augmented images in `[-1, 1]` over a `datasets.Dataset` with undecoded images.
+
+    Example `index` of epoch `epoch` is augmented with a generator seeded by `(seed, epoch, index)`; call
+    [`ImageTrainingDataset.set_epoch`] before each epoch (before creating the dataloader's iterator, so that
+    non-persistent workers receive it). An image that cannot be decoded is replaced by the next readable example
+    (`index + 1`, `index + 2`, ...), so batches keep their size in every process, and the replacement counts in the
+    example's `skipped` field.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            Source examples, e.g. from [`load_image_dataset`].
+        transform ([`ImageTransform`]):
+            Decoding and augmentation.
+        image_column (`str`, *optional*, defaults to `"image"`):
+            Column holding the images.
+        label_column (`str`, *optional*, defaults to `None`):
+            Column of class labels, returned as `label` when given and present in the dataset.
+        seed (`int`, *optional*, defaults to 0):
+            Seed of the augmentation.
+
+    Example:
+
+    ```python
+    >>> from torch.utils.data import DataLoader
+    >>> from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images
+
+    >>> images = ImageTrainingDataset(dataset, ImageTransform(32, random_crop=True), label_column="label")  # doctest: +SKIP
+    >>> batch = next(iter(DataLoader(images, batch_size=4, collate_fn=collate_images)))  # doctest: +SKIP
+    >>> batch["pixel_values"].shape, batch["skipped"]  # doctest: +SKIP
+    (torch.Size([4, 3, 32, 32]), 0)
+    ```
+    """
+
+    def __init__(
+        self,
+        dataset,
+        transform: ImageTransform,
+        image_column: str = "image",
+        label_column: str | None = None,
+        seed: int = 0,
+    ):
+        self.dataset = dataset
+        self.transform = transform
+        self.image_column = image_column
+        self.label_column = label_column if label_column in (dataset.column_names or []) else None
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        """Set the epoch that seeds the augmentation of the following examples."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        attempts = min(len(self.dataset), MAX_REPLACEMENT_ATTEMPTS)
+        for skipped in range(attempts):
+            position = (index + skipped) % len(self.dataset)
+            example = self.dataset[position]
+            try:
+                generator = augmentation_generator(self.seed, self.epoch, position)
+                pixel_values = self.transform(example[self.image_column], generator)
+            except Exception:  # unreadable, truncated or unsupported file: any decoding error skips the example
+                continue
+            item = {"pixel_values": pixel_values, "skipped": skipped}
+            if self.label_column is not None:
+                item["label"] = example[self.label_column]
+            return item
+        raise RuntimeError(
+            f"{attempts} consecutive examples starting at index {index} could not be decoded as images; check the "
+            f"dataset's `{self.image_column}` column."
+        )
+
+
+class ImageStreamingDataset(IterableDataset):
+    """
+    Iterable dataset of augmented images in `[-1, 1]` over a streamed `datasets.IterableDataset`.
+
+    Unreadable images are dropped and counted in the `skipped` field of the next example (drops after the last
+    readable example of a stream go uncounted). With several dataloader workers, a `datasets.IterableDataset` splits
+    its shards among the workers by itself; the `i`-th example that worker `w` of `n` reads is augmented with a
+    generator seeded by `(seed, epoch, i * n + w)`, so the augmentation is reproducible for a fixed number of workers.
+    [`ImageStreamingDataset.set_epoch`] also sets the epoch of the source, which reshuffles a shuffled stream.
+
+    Args:
+        dataset (`datasets.IterableDataset`):
+            Source examples, e.g. from [`load_image_dataset`] with `streaming=True`.
+        transform ([`ImageTransform`]):
+            Decoding and augmentation.
+        image_column (`str`, *optional*, defaults to `"image"`):
+            Column holding the images.
+        label_column (`str`, *optional*, defaults to `None`):
+            Column of class labels, returned as `label` when given.
+        seed (`int`, *optional*, defaults to 0):
+            Seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        transform: ImageTransform,
+        image_column: str = "image",
+        label_column: str | None = None,
+        seed: int = 0,
+    ):
+        self.dataset = dataset
+        self.transform = transform
+        self.image_column = image_column
+        columns = dataset.column_names
+        self.label_column = label_column if columns is None or label_column in columns else None
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        """Set the epoch that seeds the augmentation (and the shuffling of the source)."""
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        worker = get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        skipped = 0
+        for position, example in enumerate(self.dataset):
+            try:
+                generator = augmentation_generator(self.seed, self.epoch, position * num_workers + worker_id)
+                pixel_values = self.transform(example[self.image_column], generator)
+            except Exception:  # unreadable, truncated or unsupported file: any decoding error skips the example
+                skipped += 1
+                continue
+            item = {"pixel_values": pixel_values, "skipped": skipped}
+            if self.label_column is not None and self.label_column in example:
+                item["label"] = example[self.label_column]
+            skipped = 0
+            yield item
+
+
+def collate_images(examples: list[dict]) -> dict:
+    """
+    Stack examples of [`ImageTrainingDataset`] or [`ImageStreamingDataset`] into a batch.
+
+    Args:
+        examples (`list[dict]`):
+            Items with `pixel_values`, `skipped` and optionally `label`.
+
+    Returns:
+        `dict` with `pixel_values` (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`), `skipped` (`int`,
+        the number of unreadable images this batch replaced or dropped; sum it over batches and processes) and, when
+        the examples have labels, `labels` (`torch.LongTensor` of shape `(batch_size,)`).
+    """
+    batch = {
+        "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+        "skipped": sum(example["skipped"] for example in examples),
+    }
+    if examples and "label" in examples[0]:
+        batch["labels"] = torch.tensor([example["label"] for example in examples], dtype=torch.long)
+    return batch
+
+
+__all__ = [
+    "ImageStreamingDataset",
+    "ImageTrainingDataset",
+    "ImageTransform",
+    "augmentation_generator",
+    "collate_images",
+    "decode_image",
+    "horizontal_flip",
+    "load_image_dataset",
+    "pil_to_pixel_values",
+    "random_resized_crop",
+    "resize_center_crop",
+    "to_rgb",
+]

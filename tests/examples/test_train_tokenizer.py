@@ -1,0 +1,155 @@
+"""End-to-end tests of examples/train_tokenizer.py, run as subprocesses on a generated image folder, offline, on CPU."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.training import VitVqganDiscriminator
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tokenizer.py"
+
+
+def tiny_args(image_folder, output_dir, cache_dir, *extra):
+    return [
+        "--train_data_dir", str(image_folder),
+        "--cache_dir", str(cache_dir),
+        "--output_dir", str(output_dir),
+        "--model_config", "tiny",
+        "--discriminator_config", "tiny",
+        "--perceptual_weight", "0",
+        "--train_batch_size", "4",
+        "--lr_warmup_steps", "1",
+        "--discriminator_start_step", "1",
+        "--r1_interval", "2",
+        "--logging_steps", "1",
+        "--report_to", "none",
+        *extra,
+    ]  # fmt: skip
+
+
+def run_script(arguments, tmp_path, num_processes=1):
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if num_processes == 1:
+        command = [sys.executable, str(SCRIPT), *arguments]
+    else:
+        env["ACCELERATE_USE_CPU"] = "true"
+        launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_cpu_threads_per_process", "1"]
+        launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(SCRIPT), *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def assert_success(result):
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
+
+
+def checkpoint_names(output_dir):
+    return {path.name for path in (output_dir / "checkpoints").iterdir()}
+
+
+def test_two_processes_train_save_and_load(image_folder, tmp_path):
+    output_dir = tmp_path / "out"
+    arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", "--max_train_steps", "3")
+    arguments += ["--report_to", "tensorboard", "--validation_steps", "2", "--random_crop", "--random_flip"]
+    assert_success(run_script(arguments, tmp_path, num_processes=2))
+
+    tokenizer = VitVqganModel.from_pretrained(output_dir).eval()
+    pixel_values = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert tokenizer.decode_tokens(tokenizer.encode(pixel_values).image_tokens).shape == (2, 3, 32, 32)
+    discriminator = VitVqganDiscriminator.from_pretrained(output_dir / "discriminator")
+    assert discriminator(pixel_values).logits.shape == (2,)
+
+    card = (output_dir / "README.md").read_text()
+    assert "library_name: vit-vqgan-hf" in card and "PSNR" in card and "codebook usage" in card
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["global_step"] == 3
+    # 3 steps x 4 images x 2 processes cover the 17 files, so the corrupt one was met, skipped and counted.
+    assert results["skipped_images"] >= 1
+    assert 0 < results["validation/codebook_usage"] <= 1 and results["validation/psnr"] > 0
+    assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert (output_dir / "validation_reconstructions.png").is_file()
+    assert not (output_dir / "checkpoints").exists()
+
+
+def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path):
+    # Gradient accumulation over 17 images in batches of 4 makes steps of 2, 2, 1 micro-batches per epoch, so the
+    # checkpoint of step 2 is mid-epoch and the rest of the run crosses an epoch boundary; the discriminator, R1 and
+    # the EMA are all active.
+    extra = ["--max_train_steps", "4", "--gradient_accumulation_steps", "2", "--use_ema", "--random_crop"]
+    extra += ["--random_flip", "--checkpointing_steps", "1", "--checkpoints_total_limit", "3"]
+    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
+    assert_success(run_script(tiny_args(image_folder, full_dir, tmp_path / "cache", *extra), tmp_path))
+    assert checkpoint_names(full_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
+
+    # An interrupted run leaves its last checkpoint behind; resuming from it must end where the full run ended.
+    shutil.copytree(full_dir / "checkpoints" / "checkpoint_2", resumed_dir / "checkpoints" / "checkpoint_2")
+    arguments = tiny_args(image_folder, resumed_dir, tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest")
+    assert_success(run_script(arguments, tmp_path))
+    assert checkpoint_names(resumed_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
+
+    for name in ("model.safetensors", "discriminator/model.safetensors"):
+        full, resumed = load_file(full_dir / name), load_file(resumed_dir / name)
+        assert full.keys() == resumed.keys()
+        for key in full:
+            torch.testing.assert_close(resumed[key], full[key], rtol=0, atol=0, msg=f"{name}: {key}")
+    full_results = json.loads((full_dir / "train_results.json").read_text())
+    assert json.loads((resumed_dir / "train_results.json").read_text()) == full_results
+
+
+def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path):
+    # A learning rate of 1e30 blows the weights up after the first step; every later loss is NaN.
+    output_dir = tmp_path / "out"
+    extra = ["--max_train_steps", "10", "--learning_rate", "1e30", "--lr_end", "0", "--lr_warmup_steps", "0"]
+    extra += ["--discriminator_start_step", "100", "--max_nonfinite_steps", "2"]
+    result = run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path)
+    assert result.returncode != 0
+    assert "had a non-finite loss or gradient, so training stopped" in result.stderr
+    assert checkpoint_names(output_dir) == {"checkpoint_3"}
+    assert not (output_dir / "model.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def train_tokenizer_module():
+    spec = importlib.util.spec_from_file_location("train_tokenizer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_perceptual_weight_needs_a_perceptual_model(train_tokenizer_module):
+    with pytest.raises(ValueError, match="--perceptual_model PATH_OR_HUB_ID"):
+        train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0.1"])
+    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0"])
+    assert args.dataset_name is None and args.discriminator_learning_rate == args.learning_rate
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--streaming"], "--max_train_steps"),
+        (["--lr_end", "1.0"], "--lr_end"),
+        (["--random_crop_scale", "0.5", "1.5"], "--random_crop_scale"),
+        (["--max_nonfinite_steps", "0"], "--max_nonfinite_steps"),
+    ],
+)
+def test_invalid_arguments_are_reported(train_tokenizer_module, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0", *arguments])
