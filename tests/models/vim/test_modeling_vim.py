@@ -81,8 +81,14 @@ def test_documented_defaults_match_fields():
         ), field.name
 
 
-def test_defaults_are_the_base_preset():
-    assert VimConfig().to_dict() == VimConfig.from_preset("base").to_dict()
+def test_defaults_are_the_base_preset_which_names_the_imagenet_classes():
+    defaults, base = VimConfig().to_dict(), VimConfig.from_preset("base").to_dict()
+    for labels in ("id2label", "label2id"):
+        defaults.pop(labels), base.pop(labels)
+    assert defaults == base
+    id2label = VimConfig.from_preset("base").id2label
+    assert len(id2label) == 1000 and id2label[1].startswith("goldfish")
+    assert VimConfig.from_preset("base", num_classes=10).id2label[0] == "LABEL_0"
 
 
 @pytest.mark.parametrize(("name", "paper_parameters"), [("base", 650e6), ("large", 1697e6)])

@@ -5,6 +5,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .imagenet_classes import IMAGENET_CLASSES
+
 
 # Paper Table 2 (VIM-Base 650M, VIM-Large 1697M parameters), plus "tiny" for tests and CPU runs.
 PRESETS = {
@@ -149,14 +151,20 @@ class VimConfig(PreTrainedConfig):
             name (`str`):
                 `"base"` or `"large"` (paper Table 2: VIM-Base, VIM-Large) or `"tiny"`.
             overrides:
-                Fields to change from the preset, for example `num_classes=0`.
+                Fields to change from the preset, for example `num_classes=0`. `"base"` and `"large"` name their 1000
+                classes with the ImageNet-1k class names (`id2label`), unless `num_classes` is changed or `id2label`
+                is given.
 
         Returns:
             [`VimConfig`]
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown VIM preset {name!r}; expected one of {sorted(PRESETS)}.")
-        return cls(**{**PRESETS[name], **overrides})
+        kwargs = {**PRESETS[name], **overrides}
+        # The paper's sizes are ImageNet models: name their 1000 classes unless the caller changes the classes.
+        if name != "tiny" and kwargs.get("num_classes", 1000) == 1000 and "id2label" not in kwargs:
+            kwargs["id2label"] = dict(enumerate(IMAGENET_CLASSES))
+        return cls(**kwargs)
 
     def validate_architecture(self):
         """Part of `@strict`-powered validation: cross-field checks, run at construction."""

@@ -1,0 +1,226 @@
+"""Sampling throughput: VimPipeline's token loop against transformers' `GPT2LMHeadModel.generate`, side by side.
+
+Builds a VIM of the given size (default d 512, 8 layers, 8 heads, MLP 2048, 8192 codes + 1000 classes + null,
+1024 tokens = a 32x32 grid) with random weights and a GPT-2 of the same width, depth, heads, MLP, vocabulary
+(codebook + prefix tokens) and length, then prints, for every batch size:
+
+- sampled tokens/s of `VimPipeline(..., output_type="tokens")` (full softmax, temperature 1) and of
+  `GPT2LMHeadModel.generate(do_sample=True, top_k=0)` over the same number of tokens, and their ratio;
+- the cost of classifier-free guidance (`guidance_scale=2`, which doubles the transformer's batch) as a time ratio;
+- peak memory during sampling against the weights and the key/value cache (process RSS high-water mark on a CPU,
+  `torch.cuda.max_memory_allocated` on a GPU).
+
+Then, at batch 1, the cached loop against recomputing the whole prefix at every step (no cache): the no-cache cost is
+measured at a few prefix lengths, fitted by `a + b L + c L^2` and summed over all steps (an extrapolation, printed as
+such), because running it for 1024 steps takes hours on a CPU.
+
+    python benchmarks/bench_sampling.py [--batch_sizes 1 4 16] [--num_tokens 1024] [--num_threads 2] [--device cpu]
+
+Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. Targets from the
+issue: pipeline / generate >= 2.0 at every batch size, cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x.
+"""
+
+import argparse
+import math
+import time
+from functools import partial
+
+import numpy as np
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 4, 16], help="Images sampled at once.")
+    parser.add_argument("--num_tokens", type=int, default=1024, help="Image tokens per image (a square number).")
+    parser.add_argument("--hidden_size", type=int, default=512, help="Width of both transformers.")
+    parser.add_argument("--num_layers", type=int, default=8, help="Depth of both transformers.")
+    parser.add_argument("--num_heads", type=int, default=8, help="Attention heads.")
+    parser.add_argument("--intermediate_size", type=int, default=2048, help="MLP width.")
+    parser.add_argument("--codebook_size", type=int, default=8192, help="Image tokens of the vocabulary.")
+    parser.add_argument("--num_classes", type=int, default=1000, help="Class tokens of the vocabulary.")
+    parser.add_argument(
+        "--no_cache_lengths", type=int, default=5, help="Prefix lengths at which the no-cache step cost is measured."
+    )
+    parser.add_argument("--skip_guidance", action="store_true", help="Do not measure the cost of guidance.")
+    parser.add_argument("--num_threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda.")
+    return parser.parse_args()
+
+
+def synchronize(device: str):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def reset_peak_memory(device: str):
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    # Linux: writing 5 to clear_refs resets the resident-set high-water mark (VmHWM) of the process.
+    with open("/proc/self/clear_refs", "w") as file:
+        file.write("5")
+    return resident_memory("VmRSS")
+
+
+def peak_memory(device: str) -> int:
+    return torch.cuda.max_memory_allocated() if device.startswith("cuda") else resident_memory("VmHWM")
+
+
+def resident_memory(field: str) -> int:
+    with open("/proc/self/status") as file:
+        line = next(line for line in file if line.startswith(field))
+    return int(line.split()[1]) * 1024
+
+
+def timed(function, device: str):
+    """Seconds of one call, and the peak memory above the memory at its start."""
+    synchronize(device)
+    start_memory = reset_peak_memory(device)
+    start = time.perf_counter()
+    function()
+    synchronize(device)
+    return time.perf_counter() - start, peak_memory(device) - start_memory
+
+
+def build_pipeline(args, grid: int, device: str) -> VimPipeline:
+    torch.manual_seed(0)
+    transformer = VimForCausalLM(
+        VimConfig(
+            codebook_size=args.codebook_size,
+            num_classes=args.num_classes,
+            token_grid_size=grid,
+            hidden_size=args.hidden_size,
+            num_hidden_layers=args.num_layers,
+            num_attention_heads=args.num_heads,
+            intermediate_size=args.intermediate_size,
+        )
+    )
+    # The tokenizer only has to match the codebook and the grid: "tokens" output never decodes.
+    tokenizer = VitVqganModel(
+        VitVqganConfig.from_preset("tiny", image_size=4 * grid, patch_size=4, codebook_size=args.codebook_size)
+    )
+    pipeline = VimPipeline(vqgan=tokenizer.eval(), transformer=transformer.eval()).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def build_gpt2(args, device: str) -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=args.codebook_size + args.num_classes + 1,
+        n_positions=args.num_tokens + 1,
+        n_embd=args.hidden_size,
+        n_layer=args.num_layers,
+        n_head=args.num_heads,
+        n_inner=args.intermediate_size,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    return GPT2LMHeadModel(config).to(device).eval()
+
+
+def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0):
+    generator = torch.Generator().manual_seed(0)
+    return pipeline(
+        class_labels=[1] * batch_size, guidance_scale=guidance_scale, generator=generator, output_type="tokens"
+    ).images
+
+
+@torch.no_grad()
+def sample_with_generate(model, args, batch_size: int, device: str, num_tokens=None):
+    num_tokens = num_tokens or args.num_tokens
+    prefix = torch.full((batch_size, 1), args.codebook_size + 1, device=device)
+    # top_k=0: the full softmax, like the pipeline (GenerationConfig's default is top_k=50).
+    return model.generate(
+        prefix, do_sample=True, top_k=0, max_new_tokens=num_tokens, min_new_tokens=num_tokens, pad_token_id=0
+    )
+
+
+@torch.no_grad()
+def no_cache_total_seconds(pipeline, args, device: str) -> tuple[float, list[tuple[int, float]]]:
+    """Estimated seconds of a no-cache loop at batch 1: step costs at a few lengths, fitted and summed."""
+    transformer = pipeline.transformer
+    lengths = np.unique(np.linspace(1, args.num_tokens, args.no_cache_lengths).round().astype(int))
+    measured = []
+    for length in lengths:
+        input_ids = torch.randint(0, args.codebook_size, (1, int(length)), device=device)
+        input_ids[:, 0] = transformer.config.class_token_id(1)
+        transformer(input_ids, use_cache=False, logits_to_keep=1)  # warm-up at this shape
+        seconds = min(
+            timed(partial(transformer, input_ids, use_cache=False, logits_to_keep=1), device)[0] for _ in range(2)
+        )
+        measured.append((int(length), seconds))
+    x, y = np.array(measured, dtype=float).T
+    coefficients = np.polyfit(x, y, deg=min(2, len(x) - 1))
+    total = float(np.polyval(coefficients, np.arange(1, args.num_tokens + 1)).sum())
+    return total, measured
+
+
+def main(args):
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    device = args.device
+    grid = math.isqrt(args.num_tokens)
+    if grid * grid != args.num_tokens:
+        raise ValueError(f"--num_tokens must be a square number, got {args.num_tokens}.")
+    pipeline = build_pipeline(args, grid, device)
+    gpt2 = build_gpt2(args, device)
+    config = pipeline.transformer.config
+    parameter_bytes = sum(p.numel() * p.element_size() for p in pipeline.transformer.parameters())
+
+    print(
+        f"threads={torch.get_num_threads()} device={device} tokens={args.num_tokens} (grid {grid}) "
+        f"d={args.hidden_size} layers={args.num_layers} heads={args.num_heads} mlp={args.intermediate_size} "
+        f"vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB"
+    )
+    # Warm-up: one short pass of each, so that one-time costs do not land in the first timed batch.
+    sample_with_generate(gpt2, args, 1, device, num_tokens=8)
+    with torch.no_grad():
+        pipeline.transformer(torch.tensor([[config.class_token_id(1), 0]], device=device))
+
+    header = (
+        f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} {'guidance x':>10} "
+        f"{'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17}"
+    )
+    print(header)
+    cached_seconds_batch_1 = None
+    for batch_size in args.batch_sizes:
+        tokens = batch_size * args.num_tokens
+        pipeline_seconds, pipeline_peak = timed(partial(sample_with_pipeline, pipeline, batch_size), device)
+        generate_seconds, generate_peak = timed(partial(sample_with_generate, gpt2, args, batch_size, device), device)
+        guidance = "-"
+        if not args.skip_guidance:
+            guided_seconds, _ = timed(partial(sample_with_pipeline, pipeline, batch_size, guidance_scale=2.0), device)
+            guidance = f"{guided_seconds / pipeline_seconds:.2f}"
+        # Keys and values of every layer for every position, in the model's dtype.
+        cache_bytes = 2 * args.num_layers * batch_size * config.max_position_embeddings * args.hidden_size
+        cache_bytes *= pipeline.transformer.dtype.itemsize
+        if batch_size == 1:
+            cached_seconds_batch_1 = pipeline_seconds
+        print(
+            f"{batch_size:>5} {tokens / pipeline_seconds:14.1f} {tokens / generate_seconds:14.1f} "
+            f"{generate_seconds / pipeline_seconds:6.2f} {guidance:>10} {cache_bytes / 2**20:12.1f} "
+            f"{pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f}"
+        )
+    print("peak = memory above the weights (already loaded) during one sampling call; KV cache = 2 x layers x batch x")
+    print(
+        "(tokens + 1) x d x 4 bytes (twice that with guidance). On a CPU the peak is the process's resident-set high-water mark."
+    )
+
+    if cached_seconds_batch_1 is None:
+        cached_seconds_batch_1, _ = timed(partial(sample_with_pipeline, pipeline, 1), device)
+    total, measured = no_cache_total_seconds(pipeline, args, device)
+    steps = ", ".join(f"L={length}: {1000 * seconds:.1f} ms" for length, seconds in measured)
+    print(f"no-cache step cost at batch 1 (measured): {steps}")
+    print(
+        f"no-cache loop over {args.num_tokens} tokens (quadratic fit of those, summed; extrapolated): {total:.1f} s; "
+        f"cached pipeline loop (measured): {cached_seconds_batch_1:.1f} s; speed-up {total / cached_seconds_batch_1:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,202 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""Sample a class-balanced image set from a saved `VimPipeline`, e.g. 50 images of each of the 1000 ImageNet classes
+for FID (the paper samples at temperature 1.0 without top-k / top-p or guidance: the defaults here).
+
+    accelerate launch examples/sample.py --pipeline out/vim --num_images_per_class 50 --output_dir out/samples
+    accelerate launch examples/sample.py --pipeline out/vim --num_images_per_class 4 --class_ids 1 207 980 \\
+        --guidance_scale 2.0 --output_dir out/samples_cfg
+    accelerate launch examples/sample.py --pipeline out/vim --unconditional --num_images 10000 --output_dir out/uncond
+
+Writes one PNG per image, `{class_id:04d}_{index:05d}.png` (unconditional: `{index:05d}.png`), then, on the main
+process, `samples_{N}x{H}x{W}x3.npz` with `arr_0` (uint8, N x H x W x 3, in class order) and, for classes, `arr_1`
+(the class ids): the layout of ADM's reference batches that FID tools read (examples/evaluate_generation.py too).
+
+Image `(class, index)` is drawn with its own `torch.Generator` seeded from `(--seed, class, index)`, so the images
+do not depend on the number of processes, the batch size or on being resumed: the (class, index) list is split into
+disjoint slices, one per process, and images already in `--output_dir` are skipped (a rerun after an interruption
+completes the set; PNGs are written to a temporary name first, so a half-written file is never taken for done).
+`sample_settings.json` records the sampling settings; a rerun with different settings into the same folder fails.
+"""
+
+import argparse
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from tqdm.auto import tqdm
+
+from vit_vqgan_hf import VimPipeline
+
+
+logger = get_logger(__name__, log_level="INFO")
+
+SETTINGS_FILE = "sample_settings.json"
+
+
+def parse_args(input_args=None):
+    parser = argparse.ArgumentParser(description="Sample a class-balanced image set from a VimPipeline.")
+    parser.add_argument("--pipeline", required=True, help="Folder (or Hub id) of a `VimPipeline.save_pretrained`.")
+    parser.add_argument("--output_dir", required=True, help="Where the PNGs and the .npz go.")
+    parser.add_argument("--num_images_per_class", type=int, default=50, help="Images of each class.")
+    parser.add_argument(
+        "--class_ids",
+        nargs="+",
+        default=["all"],
+        help="Class ids to sample, or `all` (the default) for every class of the transformer.",
+    )
+    parser.add_argument(
+        "--unconditional", action="store_true", help="Sample unconditional images (the null token) instead."
+    )
+    parser.add_argument(
+        "--num_images", type=int, default=None, help="Images to sample with --unconditional (default: 50000)."
+    )
+    parser.add_argument("--batch_size", type=int, default=16, help="Images per pipeline call and process.")
+    parser.add_argument("--guidance_scale", type=float, default=1.0, help="Classifier-free guidance (1 = off).")
+    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature.")
+    parser.add_argument("--top_k", type=int, default=None, help="Sample among the k most likely tokens only.")
+    parser.add_argument("--top_p", type=float, default=None, help="Nucleus sampling threshold.")
+    parser.add_argument("--seed", type=int, default=0, help="Base seed; image (class, index) gets its own seed.")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"], help="Precision of the pipeline's models."
+    )
+    parser.add_argument("--no_npz", action="store_true", help="Write the PNGs only, no .npz at the end.")
+    args = parser.parse_args(input_args)
+
+    if args.unconditional and args.class_ids != ["all"]:
+        parser.error("--class_ids and --unconditional exclude each other.")
+    if args.num_images is not None and not args.unconditional:
+        parser.error("--num_images is for --unconditional; use --num_images_per_class with classes.")
+    if args.class_ids != ["all"] and not all(class_id.isdigit() for class_id in args.class_ids):
+        parser.error("--class_ids takes class ids (non-negative integers) or `all`.")
+    for name in ("num_images_per_class", "batch_size", "num_images"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be positive.")
+    return args
+
+
+def image_seed(seed: int, class_id: int | None, index: int) -> int:
+    """A seed of image `(class_id, index)` (class None: unconditional), independent of sharding and batching."""
+    entropy = [seed, 0 if class_id is None else class_id + 1, index]
+    high, low = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
+    return (int(high) << 31) | (int(low) >> 1)  # 63 bits: any torch.Generator takes it
+
+
+def image_name(class_id: int | None, index: int) -> str:
+    return f"{index:05d}.png" if class_id is None else f"{class_id:04d}_{index:05d}.png"
+
+
+def sampling_plan(args, pipeline: VimPipeline) -> list[tuple[int | None, int]]:
+    """Every image of the set as `(class_id, index)`, in class order."""
+    num_classes = pipeline.transformer.config.num_classes
+    if args.unconditional:
+        return [(None, index) for index in range(args.num_images or 50_000)]
+    if num_classes == 0:
+        raise ValueError("The pipeline's transformer is unconditional: pass --unconditional.")
+    class_ids = list(range(num_classes)) if args.class_ids == ["all"] else [int(c) for c in args.class_ids]
+    unknown = [class_id for class_id in class_ids if class_id >= num_classes]
+    if unknown:
+        raise ValueError(f"--class_ids {unknown} are out of range: the transformer knows {num_classes} classes.")
+    return [(class_id, index) for class_id in class_ids for index in range(args.num_images_per_class)]
+
+
+def sampling_settings(args) -> dict:
+    """The arguments that determine the images."""
+    names = ("pipeline", "guidance_scale", "temperature", "top_k", "top_p", "seed", "dtype", "unconditional")
+    return {name: getattr(args, name) for name in names}
+
+
+def check_settings(settings: dict, output_dir: Path):
+    """Refuse to mix images of other settings into a folder that recorded its settings."""
+    path = output_dir / SETTINGS_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else settings
+    if recorded != settings:
+        raise ValueError(
+            f"{path} records other sampling settings ({recorded}) than this run ({settings}); use another "
+            "--output_dir or the same settings."
+        )
+
+
+def sample_images(args, pipeline: VimPipeline, todo, output_dir: Path, accelerator: Accelerator) -> int:
+    """Sample this process's images batch by batch and write each as a PNG; returns how many were written."""
+    batches = [todo[start : start + args.batch_size] for start in range(0, len(todo), args.batch_size)]
+    progress = tqdm(batches, desc="sampling", unit="batch", disable=not accelerator.is_local_main_process)
+    for batch in progress:
+        class_ids = [class_id for class_id, _ in batch]
+        generator = [torch.Generator().manual_seed(image_seed(args.seed, *item)) for item in batch]
+        images = pipeline(
+            class_labels=None if args.unconditional else class_ids,
+            num_images_per_label=len(batch) if args.unconditional else 1,
+            guidance_scale=args.guidance_scale,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            generator=generator,
+            output_type="np",
+        ).images
+        for (class_id, index), image in zip(batch, images):
+            path = output_dir / image_name(class_id, index)
+            temporary = path.with_name(f".{path.stem}.{accelerator.process_index}.tmp.png")
+            PIL.Image.fromarray((image * 255).round().astype(np.uint8)).save(temporary)
+            os.replace(temporary, path)
+    return sum(len(batch) for batch in batches)
+
+
+def write_npz(plan, output_dir: Path) -> Path:
+    """Stack the PNGs of `plan` into an ADM-style .npz, through a memory-mapped .npy instead of RAM."""
+    height, width = np.asarray(PIL.Image.open(output_dir / image_name(*plan[0]))).shape[:2]
+    path = output_dir / f"samples_{len(plan)}x{height}x{width}x3.npz"
+    stacked_path = output_dir / ".arr_0.npy"
+    stacked = np.lib.format.open_memmap(stacked_path, mode="w+", dtype=np.uint8, shape=(len(plan), height, width, 3))
+    for position, item in enumerate(tqdm(plan, desc="stacking", unit="image")):
+        stacked[position] = np.asarray(PIL.Image.open(output_dir / image_name(*item)).convert("RGB"))
+    stacked.flush()
+    del stacked
+    # np.savez's layout: one `<name>.npy` per array in a zip file, which np.load reads lazily.
+    with zipfile.ZipFile(path, "w", allowZip64=True) as archive:
+        archive.write(stacked_path, arcname="arr_0.npy")
+        if plan[0][0] is not None:
+            labels = np.array([class_id for class_id, _ in plan], dtype=np.int64)
+            with archive.open("arr_1.npy", "w") as file:
+                np.lib.format.write_array(file, labels)
+    stacked_path.unlink()
+    return path
+
+
+def main(args):
+    accelerator = Accelerator()
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    pipeline = VimPipeline.from_pretrained(args.pipeline, dtype=dtype).to(accelerator.device)
+    pipeline.set_progress_bar_config(disable=True)
+    plan = sampling_plan(args, pipeline)
+    settings = sampling_settings(args)
+    check_settings(settings, output_dir)
+
+    # Every process lists the missing images before any process writes one, so all see the same list.
+    missing = [item for item in plan if not (output_dir / image_name(*item)).exists()]
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (output_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    todo = missing[accelerator.process_index :: accelerator.num_processes]
+    logger.info(f"{len(plan) - len(missing)} of {len(plan)} images exist; sampling {len(missing)}.")
+    written = sample_images(args, pipeline, todo, output_dir, accelerator)
+    logger.info(f"process {accelerator.process_index}: wrote {written} images", main_process_only=False)
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and not args.no_npz:
+        logger.info(f"wrote {write_npz(plan, output_dir)}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main(parse_args())

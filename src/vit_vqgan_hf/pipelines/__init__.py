@@ -1,0 +1,4 @@
+from .vim import VimPipeline, VimPipelineOutput
+
+
+__all__ = ["VimPipeline", "VimPipelineOutput"]

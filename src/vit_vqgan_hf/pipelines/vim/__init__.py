@@ -1,0 +1,4 @@
+from .pipeline_vim import VimPipeline, VimPipelineOutput
+
+
+__all__ = ["VimPipeline", "VimPipelineOutput"]

@@ -1,0 +1,110 @@
+"""End-to-end tests of examples/sample.py on a tiny saved pipeline, run as subprocesses (offline, CPU)."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from ..pipelines.vim.test_pipeline_vim import make_pipeline, make_transformer
+
+
+SCRIPT = Path(__file__).parents[2] / "examples" / "sample.py"
+
+
+def run_script(arguments, tmp_path, num_processes=1):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "OMP_NUM_THREADS": "1"}
+    if num_processes == 1:
+        command = [sys.executable, str(SCRIPT), *arguments]
+    else:
+        env["ACCELERATE_USE_CPU"] = "true"
+        launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_cpu_threads_per_process", "1"]
+        launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(SCRIPT), *arguments]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
+    return result.stdout + result.stderr
+
+
+def written_counts(log):
+    return {int(rank): int(count) for rank, count in re.findall(r"process (\d+): wrote (\d+) images", log)}
+
+
+def pixels(folder):
+    return {path.name: np.asarray(PIL.Image.open(path)) for path in sorted(folder.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipeline")
+    make_pipeline().save_pretrained(folder)
+    return folder
+
+
+def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipeline_dir, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--num_images_per_class", "3", "--class_ids", "0", "2"]
+    arguments += ["--batch_size", "2", "--seed", "7"]
+    sharded = tmp_path / "sharded"
+    log = run_script([*arguments, "--output_dir", str(sharded)], tmp_path, num_processes=2)
+
+    expected_names = [f"{class_id:04d}_{index:05d}.png" for class_id in (0, 2) for index in range(3)]
+    images = pixels(sharded)
+    assert list(images) == expected_names
+    # Each image was written by exactly one of the two processes.
+    assert written_counts(log) == {0: 3, 1: 3}
+    assert not list(sharded.glob(".*"))
+    archive = np.load(sharded / "samples_6x16x16x3.npz")
+    assert archive["arr_0"].dtype == np.uint8 and archive["arr_0"].shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(archive["arr_0"], np.stack([images[name] for name in expected_names]))
+    np.testing.assert_array_equal(archive["arr_1"], [0, 0, 0, 2, 2, 2])
+
+    # A rerun fills in what is missing only, here on one process with another batch size: the images do not depend
+    # on the sharding or the batching.
+    for name in expected_names[1:3]:
+        (sharded / name).unlink()
+    log = run_script([*arguments, "--batch_size", "4", "--output_dir", str(sharded), "--no_npz"], tmp_path)
+    assert written_counts(log) == {0: 2}
+    assert all(np.array_equal(pixels(sharded)[name], image) for name, image in images.items())
+
+
+def test_unconditional_sampling(tmp_path):
+    folder = tmp_path / "pipeline"
+    make_pipeline(make_transformer(num_classes=0)).save_pretrained(folder)
+    output_dir = tmp_path / "samples"
+    arguments = ["--pipeline", str(folder), "--output_dir", str(output_dir), "--unconditional", "--num_images", "3"]
+    run_script(arguments, tmp_path)
+    assert sorted(path.name for path in output_dir.glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+    archive = np.load(output_dir / "samples_3x16x16x3.npz")
+    assert archive["arr_0"].shape == (3, 16, 16, 3) and "arr_1" not in archive
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("sample_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settings_and_seeds(tmp_path):
+    script = load_script()
+    args = script.parse_args(["--pipeline", "p", "--output_dir", str(tmp_path), "--class_ids", "3", "5"])
+    settings = script.sampling_settings(args)
+    script.check_settings(settings, tmp_path)  # nothing recorded yet
+    (tmp_path / script.SETTINGS_FILE).write_text(json.dumps(settings))
+    script.check_settings(settings, tmp_path)
+    with pytest.raises(ValueError, match="records other sampling settings"):
+        script.check_settings({**settings, "temperature": 0.5}, tmp_path)
+
+    seeds = {
+        script.image_seed(seed, class_id, index) for seed in (0, 1) for class_id in (None, 0, 1) for index in (0, 1)
+    }
+    assert len(seeds) == 12 and all(0 <= seed < 2**63 for seed in seeds)
+    assert script.image_seed(0, 5, 2) == script.image_seed(0, 5, 2)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--pipeline", "p", "--output_dir", "o", "--unconditional", "--class_ids", "1"])
