@@ -1,0 +1,781 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""Train VIM, the autoregressive transformer over ViT-VQGAN tokens (stage 2 of Yu et al., "Vector-quantized Image
+Modeling with Improved VQGAN").
+
+    accelerate launch examples/train_vim.py --tokenizer out/tokenizer --pretokenized_dataset out/imagenet-tokens \
+        --model_config large --conditioning class --output_dir out/vim
+    accelerate launch examples/train_vim.py --tokenizer out/tokenizer --on_the_fly --random_crop --random_flip \
+        --dataset_name ILSVRC/imagenet-1k --model_config large --output_dir out/vim
+
+Data. Either token ids written by `examples/pretokenize.py` (`--pretokenized_dataset`, a folder or a Hub dataset; its
+recorded tokenizer fingerprint must match `--tokenizer`), or images (`--dataset_name` / `--train_data_dir`) that are
+augmented and encoded by the frozen tokenizer inside the training loop (`--on_the_fly`, under `torch.no_grad`), which is
+what the paper does. Each sequence is `[prefix, image tokens in raster order]`: the class token of the image's label
+(`--conditioning class`) or the null token (`--conditioning unconditional`, a model with `num_classes=0`). The
+codebook size and token grid come from the tokenizer, the classes and their names from the dataset's `ClassLabel`
+(image folder names, ImageNet class names), so `VimPipeline.get_label_ids("name")` works on the result.
+
+Optimization (paper Sec. 4.2, Table 2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
+learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
+it reaches 1e-5 at the last step (the paper gives the start and the end value, not the end step):
+
+    lr(s) = lr * s / warmup                                              for s < warmup
+    lr(s) = lr                                                           for warmup <= s < decay_start
+    lr(s) = lr * (lr_end / lr) ** ((s - decay_start) / (max_steps - decay_start))   for s >= decay_start
+
+Gradient clipping at norm 1.0 is our default (the paper does not say). `--optimizer adafactor` is transformers'
+Adafactor with factored second moments and a first moment (beta1), the paper's memory-saving implementation of Adam
+(without its int8 first moment; Adafactor's second-moment decay follows its own 1 - t^-0.8 schedule, not beta2).
+Steps count optimizer steps; the paper's values are for a global batch of 1024 over 450k steps.
+
+The output folder is a `VimPipeline` (`model_index.json`, `vqgan/`, `transformer/`; load it with
+`VimPipeline.from_pretrained(output_dir)`) with a model card `README.md`, `train_results.json`, the last validation
+grid `validation_samples.png`, TensorBoard logs in `logs/` and `accelerate` checkpoints in
+`checkpoints/checkpoint_<step>`. `--resume_from_checkpoint latest` restores the model, optimizer, scheduler, random
+states, step and position in the data: the resumed run ends with the same weights as an uninterrupted one. It runs
+unchanged on one CPU, on several processes (DDP) and with FSDP (see examples/README.md).
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
+from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
+from huggingface_hub import ModelCard, ModelCardData, create_repo, hf_hub_download, upload_folder
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import Adafactor
+
+from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
+from vit_vqgan_hf.training.checkpointing import (
+    CHECKPOINTS_FOLDER,
+    TrainingState,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from vit_vqgan_hf.training.data import (
+    ImageStreamingDataset,
+    ImageTrainingDataset,
+    ImageTransform,
+    collate_images,
+    load_image_dataset,
+)
+from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_fingerprint, vim_input_ids
+
+
+logger = get_logger(__name__, log_level="INFO")
+
+MODEL_PRESETS = ("tiny", "base", "large")
+
+
+def parse_args(input_args=None):
+    parser = argparse.ArgumentParser(description="Train a VIM transformer over the tokens of a ViT-VQGAN tokenizer.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--tokenizer", required=True, help="The frozen ViT-VQGAN tokenizer (folder or Hub id).")
+    data.add_argument(
+        "--pretokenized_dataset", default=None, help="Token ids from examples/pretokenize.py (folder or Hub id)."
+    )
+    data.add_argument(
+        "--on_the_fly", action="store_true", help="Augment and encode images in the training loop (the paper's way)."
+    )
+    data.add_argument("--dataset_name", default="ILSVRC/imagenet-1k", help="Hub image dataset (--on_the_fly).")
+    data.add_argument("--dataset_config_name", default=None, help="Configuration of the Hub dataset.")
+    data.add_argument("--train_data_dir", default=None, help="Image folder instead of a Hub dataset (--on_the_fly).")
+    data.add_argument("--train_split", default="train", help="Split to train on.")
+    data.add_argument("--image_column", default="image", help="Column holding the images (--on_the_fly).")
+    data.add_argument("--label_column", default="label", help="Column of class labels.")
+    data.add_argument("--streaming", action="store_true", help="Stream the images (--on_the_fly; needs max steps).")
+    data.add_argument("--shuffle_buffer_size", type=int, default=10_000, help="Shuffle buffer of a streamed dataset.")
+    data.add_argument("--cache_dir", default=None, help="Cache directory of `datasets`.")
+    data.add_argument("--resolution", type=int, default=None, help="Image size (--on_the_fly); default: tokenizer's.")
+    crop = data.add_mutually_exclusive_group()
+    crop.add_argument("--center_crop", action="store_true", help="Resize and center-crop (the default).")
+    crop.add_argument("--random_crop", action="store_true", help="Random resized crops (--on_the_fly).")
+    data.add_argument(
+        "--random_crop_scale", type=float, nargs=2, default=(0.5, 1.0), help="Area range of the random crops."
+    )
+    data.add_argument("--random_flip", action="store_true", help="Mirror half of the images (--on_the_fly).")
+    data.add_argument("--dataloader_num_workers", type=int, default=0, help="Dataloader worker processes.")
+    data.add_argument(
+        "--ignore_tokenizer_mismatch",
+        action="store_true",
+        help="Train on pretokenized ids whose recorded tokenizer weights/config differ from --tokenizer.",
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model_config", default="large", help=f"{'|'.join(MODEL_PRESETS)} or a config path.")
+    model.add_argument(
+        "--conditioning", default="class", choices=["class", "unconditional"], help="Class prefix or null prefix."
+    )
+    model.add_argument(
+        "--class_dropout_prob",
+        type=float,
+        default=None,
+        help="Label dropout to the null token (for guidance); default: the config's (0.1). 0 = the paper.",
+    )
+    model.add_argument(
+        "--dropout", type=float, default=None, help="Residual/attention dropout; default: the config's (0.1)."
+    )
+    model.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations in backward.")
+
+    optim = parser.add_argument_group("optimization")
+    optim.add_argument("--train_batch_size", type=int, default=8, help="Sequences per process and micro-batch.")
+    optim.add_argument("--max_train_steps", type=int, default=None, help="Optimizer steps; overrides epochs.")
+    optim.add_argument("--num_train_epochs", type=int, default=100, help="Epochs when --max_train_steps is unset.")
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")
+    optim.add_argument("--optimizer", default="adamw", choices=["adamw", "adafactor"], help="Optimizer.")
+    optim.add_argument("--learning_rate", type=float, default=4.5e-4, help="Peak learning rate.")
+    optim.add_argument("--lr_warmup_steps", type=int, default=5000, help="Linear warm-up steps.")
+    optim.add_argument("--lr_decay_start", type=int, default=80_000, help="Step where the exponential decay starts.")
+    optim.add_argument("--lr_end", type=float, default=1e-5, help="Learning rate at the last step.")
+    optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1 (also Adafactor's).")
+    optim.add_argument("--adam_beta2", type=float, default=0.96, help="Adam beta2.")
+    optim.add_argument("--adam_weight_decay", type=float, default=0.0, help="Decoupled weight decay.")
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam epsilon.")
+    optim.add_argument(
+        "--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm (paper: not stated); 0 = off."
+    )
+    optim.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"], help="Autocast precision.")
+    optim.add_argument(
+        "--max_nonfinite_steps", type=int, default=10, help="Stop after this many non-finite steps in a row."
+    )
+    optim.add_argument("--seed", type=int, default=0, help="Seed of initialization, data order and dropout.")
+
+    run = parser.add_argument_group("outputs, logging and checkpoints")
+    run.add_argument("--output_dir", default="vim", help="Where the pipeline and checkpoints go.")
+    run.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a training state every N steps.")
+    run.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    run.add_argument("--resume_from_checkpoint", default=None, help="`latest` or a checkpoint folder.")
+    run.add_argument("--validation_steps", type=int, default=5000, help="Sample a validation grid every N steps.")
+    run.add_argument(
+        "--validation_classes", nargs="+", default=None, help="Class ids or names to sample; default: the first 4."
+    )
+    run.add_argument("--num_validation_images", type=int, default=4, help="Validation images per class.")
+    run.add_argument("--validation_guidance_scale", type=float, default=1.0, help="Guidance of validation samples.")
+    run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
+    run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
+    run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
+    run.add_argument("--push_to_hub", action="store_true", help="Upload the output folder to the Hub.")
+    run.add_argument("--hub_model_id", default=None, help="Hub repository; default: the output folder's name.")
+    run.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
+    run.add_argument("--hub_token", default=None, help="Hub token; default: the logged-in user's.")
+
+    args = parser.parse_args(input_args)
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change."""
+    if (args.pretokenized_dataset is None) == (not args.on_the_fly):
+        raise ValueError("Pass exactly one data source: --pretokenized_dataset PATH_OR_HUB_ID or --on_the_fly.")
+    if args.train_data_dir is not None:
+        args.dataset_name = None
+    if args.pretokenized_dataset is not None:
+        args.dataset_name = None
+        if args.streaming or args.random_crop or args.random_flip:
+            raise ValueError(
+                "--streaming, --random_crop and --random_flip apply to --on_the_fly; pretokenized data is augmented "
+                "by `pretokenize.py --num_augmented_copies`."
+            )
+    if args.streaming and args.max_train_steps is None:
+        raise ValueError("--streaming datasets have no length: set --max_train_steps.")
+    for name in ("train_batch_size", "gradient_accumulation_steps", "logging_steps", "max_nonfinite_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    if not 0 < args.lr_end <= args.learning_rate:
+        raise ValueError(f"--lr_end ({args.lr_end}) must lie in (0, --learning_rate ({args.learning_rate})].")
+    low, high = args.random_crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"--random_crop_scale must satisfy 0 < min <= max <= 1, got {low} {high}.")
+
+
+def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps: int, end_ratio: float) -> float:
+    """
+    Multiplier of the peak learning rate after `step` optimizer steps: linear warm-up, constant, then exponential
+    decay from `decay_start` that reaches `end_ratio` (= lr_end / lr) at `total_steps` (formula in the module
+    docstring). Without room for a decay (`decay_start >= total_steps`) the rate stays constant after warm-up.
+    """
+    if step < warmup_steps:
+        return step / warmup_steps
+    if step < decay_start or decay_start >= total_steps:
+        return 1.0
+    return end_ratio ** (min(step - decay_start, total_steps - decay_start) / (total_steps - decay_start))
+
+
+def load_pretokenized(args, tokenizer):
+    """The training split of a pretokenized dataset, its metadata, and the tokenizer check."""
+    path = args.pretokenized_dataset
+    if os.path.isdir(path):
+        splits = load_from_disk(path)
+        metadata_file = Path(path, TOKENS_METADATA_FILE)
+        metadata_text = metadata_file.read_text() if metadata_file.is_file() else None
+    else:
+        splits = load_dataset(path, cache_dir=args.cache_dir)
+        metadata_text = Path(
+            hf_hub_download(path, TOKENS_METADATA_FILE, repo_type="dataset", token=args.hub_token)
+        ).read_text()
+    if isinstance(splits, DatasetDict):
+        if args.train_split not in splits:
+            raise ValueError(f"{path!r} has no split {args.train_split!r}; available splits: {sorted(splits)}.")
+        dataset = splits[args.train_split]
+    else:
+        dataset = splits
+    metadata_text = metadata_text or dataset.info.description
+    if not metadata_text:
+        raise ValueError(
+            f"{path!r} has no {TOKENS_METADATA_FILE} nor tokenizer metadata in its description: it was not written by "
+            "examples/pretokenize.py, so nothing says which tokenizer made its ids."
+        )
+    metadata = json.loads(metadata_text)
+    mismatches = check_tokenizer_fingerprint(
+        metadata["tokenizer"], tokenizer, strict=not args.ignore_tokenizer_mismatch
+    )
+    for mismatch in mismatches:
+        logger.warning(f"Tokenizer mismatch tolerated (--ignore_tokenizer_mismatch): {mismatch}.")
+    if "image_tokens" not in dataset.column_names:
+        raise ValueError(f"{path!r} has no `image_tokens` column; columns: {dataset.column_names}.")
+    columns = ["image_tokens"] + ([args.label_column] if args.label_column in dataset.column_names else [])
+    return dataset, dataset.with_format("torch", columns=columns), metadata
+
+
+def label_names(args, dataset) -> list[str] | None:
+    """Class names from the label column's `ClassLabel` (or `"0"`, `"1"`, ... for plain integers); None without."""
+    features = dataset.features or {}
+    if args.label_column not in features:
+        return None
+    feature = features[args.label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    if args.streaming:
+        raise ValueError(
+            f"The label column {args.label_column!r} of a streamed dataset must be a ClassLabel, so that the number "
+            "of classes is known without reading the whole stream."
+        )
+    num_classes = int(max(dataset[args.label_column])) + 1
+    logger.warning(f"{args.label_column!r} is not a ClassLabel: classes are named '0' .. '{num_classes - 1}'.")
+    return [str(label) for label in range(num_classes)]
+
+
+def collate_tokens(examples: list[dict], label_column: str) -> dict:
+    """Batch of pretokenized examples: `image_tokens` `(batch, grid**2)`, `labels` when present, `skipped` 0."""
+    batch = {"image_tokens": torch.stack([example["image_tokens"] for example in examples]), "skipped": 0}
+    if label_column in examples[0]:
+        batch["labels"] = torch.stack([example[label_column] for example in examples]).long()
+    return batch
+
+
+def build_datasets(args, accelerator, tokenizer):
+    """The training dataset (tokens or images), the collate function, the class names and a data description."""
+    if args.pretokenized_dataset is not None:
+        raw, dataset, metadata = load_pretokenized(args, tokenizer)
+        names = label_names(args, raw)
+        source = metadata.get("source", {})
+        args.data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
+        args.data_description = (
+            f"{len(raw)} token sequences of {args.pretokenized_dataset} (pretokenized; "
+            f"{metadata['preprocessing']['num_augmented_copies']} augmented copies per image)"
+        )
+        return dataset, lambda examples: collate_tokens(examples, args.label_column), names
+    load = {"streaming": args.streaming, "cache_dir": args.cache_dir, "image_column": args.image_column}
+    with accelerator.main_process_first():
+        raw = load_image_dataset(
+            args.dataset_name, args.train_data_dir, args.dataset_config_name, args.train_split, **load
+        )
+    names = label_names(args, raw)
+    if args.streaming:
+        raw = raw.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+    transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
+    dataset_class = ImageStreamingDataset if args.streaming else ImageTrainingDataset
+    dataset = dataset_class(raw, transform, args.image_column, args.label_column, seed=args.seed)
+    args.data_source = args.dataset_name or args.train_data_dir
+    augmentation = "random resized crop" if args.random_crop else "center crop"
+    augmentation += " + horizontal flip" if args.random_flip else ""
+    args.data_description = f"images of {args.data_source} ({augmentation}, encoded on the fly)"
+    return dataset, collate_images, names
+
+
+def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
+    """The VIM config: preset or file, with the tokenizer's codebook and grid and the dataset's classes."""
+    overrides = {
+        "codebook_size": tokenizer.config.codebook_size,
+        "token_grid_size": tokenizer.config.image_size // tokenizer.config.patch_size,
+    }
+    if args.conditioning == "class":
+        if not names:
+            raise ValueError(
+                f"--conditioning class needs class labels, but the dataset has no column {args.label_column!r} "
+                "(--label_column); use --conditioning unconditional for unlabelled images."
+            )
+        overrides.update(num_classes=len(names), id2label=dict(enumerate(names)))
+    else:
+        overrides.update(num_classes=0, id2label={})
+    if args.class_dropout_prob is not None:
+        overrides["class_dropout_prob"] = args.class_dropout_prob
+    if args.dropout is not None:
+        overrides.update(hidden_dropout_prob=args.dropout, attention_dropout=args.dropout)
+    if args.model_config in MODEL_PRESETS:
+        return VimConfig.from_preset(args.model_config, **overrides)
+    config = VimConfig.from_pretrained(args.model_config, **overrides)
+    config.validate_architecture()
+    return config
+
+
+def build_accelerator(args) -> Accelerator:
+    project_config = ProjectConfiguration(
+        project_dir=args.output_dir,
+        logging_dir=os.path.join(args.output_dir, args.logging_dir),
+        automatic_checkpoint_naming=True,
+        total_limit=args.checkpoints_total_limit,
+    )
+    return Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=project_config,
+        # Epoch e is shuffled with seed + e in every process, so shards agree and a resumed run sees the same order;
+        # streamed batches are built in each process (the default broadcast cannot carry the `skipped` counts).
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, dispatch_batches=False
+        ),
+    )
+
+
+def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
+    """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
+    dataloader = DataLoader(
+        dataset,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        collate_fn=collate_fn,
+        num_workers=args.dataloader_num_workers,
+        # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
+        # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    dataloader = accelerator.prepare(dataloader)
+    if args.max_train_steps is None:
+        if len(dataloader) == 0:
+            raise ValueError("The training dataset is empty.")
+        args.max_train_steps = args.num_train_epochs * math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+    if args.lr_warmup_steps > args.max_train_steps:
+        logger.warning(f"--lr_warmup_steps {args.lr_warmup_steps} exceeds the {args.max_train_steps} training steps.")
+    if args.lr_decay_start >= args.max_train_steps:
+        logger.warning(
+            f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "
+            "rate stays constant after the warm-up."
+        )
+    return dataloader
+
+
+def build_optimizer(args, model):
+    """AdamW (the paper's Adam with betas (0.9, 0.96)) or transformers' Adafactor with an external schedule."""
+    if args.optimizer == "adafactor":
+        return Adafactor(
+            model.parameters(),
+            lr=args.learning_rate,
+            beta1=args.adam_beta1,
+            weight_decay=args.adam_weight_decay,
+            scale_parameter=False,
+            relative_step=False,
+            warmup_init=False,
+        )
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
+    )
+
+
+def build_scheduler(args, optimizer, num_processes: int):
+    """The paper's schedule ([`vim_lr_lambda`]) as a LambdaLR."""
+    # A prepared scheduler advances `num_processes` times per optimizer step (accelerate's convention).
+    end_ratio = args.lr_end / args.learning_rate
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: vim_lr_lambda(
+            step / num_processes, args.lr_warmup_steps, args.lr_decay_start, args.max_train_steps, end_ratio
+        ),
+    )
+
+
+@torch.no_grad()
+def batch_input_ids(batch: dict, tokenizer, config: VimConfig, accelerator) -> torch.LongTensor:
+    """`[prefix, image tokens]` of a batch: pretokenized ids, or images encoded now by the frozen tokenizer."""
+    if "image_tokens" in batch:
+        image_tokens = batch["image_tokens"]
+    else:
+        with accelerator.autocast():
+            image_tokens = tokenizer.encode(batch["pixel_values"]).image_tokens
+    if config.num_classes > 0:
+        prefix_ids = config.codebook_size + batch["labels"]
+    else:
+        prefix_ids = torch.full((image_tokens.shape[0],), config.null_class_token_id, device=image_tokens.device)
+    return vim_input_ids(image_tokens, prefix_ids)
+
+
+def export_transformer(accelerator, model) -> VimForCausalLM | None:
+    """
+    The trained transformer with full weights on the main process (None elsewhere). Call it on every process: under
+    FSDP the shards are gathered into a copy built on the meta device; otherwise it is the unwrapped model itself.
+    """
+    if accelerator.distributed_type == DistributedType.FSDP:
+        state_dict = accelerator.get_state_dict(model)
+        if not accelerator.is_main_process:
+            return None
+        config = accelerator.unwrap_model(model).config
+        with torch.device("meta"):
+            export = VimForCausalLM(config)
+        export.load_state_dict(state_dict, assign=True)
+        return export.to(accelerator.device)
+    return accelerator.unwrap_model(model) if accelerator.is_main_process else None
+
+
+def validation_class_ids(args, pipeline: VimPipeline) -> list[int] | None:
+    """The classes of the validation grid: --validation_classes (ids or names), or the first four."""
+    config = pipeline.transformer.config
+    if config.num_classes == 0:
+        return None
+    if args.validation_classes is None:
+        return list(range(min(4, config.num_classes)))
+    return [int(label) if label.isdigit() else pipeline.get_label_ids(label)[0] for label in args.validation_classes]
+
+
+def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.ndarray | None:
+    """Sample a grid (one row per validation class) on the main process, log it and save validation_samples.png."""
+    transformer = export_transformer(accelerator, model)
+    grid = None
+    if accelerator.is_main_process:
+        was_training = transformer.training
+        pipeline = VimPipeline(vqgan=tokenizer, transformer=transformer.eval())
+        pipeline.set_progress_bar_config(disable=True)
+        class_ids = validation_class_ids(args, pipeline)
+        num_rows = len(class_ids) if class_ids is not None else 1
+        generator = [
+            torch.Generator().manual_seed(args.seed + index) for index in range(num_rows * args.num_validation_images)
+        ]
+        with accelerator.autocast():
+            images = pipeline(
+                class_labels=class_ids,
+                num_images_per_label=args.num_validation_images,
+                guidance_scale=args.validation_guidance_scale,
+                generator=generator,
+                output_type="np",
+            ).images
+        transformer.train(was_training)
+        images = (np.asarray(images) * 255).round().astype(np.uint8)
+        height, width = images.shape[1:3]
+        grid = images.reshape(num_rows, args.num_validation_images, height, width, 3)
+        grid = grid.transpose(0, 2, 1, 3, 4).reshape(num_rows * height, args.num_validation_images * width, 3)
+        for tracker in accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_image("validation/samples", grid, global_step, dataformats="HWC")
+            elif hasattr(tracker, "log_images"):
+                tracker.log_images({"validation/samples": [grid]}, step=global_step)
+        PIL.Image.fromarray(grid).save(os.path.join(args.output_dir, "validation_samples.png"))
+        logger.info(f"step {global_step}: validation samples of classes {class_ids} saved.")
+    accelerator.wait_for_everyone()
+    return grid
+
+
+def save_model_card(args, output_dir: str, config: VimConfig, state: TrainingState, final_loss: float | None):
+    """Write `README.md`: YAML metadata, usage, training data and configuration."""
+    tokenizer_is_hub_id = not os.path.isdir(args.tokenizer)
+    data_is_hub_id = args.data_source is not None and not os.path.isdir(str(args.data_source))
+    card_data = ModelCardData(
+        library_name="vit-vqgan-hf",
+        license="apache-2.0",
+        tags=["vim", "vit-vqgan", "autoregressive", "image-generation", "class-conditional-image-generation"]
+        if config.num_classes
+        else ["vim", "vit-vqgan", "autoregressive", "image-generation", "unconditional-image-generation"],
+        datasets=[args.data_source] if data_is_hub_id else None,
+        base_model=args.tokenizer if tokenizer_is_hub_id else None,
+        pipeline_tag="unconditional-image-generation",
+    )
+    repo = args.hub_model_id or args.output_dir
+    if config.num_classes:
+        example_class = config.id2label[0]
+        usage = f'images = pipe(class_labels=pipe.get_label_ids(["{example_class}"]), generator=generator).images'
+        conditioning = f"class-conditional on {config.num_classes} classes (label dropout {config.class_dropout_prob})"
+    else:
+        usage = "images = pipe(num_images_per_label=4, generator=generator).images"
+        conditioning = "unconditional (every sequence starts with the null token)"
+    hyperparameters = {
+        "model_config": args.model_config,
+        "layers / hidden size / heads": (
+            f"{config.num_hidden_layers} / {config.hidden_size} / {config.num_attention_heads}"
+        ),
+        "token grid / codebook": f"{config.token_grid_size}x{config.token_grid_size} / {config.codebook_size}",
+        "conditioning": conditioning,
+        "dropout": config.hidden_dropout_prob,
+        "data": args.data_description,
+        "train_batch_size (per process)": args.train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "training steps": state.global_step,
+        "optimizer": f"{args.optimizer} (betas {args.adam_beta1}, {args.adam_beta2}; weight decay {args.adam_weight_decay})",
+        "learning rate": (
+            f"{args.learning_rate}, warm-up {args.lr_warmup_steps}, exponential decay from step {args.lr_decay_start} "
+            f"to {args.lr_end}"
+        ),
+        "max_grad_norm": args.max_grad_norm,
+        "mixed_precision": args.mixed_precision or "no",
+        "final training loss (nats per token)": "n/a" if final_loss is None else f"{final_loss:.4f}",
+        "seed": args.seed,
+    }
+    rows = "\n".join(f"| {name} | {value} |" for name, value in hyperparameters.items())
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# VIM image generator
+
+A VIM transformer ("Vector-quantized Image Modeling with Improved VQGAN", Yu et al., ICLR 2022) trained with
+`examples/train_vim.py` of vit-vqgan-hf over the tokens of the ViT-VQGAN tokenizer `{args.tokenizer}` (in `vqgan/`).
+It is {conditioning}.
+
+## Usage
+
+```python
+import torch
+from vit_vqgan_hf import VimPipeline
+
+pipe = VimPipeline.from_pretrained("{repo}")
+generator = torch.Generator().manual_seed(0)
+{usage}
+```
+
+## Training configuration
+
+| setting | value |
+| --- | --- |
+{rows}
+"""
+    ModelCard(content).save(os.path.join(output_dir, "README.md"))
+
+
+def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, final_loss: float | None):
+    """The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json."""
+    transformer = export_transformer(accelerator, model)
+    if accelerator.is_main_process:
+        VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
+        save_model_card(args, args.output_dir, transformer.config, state, final_loss)
+        results = {**state.state_dict(), "final_loss": final_loss}
+        Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        logger.info(f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
+    accelerator.wait_for_everyone()
+
+
+def push_to_hub(args, repo_id: str):
+    """Upload the output folder (without checkpoints and logs' checkpoints) to the Hub repository."""
+    upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message=f"VIM ({args.model_config}, {args.conditioning})",
+        ignore_patterns=[f"{CHECKPOINTS_FOLDER}/**", f"{CHECKPOINTS_FOLDER}/*"],
+        token=args.hub_token,
+    )
+
+
+@dataclass
+class TrainingParts:
+    """What the training loop works on, prepared by accelerate."""
+
+    model: torch.nn.Module
+    tokenizer: VitVqganModel
+    config: VimConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_dataset: torch.utils.data.Dataset
+    train_dataloader: DataLoader
+
+
+def train_micro_batch(args, accelerator, parts: TrainingParts, batch) -> tuple[torch.Tensor, int, dict | None]:
+    """Forward and backward of one micro-batch; clip and step (or skip a non-finite step) when gradients sync."""
+    input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
+    with accelerator.accumulate(parts.model):
+        with accelerator.autocast():
+            loss = parts.model(input_ids=input_ids, labels=input_ids, use_cache=False).loss
+        accelerator.backward(loss)
+        step_logs = None
+        if accelerator.sync_gradients:
+            grad_norm = accelerator.clip_grad_norm_(parts.model.parameters(), args.max_grad_norm or math.inf)
+            # The norm is global (after the gradient all-reduce), so every process takes the same decision.
+            nonfinite = args.mixed_precision != "fp16" and not torch.isfinite(grad_norm).item()
+            if not nonfinite:
+                parts.optimizer.step()
+            parts.optimizer.zero_grad(set_to_none=True)
+            parts.scheduler.step()
+            step_logs = {
+                "train/grad_norm": grad_norm.item(),
+                "train/learning_rate": parts.scheduler.get_last_lr()[0],
+                "nonfinite": nonfinite,
+            }
+    return loss.detach(), input_ids.shape[0], step_logs
+
+
+def after_optimizer_step(args, accelerator, parts, state: TrainingState, step_logs: dict, window: dict, progress):
+    """Count the step, stop after too many non-finite steps, then log, checkpoint and validate when due."""
+    state.global_step += 1
+    progress.update(1)
+    if step_logs.pop("nonfinite"):
+        state.nonfinite_steps += 1
+        state.consecutive_nonfinite_steps += 1
+        logger.warning(f"Non-finite gradient at step {state.global_step}: the update was skipped.")
+        if state.consecutive_nonfinite_steps >= args.max_nonfinite_steps:
+            save_checkpoint(accelerator, state.global_step)
+            raise RuntimeError(
+                f"{state.consecutive_nonfinite_steps} optimizer steps in a row had a non-finite loss or gradient "
+                f"(--max_nonfinite_steps {args.max_nonfinite_steps}); lower --learning_rate or use bf16 before "
+                f"resuming from {os.path.join(args.output_dir, CHECKPOINTS_FOLDER)}."
+            )
+    else:
+        state.consecutive_nonfinite_steps = 0
+    if state.global_step % args.logging_steps == 0 or state.global_step == args.max_train_steps:
+        totals = accelerator.reduce(torch.stack([window["loss_sum"], window["count"], window["skipped"]]), "sum")
+        loss = (totals[0] / totals[1].clamp(min=1)).item()
+        state.skipped_images += int(totals[2].item())
+        elapsed = time.perf_counter() - window["start"]
+        logs = {
+            **step_logs,
+            "train/loss": loss,
+            "train/sequences_per_second": totals[1].item() / max(elapsed, 1e-9),
+            "train/skipped_images": state.skipped_images,
+            "train/nonfinite_steps": state.nonfinite_steps,
+        }
+        accelerator.log(logs, step=state.global_step)
+        progress.set_postfix(loss=f"{loss:.4f}", lr=f"{logs['train/learning_rate']:.2e}")
+        window.update(new_window(accelerator.device), last_loss=loss)
+    if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
+        save_checkpoint(accelerator, state.global_step)
+    # The last step is validated after the loop.
+    if (
+        args.validation_steps
+        and state.global_step % args.validation_steps == 0
+        and state.global_step < args.max_train_steps
+    ):
+        log_validation(args, accelerator, parts.model, parts.tokenizer, state.global_step)
+
+
+def new_window(device) -> dict:
+    """Sums over the micro-batches between two logging steps (per process)."""
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    return {"loss_sum": zero.clone(), "count": zero.clone(), "skipped": zero.clone(), "start": time.perf_counter()}
+
+
+def train(args, accelerator, parts: TrainingParts, state: TrainingState) -> float | None:
+    """Run optimizer steps until --max_train_steps, resuming inside an epoch where the checkpoint left off."""
+    progress = tqdm(
+        total=args.max_train_steps, initial=state.global_step, desc="steps", disable=not accelerator.is_main_process
+    )
+    window = {**new_window(accelerator.device), "last_loss": None}
+    while state.global_step < args.max_train_steps:
+        # Order and augmentation of epoch e depend on (seed, e) only; both are set before the iterator starts.
+        parts.train_dataloader.set_epoch(state.epoch)
+        if hasattr(parts.train_dataset, "set_epoch"):
+            parts.train_dataset.set_epoch(state.epoch)
+        dataloader = parts.train_dataloader
+        if state.batches_in_epoch:
+            dataloader = accelerator.skip_first_batches(dataloader, state.batches_in_epoch)
+        for batch in dataloader:
+            state.batches_in_epoch += 1
+            loss, num_sequences, step_logs = train_micro_batch(args, accelerator, parts, batch)
+            window["loss_sum"] += loss.double() * num_sequences
+            window["count"] += num_sequences
+            window["skipped"] += batch["skipped"]
+            if step_logs is not None:
+                after_optimizer_step(args, accelerator, parts, state, step_logs, window, progress)
+                if state.global_step >= args.max_train_steps:
+                    break
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    progress.close()
+    return window["last_loss"]
+
+
+def load_tokenizer(args, device) -> VitVqganModel:
+    """The frozen tokenizer, in eval mode on every process; --resolution must be its image size."""
+    tokenizer = VitVqganModel.from_pretrained(args.tokenizer).eval().requires_grad_(False).to(device)
+    if args.resolution is None:
+        args.resolution = tokenizer.config.image_size
+    if args.resolution != tokenizer.config.image_size:
+        raise ValueError(
+            f"--resolution {args.resolution} differs from the tokenizer's image size {tokenizer.config.image_size}."
+        )
+    return tokenizer
+
+
+def main(args):
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    accelerator = build_accelerator(args)
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+    repo_id = None
+    if args.push_to_hub and accelerator.is_main_process:
+        repo_id = create_repo(
+            args.hub_model_id or Path(args.output_dir).name,
+            exist_ok=True,
+            private=args.hub_private,
+            token=args.hub_token,
+        ).repo_id
+    tokenizer = load_tokenizer(args, accelerator.device)
+    dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
+    config = build_config(args, tokenizer, names)
+    # Same initial weights in every process, then a different dropout / label-dropout stream per process.
+    set_seed(args.seed)
+    model = VimForCausalLM(config).train()
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    set_seed(args.seed, device_specific=True)
+    dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
+    optimizer = build_optimizer(args, model)
+    scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    parts = TrainingParts(model, tokenizer, config, optimizer, scheduler, dataset, dataloader)
+    state = TrainingState()
+    accelerator.register_for_checkpointing(state)
+    tracker_config = {
+        name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
+    }
+    accelerator.init_trackers("train_vim", config=tracker_config)
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        logger.info(f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}).")
+    elif args.resume_from_checkpoint is not None:
+        logger.info("No checkpoint to resume from: starting a new training run.")
+    num_parameters = sum(parameter.numel() for parameter in accelerator.unwrap_model(model).parameters())
+    logger.info(
+        f"Training a {num_parameters / 1e6:.1f}M-parameter VIM ({config.num_classes} classes, "
+        f"{config.token_grid_size}x{config.token_grid_size} tokens of {config.codebook_size} codes) for "
+        f"{args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
+        f"{args.gradient_accumulation_steps} accumulation sequences."
+    )
+    final_loss = train(args, accelerator, parts, state)
+    accelerator.wait_for_everyone()
+    if args.validation_steps:
+        log_validation(args, accelerator, model, tokenizer, state.global_step)
+    save_outputs(args, accelerator, model, tokenizer, state, final_loss)
+    if repo_id is not None:
+        push_to_hub(args, repo_id)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main(parse_args())

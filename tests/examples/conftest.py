@@ -1,0 +1,93 @@
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from .utils import make_image_folder
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """16 images of 40x36 in two class folders and one corrupt file."""
+    return make_image_folder(tmp_path / "images")
+
+
+# VIM examples (pretokenize.py, train_vim.py, linear_probe.py): one image folder, tokenizer and pretokenized dataset
+# per session, shared by tests/examples/test_{pretokenize,train_vim,linear_probe}.py.
+
+VIM_CLASSES = ("cat", "dog", "fish")
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(script, arguments, hf_home, num_processes=1):
+    """Run `examples/<script>` offline on the CPU, in one process or with `accelerate launch` on two."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(hf_home),
+        "OMP_NUM_THREADS": "1",
+    }
+    if num_processes == 1:
+        command = [sys.executable, str(EXAMPLES_DIR / script), *map(str, arguments)]
+    else:
+        env["ACCELERATE_USE_CPU"] = "true"
+        launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_cpu_threads_per_process", "1"]
+        launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(EXAMPLES_DIR / script)]
+        command += [str(argument) for argument in arguments]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
+    return result
+
+
+def load_example(script):
+    """Import `examples/<script>` as a module (for its functions and `main(parse_args([...]))`)."""
+    spec = importlib.util.spec_from_file_location(Path(script).stem, EXAMPLES_DIR / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def vim_data(tmp_path_factory):
+    """12 images of 16x16 in three class folders (plus one corrupt file), a tiny tokenizer (16x16 -> 4x4 tokens of 24
+    codes) and the folder's tokens from `pretokenize.py` with two augmented copies."""
+    from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+
+    root = tmp_path_factory.mktemp("vim_data")
+    image_folder = make_image_folder(root / "images", num_per_class=4, size=(16, 16), classes=VIM_CLASSES)
+    torch.manual_seed(0)
+    config = VitVqganConfig.from_preset(
+        "tiny",
+        image_size=16,
+        patch_size=4,
+        encoder_hidden_size=32,
+        encoder_num_hidden_layers=1,
+        encoder_num_attention_heads=2,
+        encoder_intermediate_size=37,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=37,
+        codebook_size=24,
+        codebook_dim=4,
+    )
+    VitVqganModel(config).save_pretrained(root / "tokenizer")
+    data = SimpleNamespace(
+        root=root,
+        image_folder=image_folder,
+        tokenizer=root / "tokenizer",
+        tokens=root / "tokens",
+        cache_dir=root / "cache",
+        hf_home=root / "hf_home",
+    )
+    arguments = ["--tokenizer", data.tokenizer, "--train_data_dir", image_folder, "--cache_dir", data.cache_dir]
+    arguments += ["--output_dir", data.tokens, "--num_augmented_copies", 2, "--batch_size", 5, "--device", "cpu"]
+    run_example("pretokenize.py", arguments, data.hf_home)
+    return data

@@ -1,0 +1,79 @@
+"""Tests of examples/pretokenize.py on a generated image folder with a tiny tokenizer, offline, on CPU."""
+
+import json
+
+import pytest
+import torch
+from datasets import ClassLabel, load_from_disk
+
+from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.training.data import ImageTransform, load_image_dataset
+from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_fingerprint, tokenizer_fingerprint
+
+from .conftest import VIM_CLASSES, load_example
+
+
+def test_tokens_labels_and_metadata(vim_data):
+    tokens = load_from_disk(str(vim_data.tokens))["train"]
+    # 12 readable images x (center crop + 2 augmented copies); the corrupt file is dropped.
+    assert len(tokens) == 36
+    assert tokens.features["label"] == ClassLabel(names=list(VIM_CLASSES))
+    assert tokens.features["image_tokens"].feature.dtype == "int16"
+    rows = tokens.with_format("torch")[:]
+    assert rows["image_tokens"].shape == (36, 16)
+    assert rows["augmentation"].tolist() == [0, 1, 2] * 12
+    assert sorted(rows["label"].tolist()) == sorted([0, 1, 2] * 12)
+
+    metadata = json.loads((vim_data.tokens / TOKENS_METADATA_FILE).read_text())
+    tokenizer = VitVqganModel.from_pretrained(vim_data.tokenizer).eval()
+    fingerprint = {**tokenizer_fingerprint(tokenizer), "name_or_path": str(vim_data.tokenizer)}
+    assert metadata["tokenizer"] == fingerprint
+    assert metadata["splits"]["train"] == {"rows": 36, "skipped_images": 1}
+    assert json.loads(tokens.info.description) == metadata
+
+
+def test_center_crop_tokens_match_tokenizer_encode(vim_data):
+    tokens = load_from_disk(str(vim_data.tokens))["train"].with_format("torch")
+    centered = tokens.filter(lambda row: row["augmentation"] == 0)[:]
+    images = load_image_dataset(train_data_dir=str(vim_data.image_folder), cache_dir=str(vim_data.cache_dir))
+    transform = ImageTransform(16)
+    pixel_values, labels = [], []
+    for example in images:
+        try:
+            pixel_values.append(transform(example["image"], None))
+        except Exception:  # the corrupt file
+            continue
+        labels.append(example["label"])
+    tokenizer = VitVqganModel.from_pretrained(vim_data.tokenizer).eval()
+    with torch.no_grad():
+        expected = tokenizer.encode(torch.stack(pixel_values)).image_tokens.flatten(1)
+    assert torch.equal(centered["image_tokens"].long(), expected)
+    assert centered["label"].tolist() == labels
+
+
+def test_augmented_copies_do_not_depend_on_batching(vim_data, tmp_path):
+    pretokenize = load_example("pretokenize.py")
+    arguments = ["--tokenizer", str(vim_data.tokenizer), "--train_data_dir", str(vim_data.image_folder)]
+    # A fresh `datasets` cache, so that the map really runs again (with other batches) instead of loading the cache.
+    arguments += ["--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "tokens"), "--device", "cpu"]
+    rebatched = pretokenize.main(
+        pretokenize.parse_args([*arguments, "--num_augmented_copies", "2", "--batch_size", "3"])
+    )
+    original = load_from_disk(str(vim_data.tokens))["train"]
+    assert rebatched["train"]["image_tokens"] == original["image_tokens"]
+
+
+def test_tokens_of_another_tokenizer_are_refused(vim_data):
+    metadata = json.loads((vim_data.tokens / TOKENS_METADATA_FILE).read_text())["tokenizer"]
+    tokenizer = VitVqganModel.from_pretrained(vim_data.tokenizer)
+    assert check_tokenizer_fingerprint(metadata, tokenizer) == []
+
+    torch.manual_seed(1)
+    retrained = VitVqganModel(tokenizer.config)
+    with pytest.raises(ValueError, match="weights_sha256 differs"):
+        check_tokenizer_fingerprint(metadata, retrained)
+    assert len(check_tokenizer_fingerprint(metadata, retrained, strict=False)) == 1
+
+    other_grid = VitVqganModel(tokenizer.config.__class__(**{**tokenizer.config.to_dict(), "patch_size": 8}))
+    with pytest.raises(ValueError, match="token_grid_size=4"):
+        check_tokenizer_fingerprint(metadata, other_grid, strict=False)

@@ -1,0 +1,142 @@
+"""End-to-end tests of examples/train_vim.py, run as subprocesses on generated data, offline, on CPU."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vit_vqgan_hf import VimPipeline
+
+from .conftest import VIM_CLASSES, load_example, run_example
+
+
+def tiny_args(vim_data, output_dir, *extra):
+    config = vim_data.root / "vim_config.json"
+    if not config.exists():
+        # A VIM of distinct, non-round sizes; codebook, grid and classes come from the tokenizer and the data.
+        config.write_text(
+            json.dumps(
+                {"model_type": "vim", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                 "intermediate_size": 37}
+            )
+        )  # fmt: skip
+    return [
+        "--tokenizer", vim_data.tokenizer,
+        "--model_config", config,
+        "--output_dir", output_dir,
+        "--cache_dir", vim_data.cache_dir,
+        "--train_batch_size", 4,
+        "--lr_warmup_steps", 1,
+        "--lr_decay_start", 2,
+        "--logging_steps", 1,
+        "--report_to", "none",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 3)
+    arguments += ["--checkpointing_steps", 2, "--validation_steps", 2, "--num_validation_images", 2]
+    arguments += ["--validation_classes", "fish", "0", "--report_to", "tensorboard"]
+    run_example("train_vim.py", arguments, vim_data.hf_home, num_processes=2)
+
+    pipe = VimPipeline.from_pretrained(output_dir)
+    config = pipe.transformer.config
+    assert (config.codebook_size, config.token_grid_size, config.num_classes) == (24, 4, 3)
+    assert config.id2label == dict(enumerate(VIM_CLASSES))
+    assert pipe.get_label_ids("dog") == [1]
+    images = pipe(class_labels=["fish"], generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (1, 3, 16, 16)
+
+    assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_2"}
+    assert (output_dir / "validation_samples.png").is_file()
+    assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    card = (output_dir / "README.md").read_text()
+    assert "library_name: vit-vqgan-hf" in card and "VimPipeline.from_pretrained" in card
+    assert json.loads((output_dir / "train_results.json").read_text())["global_step"] == 3
+
+
+def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--on_the_fly", "--train_data_dir", vim_data.image_folder)
+    arguments += ["--random_crop", "--random_flip", "--max_train_steps", 4, "--validation_steps", 100]
+    run_example("train_vim.py", arguments, vim_data.hf_home)
+
+    pipe = VimPipeline.from_pretrained(output_dir)
+    assert pipe.get_label_ids(["cat", "fish"]) == [0, 2]
+    results = json.loads((output_dir / "train_results.json").read_text())
+    # 16 images in 4 steps of 4 cover the 13 files of the folder: the corrupt one was met and skipped.
+    assert results["skipped_images"] >= 1 and math.isfinite(results["final_loss"])
+
+
+def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path):
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 2)
+    arguments += ["--conditioning", "unconditional", "--validation_steps", 100, "--num_validation_images", 1]
+    run_example("train_vim.py", arguments, vim_data.hf_home)
+
+    pipe = VimPipeline.from_pretrained(output_dir)
+    assert pipe.transformer.config.num_classes == 0
+    assert pipe.transformer.config.null_class_token_id == 24
+    images = pipe(num_images_per_label=2, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 16, 16)
+    assert "unconditional" in (output_dir / "README.md").read_text()
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
+    # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
+    # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 7)
+    arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
+    arguments += ["--validation_steps", 100, "--num_validation_images", 1]
+    run_example("train_vim.py", arguments, vim_data.hf_home)
+    assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
+
+    # The same run, interrupted after its step-3 checkpoint, then resumed.
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(output_dir / "checkpoints" / "checkpoint_3", resumed_dir / "checkpoints" / "checkpoint_3")
+    resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
+    result = run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
+    assert "Resumed from" in result.stderr and "at step 3" in result.stderr
+
+    expected = load_file(output_dir / "transformer" / "model.safetensors")
+    resumed = load_file(resumed_dir / "transformer" / "model.safetensors")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(expected[name], resumed[name]), name
+    assert {path.name for path in (resumed_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
+
+
+def test_paper_learning_rate_schedule():
+    schedule = load_example("train_vim.py").vim_lr_lambda
+    warmup, decay_start, total, end_ratio = 5000, 80_000, 450_000, 1e-5 / 4.5e-4
+    assert schedule(0, warmup, decay_start, total, end_ratio) == 0.0
+    assert schedule(2500, warmup, decay_start, total, end_ratio) == pytest.approx(0.5)
+    assert schedule(5000, warmup, decay_start, total, end_ratio) == 1.0
+    assert schedule(80_000, warmup, decay_start, total, end_ratio) == 1.0
+    halfway = schedule(265_000, warmup, decay_start, total, end_ratio)
+    assert halfway == pytest.approx(math.sqrt(end_ratio))
+    assert schedule(450_000, warmup, decay_start, total, end_ratio) == pytest.approx(end_ratio)
+    # No room for a decay: constant after the warm-up.
+    assert schedule(900, 10, 1000, 1000, end_ratio) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "exactly one data source"),
+        (["--pretokenized_dataset", "x", "--on_the_fly"], "exactly one data source"),
+        (["--pretokenized_dataset", "x", "--random_crop"], "apply to --on_the_fly"),
+        (["--on_the_fly", "--streaming"], "--max_train_steps"),
+        (["--on_the_fly", "--lr_end", "1"], "--lr_end"),
+    ],
+)
+def test_invalid_arguments_are_reported(arguments, message):
+    train_vim = load_example("train_vim.py")
+    with pytest.raises(ValueError, match=message):
+        train_vim.parse_args(["--tokenizer", "t", *arguments])
