@@ -11,14 +11,17 @@ discriminator and the adversarial term start after `--discriminator_start_step`.
 batch of 256 over 500k steps, so scale them together when you change the batch or the length of the run.
 
 The output folder holds the tokenizer (`VitVqganModel.from_pretrained(output_dir)`; the EMA weights with
-`--use_ema`), the discriminator in `discriminator/`, a model card `README.md`, `train_results.json`, the last
+`--use_ema`), the discriminator in `discriminator/`, a model card `README.md` whose model-index holds the final
+validation metrics, the same metrics with their protocol in `validation_results.json`, `train_results.json`, the last
 validation grid `validation_reconstructions.png`, TensorBoard logs in `logs/` and `accelerate` checkpoints in
-`checkpoints/checkpoint_<step>`. A run resumed with `--resume_from_checkpoint latest` ends with the same weights as an
-uninterrupted run: the checkpoint restores both networks, optimizers and schedulers, the EMA, the random states and
-the position in the data, and data order and augmentation depend only on `(seed, epoch, example index)`.
+`checkpoints/checkpoint_<step>` (`--push_to_hub` uploads all but the logs and checkpoints). A run resumed with
+`--resume_from_checkpoint latest` ends with the same weights as an uninterrupted run: the checkpoint restores both
+networks, optimizers and schedulers, the EMA, the random states and the position in the data, and data order and
+augmentation depend only on `(seed, epoch, example index)`.
 """
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -36,13 +39,14 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from datasets import Dataset
 from diffusers.training_utils import EMAModel
-from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
 from torch.utils.data import DataLoader
 from torchmetrics.functional.image import peak_signal_noise_ratio
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from vit_vqgan_hf.evaluation import build_results, save_results
+from vit_vqgan_hf.hub import add_hub_args, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.training import (
     VitVqganDiscriminator,
     VitVqganDiscriminatorConfig,
@@ -67,6 +71,8 @@ DISCRIMINATOR_PRESETS = ("stylegan2", "tiny")
 SCHEDULERS_WITH_MIN_LR = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
+# The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
+VALIDATION_RESULTS_FILE = "validation_results.json"
 
 
 @dataclass
@@ -176,10 +182,7 @@ def parse_args(input_args=None):
     run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
     run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
     run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
-    run.add_argument("--push_to_hub", action="store_true", help="Upload the output folder to the Hub.")
-    run.add_argument("--hub_model_id", default=None, help="Hub repository; default: the output folder's name.")
-    run.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
-    run.add_argument("--hub_token", default=None, help="Hub token; default: the logged-in user's.")
+    add_hub_args(parser)
 
     args = parser.parse_args(input_args)
     check_args(args)
@@ -477,79 +480,33 @@ def resume(args, accelerator, state: TrainingState):
     logger.info(f"Resumed at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch}).")
 
 
-def save_model_card(args, output_dir, config, metrics: dict, state: TrainingState):
-    """Write `README.md`: YAML metadata, description, training configuration and final validation metrics."""
-    card_data = ModelCardData(
-        library_name="vit-vqgan-hf",
-        license="apache-2.0",
-        tags=["vit-vqgan", "image-tokenizer", "vector-quantization", "vqgan", "image-to-image"],
-        datasets=[args.dataset_name] if args.dataset_name else None,
+def validation_results(args, config, metrics: dict, state: TrainingState) -> dict:
+    """The final validation metrics as a results dict of `vit_vqgan_hf.evaluation` (for the file and the card)."""
+    if args.validation_data_dir is not None or args.train_data_dir is not None:
+        # The folder's name only: an absolute path would name the training machine in a public card.
+        source = {"kind": "imagefolder", "path": Path(args.validation_data_dir or args.train_data_dir).name}
+    else:
+        source = {"kind": "hub", "name": args.dataset_name, "config": args.dataset_config_name}
+    held_out = args.validation_source == "held-out images"
+    source["split"] = args.validation_split if held_out else args.train_split
+    return build_results(
+        "image-reconstruction",
+        {
+            "psnr": metrics["validation/psnr"],
+            "codebook_usage": metrics["validation/codebook_usage"],
+            "codebook_perplexity": metrics["validation/codebook_perplexity"],
+        },
+        num_samples=metrics["num_images"],
+        class_balance={"labelled": False},
+        image_size=config.image_size,
+        resize="shorter side resized to the resolution, then center-cropped",
+        seeds={"seed": args.seed},
+        model={"class": "VitVqganModel", "weights": "EMA" if args.use_ema else "trained", "step": state.global_step},
+        data={"source": source, "images": args.validation_source},
+        codebook_usage={"scope": "code counts of the whole validation set, summed over processes"},
+        distributed={"num_processes": args.num_processes},
+        training={"global_step": state.global_step, "skipped_images": state.skipped_images},
     )
-    source = args.dataset_name or "a local image folder"
-    hyperparameters = {
-        "model_config": args.model_config,
-        "discriminator_config": args.discriminator_config,
-        "resolution": args.resolution,
-        "codebook_size": config.codebook_size,
-        "codebook_dim": config.codebook_dim,
-        "train_batch_size (per process)": args.train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "training steps": state.global_step,
-        "learning_rate": args.learning_rate,
-        "lr_scheduler": f"{args.lr_scheduler} (warm-up {args.lr_warmup_steps}, end {args.lr_end})",
-        "adam betas / weight decay": f"({args.adam_beta1}, {args.adam_beta2}) / {args.adam_weight_decay}",
-        "loss weights (l2, logit-Laplace, perceptual, adversarial)": (
-            f"{args.l2_weight}, {args.logit_laplace_weight}, {args.perceptual_weight}, {args.adversarial_weight}"
-        ),
-        "commitment_cost": args.commitment_cost,
-        "discriminator_start_step": args.discriminator_start_step,
-        "R1 gamma / interval": f"{args.r1_gamma} / {args.r1_interval}",
-        "EMA": f"decay {args.ema_decay}" if args.use_ema else "no",
-        "mixed_precision": args.mixed_precision or "no",
-        "seed": args.seed,
-    }
-    rows = "\n".join(f"| {name} | {value} |" for name, value in hyperparameters.items())
-    content = f"""---
-{card_data.to_yaml()}
----
-
-# ViT-VQGAN image tokenizer
-
-A ViT-VQGAN tokenizer ("Vector-quantized Image Modeling with Improved VQGAN", Yu et al., ICLR 2022) trained on
-{source} with `examples/train_tokenizer.py` of vit-vqgan-hf. It maps {config.image_size}x{config.image_size} images to
-{config.token_grid_size}x{config.token_grid_size} tokens from a codebook of {config.codebook_size} codes.
-
-## Usage
-
-```python
-import torch
-from vit_vqgan_hf import VitVqganModel
-
-tokenizer = VitVqganModel.from_pretrained("{args.hub_model_id or args.output_dir}")
-pixel_values = torch.rand(1, 3, {config.image_size}, {config.image_size}) * 2 - 1  # images in [-1, 1]
-image_tokens = tokenizer.encode(pixel_values).image_tokens
-reconstruction = tokenizer.decode_tokens(image_tokens)
-```
-
-## Evaluation
-
-On {metrics["num_images"]} validation images ({metrics["source"]}), center-cropped to {config.image_size}x{config.image_size}:
-
-| metric | value |
-| --- | --- |
-| PSNR (dB, mean over images) | {metrics["validation/psnr"]:.2f} |
-| codebook usage | {100 * metrics["validation/codebook_usage"]:.1f}% |
-| codebook perplexity | {metrics["validation/codebook_perplexity"]:.1f} |
-
-## Training configuration
-
-| setting | value |
-| --- | --- |
-{rows}
-
-The discriminator (StyleGAN2, for further adversarial training) is in the `discriminator/` folder.
-"""
-    ModelCard(content).save(os.path.join(output_dir, "README.md"))
 
 
 def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state):
@@ -561,22 +518,14 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
         export = export_tokenizer(accelerator, tokenizer, ema)
         export.save_pretrained(args.output_dir)
         accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
-        save_model_card(args, args.output_dir, export.config, metrics, state)
+        results = validation_results(args, export.config, metrics, state)
+        save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
+        card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
+        card.save(os.path.join(args.output_dir, "README.md"))
         results = {**state.state_dict(), **{name: value for name, value in metrics.items() if name != "source"}}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
     return metrics
-
-
-def push_to_hub(args, repo_id: str):
-    """Upload the output folder (without the training checkpoints) to the Hub repository."""
-    upload_folder(
-        repo_id=repo_id,
-        folder_path=args.output_dir,
-        commit_message=f"ViT-VQGAN tokenizer ({args.model_config})",
-        ignore_patterns=["checkpoints/**", "checkpoints/*"],
-        token=args.hub_token,
-    )
 
 
 @dataclass
@@ -592,6 +541,45 @@ class TrainingParts:
     train_dataset: torch.utils.data.Dataset
     train_dataloader: DataLoader
     validation_dataset: torch.utils.data.Dataset
+
+
+def prepare_parts(args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader):
+    """Build the models and optimizers and prepare them with accelerate (only `TrainingParts` holds the wrappers)."""
+    tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
+    optimizers, schedulers = build_optimizers(args, accelerator, tokenizer, discriminator, args.max_train_steps)
+    tokenizer, discriminator, *optimizers_and_schedulers = accelerator.prepare(
+        tokenizer, discriminator, *optimizers, *schedulers
+    )
+    return TrainingParts(
+        tokenizer,
+        discriminator,
+        perceptual,
+        ema,
+        optimizers_and_schedulers[:2],
+        optimizers_and_schedulers[2:],
+        train_dataset,
+        train_dataloader,
+        None,
+    )
+
+
+def end_training(accelerator, parts: TrainingParts):
+    """
+    Release the prepared models, then end the trackers and destroy the process group.
+
+    The order matters with several processes. A `DistributedDataParallel` wrapper's reducer holds a reference to the
+    Gloo process group, and the reducer's destructor keeps the GIL. Were the wrappers released last (when `main`
+    returns, after `destroy_process_group`), the process group would be destroyed inside that destructor, which joins
+    Gloo's worker threads while holding the GIL; a worker still finishing the last collective (accelerate's `reduce`
+    of a Python tensor) needs the GIL to free it, and the process hangs for ever (seen on the non-main process, which
+    reaches the exit right after the final validation's reductions). Released first, the wrappers leave the process
+    group to `destroy_process_group`, whose Python binding releases the GIL before joining the threads.
+    """
+    parts.tokenizer = parts.discriminator = None
+    parts.optimizers, parts.schedulers = [], []
+    accelerator.free_memory()  # accelerate's own references to the prepared objects; also runs the garbage collector
+    gc.collect()
+    accelerator.end_training()
 
 
 def new_pending() -> dict:
@@ -699,7 +687,7 @@ def after_optimizer_step(args, accelerator, parts: TrainingParts, state, logs, p
     pending.update(new_pending())
     if state.consecutive_nonfinite_steps >= args.max_nonfinite_steps:
         save_checkpoint(accelerator, state)
-        accelerator.end_training()
+        end_training(accelerator, parts)
         raise RuntimeError(
             f"{state.consecutive_nonfinite_steps} optimizer steps in a row (up to step {state.global_step}) had a "
             f"non-finite loss or gradient, so training stopped (--max_nonfinite_steps {args.max_nonfinite_steps}). "
@@ -773,36 +761,16 @@ def main(args):
     accelerator = build_accelerator(args)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-    repo_id = None
-    if args.push_to_hub and accelerator.is_main_process:
-        repo_id = create_repo(
-            args.hub_model_id or Path(args.output_dir).name,
-            exist_ok=True,
-            private=args.hub_private,
-            token=args.hub_token,
-        ).repo_id
+    args.num_processes = accelerator.num_processes
     set_seed(args.seed)
     # The perceptual network first: a wrong --perceptual_model fails before the data is read.
     perceptual = load_lpips(args.perceptual_model).to(accelerator.device) if args.perceptual_weight > 0 else None
     config, discriminator_config = load_configs(args)
     train_dataset, validation_dataset = build_datasets(args, accelerator)
     train_dataloader = build_dataloader(args, accelerator, train_dataset)
-    tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
-    optimizers, schedulers = build_optimizers(args, accelerator, tokenizer, discriminator, args.max_train_steps)
-    tokenizer, discriminator, *optimizers_and_schedulers = accelerator.prepare(
-        tokenizer, discriminator, *optimizers, *schedulers
-    )
-    parts = TrainingParts(
-        tokenizer,
-        discriminator,
-        perceptual,
-        ema,
-        optimizers_and_schedulers[:2],
-        optimizers_and_schedulers[2:],
-        train_dataset,
-        train_dataloader,
-        validation_dataset,
-    )
+    parts = prepare_parts(args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader)
+    parts.validation_dataset = validation_dataset
+    ema = parts.ema
     state = TrainingState()
     accelerator.register_for_checkpointing(state)
     if ema is not None:
@@ -819,10 +787,18 @@ def main(args):
     )
     train(args, accelerator, parts, state)
     accelerator.wait_for_everyone()
-    save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state)
-    if repo_id is not None:
-        push_to_hub(args, repo_id)
-    accelerator.end_training()
+    save_outputs(args, accelerator, parts.tokenizer, parts.discriminator, ema, validation_dataset, state)
+    if args.push_to_hub and accelerator.is_main_process:
+        # Creates the repository when missing; checkpoints and logs stay local (`hub.UPLOAD_IGNORE_PATTERNS`).
+        repo_id = push_folder_to_hub(
+            args.output_dir,
+            args.hub_model_id,
+            private=args.hub_private,
+            token=args.hub_token,
+            commit_message=f"ViT-VQGAN tokenizer ({args.model_config}), {state.global_step} steps",
+        )
+        logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
+    end_training(accelerator, parts)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,16 @@ def run_example(script, arguments, hf_home, num_processes=1):
     else:
         env["ACCELERATE_USE_CPU"] = "true"
         launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_cpu_threads_per_process", "1"]
-        launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        launch += [
+            "--main_process_port",
+            "0",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ]
         command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(EXAMPLES_DIR / script)]
         command += [str(argument) for argument in arguments]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

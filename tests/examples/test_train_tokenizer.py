@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 
 
@@ -52,8 +54,11 @@ def run_script(arguments, tmp_path, num_processes=1):
         env["ACCELERATE_USE_CPU"] = "true"
         launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_cpu_threads_per_process", "1"]
         launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        # A free port instead of 29500, which other 2-process runs on the same machine may hold.
+        launch += ["--main_process_port", "0"]
         command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(SCRIPT), *arguments]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    # These runs take well under a minute; a hung process fails the test after 5 minutes instead of blocking it.
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
 def assert_success(result):
@@ -77,9 +82,18 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     discriminator = VitVqganDiscriminator.from_pretrained(output_dir / "discriminator")
     assert discriminator(pixel_values).logits.shape == (2,)
 
-    card = (output_dir / "README.md").read_text()
-    assert "library_name: vit-vqgan-hf" in card and "PSNR" in card and "codebook usage" in card
+    # The final validation metrics: in the results file, and in the card's model-index and evaluation table.
+    validation = load_results(output_dir / "validation_results.json")
+    assert validation["task"] == "image-reconstruction" and validation["protocol"]["num_samples"] == 17
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.library_name == "vit-vqgan-hf"
+    card_metrics = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert card_metrics["psnr"] == pytest.approx(validation["metrics"]["psnr"])
+    assert card_metrics["codebook_usage"] == pytest.approx(validation["metrics"]["codebook_usage"])
+    assert "PSNR" in card.text and "Codebook usage" in card.text and "(a local path)" in card.text
+    assert str(tmp_path) not in card.content
     results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["validation/psnr"] == pytest.approx(validation["metrics"]["psnr"])
     assert results["global_step"] == 3
     # 3 steps x 4 images x 2 processes cover the 17 files, so the corrupt one was met, skipped and counted.
     assert results["skipped_images"] >= 1
