@@ -187,6 +187,33 @@ def encode_split(args, tokenizer, name: str, split, metadata: dict):
     return tokens, skipped
 
 
+def push_tokens_to_hub(args, dataset_dict: DatasetDict, description: str) -> str:
+    """
+    Push the token dataset (Parquet shards, one config with a split per encoded split) and `vim_tokens.json` to a Hub
+    dataset repository; `train_vim.py --pretokenized_dataset REPO_ID` reads both. Rerunning an interrupted push
+    skips the shards already uploaded.
+    """
+    repo_id = args.hub_model_id or Path(args.output_dir).name
+    logger.info(f"Pushing the tokens to the Hub dataset repository {repo_id!r}.")
+    repo_id = create_repo(
+        repo_id, repo_type="dataset", private=args.hub_private, exist_ok=True, token=args.hub_token
+    ).repo_id
+    dataset_dict.push_to_hub(
+        repo_id, private=args.hub_private, token=args.hub_token, commit_message="ViT-VQGAN token ids"
+    )
+    # `push_to_hub` keeps features and splits but not the description: the metadata file goes up beside the data.
+    upload_file(
+        path_or_fileobj=description.encode(),
+        path_in_repo=TOKENS_METADATA_FILE,
+        repo_id=repo_id,
+        repo_type="dataset",
+        token=args.hub_token,
+        commit_message="Tokenizer fingerprint and preprocessing",
+    )
+    logger.info(f"Pushed the tokens to https://huggingface.co/datasets/{repo_id}.")
+    return repo_id
+
+
 def main(args):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     tokenizer = VitVqganModel.from_pretrained(args.tokenizer).eval().requires_grad_(False)
@@ -245,23 +272,7 @@ def main(args):
         Path(args.output_dir, TOKENS_METADATA_FILE).write_text(description + "\n")
         logger.info(f"Saved {counts} to {args.output_dir}.")
     if args.push_to_hub:
-        # `push_to_hub` keeps features and splits but not the description: the metadata file goes up beside the data.
-        repo_id = create_repo(
-            args.hub_model_id or Path(args.output_dir).name,
-            repo_type="dataset",
-            private=args.hub_private,
-            exist_ok=True,
-            token=args.hub_token,
-        ).repo_id
-        dataset_dict.push_to_hub(repo_id, private=args.hub_private, token=args.hub_token)
-        upload_file(
-            path_or_fileobj=description.encode(),
-            path_in_repo=TOKENS_METADATA_FILE,
-            repo_id=repo_id,
-            repo_type="dataset",
-            token=args.hub_token,
-        )
-        logger.info(f"Pushed the tokens to https://huggingface.co/datasets/{repo_id}.")
+        push_tokens_to_hub(args, dataset_dict, description)
     return dataset_dict
 
 

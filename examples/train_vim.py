@@ -37,6 +37,7 @@ unchanged on one CPU, on several processes (DDP) and with FSDP (see examples/REA
 """
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -52,12 +53,13 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
 from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
-from huggingface_hub import ModelCard, ModelCardData, create_repo, hf_hub_download, upload_folder
+from huggingface_hub import hf_hub_download
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import Adafactor
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
+from vit_vqgan_hf.hub import add_hub_args, create_model_card, prepare_upload_folder, push_folder_to_hub
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -166,10 +168,7 @@ def parse_args(input_args=None):
     run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
     run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
     run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
-    run.add_argument("--push_to_hub", action="store_true", help="Upload the output folder to the Hub.")
-    run.add_argument("--hub_model_id", default=None, help="Hub repository; default: the output folder's name.")
-    run.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
-    run.add_argument("--hub_token", default=None, help="Hub token; default: the logged-in user's.")
+    add_hub_args(parser)
 
     args = parser.parse_args(input_args)
     check_args(args)
@@ -286,6 +285,10 @@ def build_datasets(args, accelerator, tokenizer):
         names = label_names(args, raw)
         source = metadata.get("source", {})
         args.data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
+        # The Hub dataset behind the tokens (for the card): the images' dataset, else a token dataset on the Hub.
+        args.data_hub_id = source.get("dataset_name") or (
+            None if os.path.isdir(args.pretokenized_dataset) else args.pretokenized_dataset
+        )
         args.data_description = (
             f"{len(raw)} token sequences of {args.pretokenized_dataset} (pretokenized; "
             f"{metadata['preprocessing']['num_augmented_copies']} augmented copies per image)"
@@ -303,6 +306,7 @@ def build_datasets(args, accelerator, tokenizer):
     dataset_class = ImageStreamingDataset if args.streaming else ImageTrainingDataset
     dataset = dataset_class(raw, transform, args.image_column, args.label_column, seed=args.seed)
     args.data_source = args.dataset_name or args.train_data_dir
+    args.data_hub_id = args.dataset_name
     augmentation = "random resized crop" if args.random_crop else "center crop"
     augmentation += " + horizontal flip" if args.random_flip else ""
     args.data_description = f"images of {args.data_source} ({augmentation}, encoded on the fly)"
@@ -321,9 +325,12 @@ def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
                 f"--conditioning class needs class labels, but the dataset has no column {args.label_column!r} "
                 "(--label_column); use --conditioning unconditional for unlabelled images."
             )
-        overrides.update(num_classes=len(names), id2label=dict(enumerate(names)))
+        # Both maps: `from_pretrained` sets overrides as attributes, which would leave a stale generic `label2id`.
+        overrides.update(
+            num_classes=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+        )
     else:
-        overrides.update(num_classes=0, id2label={})
+        overrides.update(num_classes=0, id2label={}, label2id={})
     if args.class_dropout_prob is not None:
         overrides["class_dropout_prob"] = args.class_dropout_prob
     if args.dropout is not None:
@@ -494,79 +501,22 @@ def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.
     return grid
 
 
-def save_model_card(args, output_dir: str, config: VimConfig, state: TrainingState, final_loss: float | None):
-    """Write `README.md`: YAML metadata, usage, training data and configuration."""
-    tokenizer_is_hub_id = not os.path.isdir(args.tokenizer)
-    data_is_hub_id = args.data_source is not None and not os.path.isdir(str(args.data_source))
-    card_data = ModelCardData(
-        library_name="vit-vqgan-hf",
-        license="apache-2.0",
-        tags=["vim", "vit-vqgan", "autoregressive", "image-generation", "class-conditional-image-generation"]
-        if config.num_classes
-        else ["vim", "vit-vqgan", "autoregressive", "image-generation", "unconditional-image-generation"],
-        datasets=[args.data_source] if data_is_hub_id else None,
-        base_model=args.tokenizer if tokenizer_is_hub_id else None,
-        pipeline_tag="unconditional-image-generation",
+def save_model_card(
+    args, output_dir: str, config: VimConfig, tokenizer_config, state: TrainingState, final_loss: float | None
+):
+    """Write `README.md` with the package's VIM card template (`vit_vqgan_hf.hub.create_model_card`)."""
+    # Only Hub ids go into the card's metadata: a local tokenizer or data folder says nothing to a reader.
+    base_model = args.tokenizer if not os.path.isdir(args.tokenizer) else None
+    card = create_model_card(
+        config,
+        # The run's arguments, plus how far it went: the training loss is not an evaluation, so no results file.
+        {**vars(args), "trained_steps": state.global_step, "final_training_loss": final_loss},
+        tokenizer_config=tokenizer_config,
+        repo_id=args.hub_model_id,
+        base_model=base_model,
+        dataset=args.data_hub_id,
     )
-    repo = args.hub_model_id or args.output_dir
-    if config.num_classes:
-        example_class = config.id2label[0]
-        usage = f'images = pipe(class_labels=pipe.get_label_ids(["{example_class}"]), generator=generator).images'
-        conditioning = f"class-conditional on {config.num_classes} classes (label dropout {config.class_dropout_prob})"
-    else:
-        usage = "images = pipe(num_images_per_label=4, generator=generator).images"
-        conditioning = "unconditional (every sequence starts with the null token)"
-    hyperparameters = {
-        "model_config": args.model_config,
-        "layers / hidden size / heads": (
-            f"{config.num_hidden_layers} / {config.hidden_size} / {config.num_attention_heads}"
-        ),
-        "token grid / codebook": f"{config.token_grid_size}x{config.token_grid_size} / {config.codebook_size}",
-        "conditioning": conditioning,
-        "dropout": config.hidden_dropout_prob,
-        "data": args.data_description,
-        "train_batch_size (per process)": args.train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "training steps": state.global_step,
-        "optimizer": f"{args.optimizer} (betas {args.adam_beta1}, {args.adam_beta2}; weight decay {args.adam_weight_decay})",
-        "learning rate": (
-            f"{args.learning_rate}, warm-up {args.lr_warmup_steps}, exponential decay from step {args.lr_decay_start} "
-            f"to {args.lr_end}"
-        ),
-        "max_grad_norm": args.max_grad_norm,
-        "mixed_precision": args.mixed_precision or "no",
-        "final training loss (nats per token)": "n/a" if final_loss is None else f"{final_loss:.4f}",
-        "seed": args.seed,
-    }
-    rows = "\n".join(f"| {name} | {value} |" for name, value in hyperparameters.items())
-    content = f"""---
-{card_data.to_yaml()}
----
-
-# VIM image generator
-
-A VIM transformer ("Vector-quantized Image Modeling with Improved VQGAN", Yu et al., ICLR 2022) trained with
-`examples/train_vim.py` of vit-vqgan-hf over the tokens of the ViT-VQGAN tokenizer `{args.tokenizer}` (in `vqgan/`).
-It is {conditioning}.
-
-## Usage
-
-```python
-import torch
-from vit_vqgan_hf import VimPipeline
-
-pipe = VimPipeline.from_pretrained("{repo}")
-generator = torch.Generator().manual_seed(0)
-{usage}
-```
-
-## Training configuration
-
-| setting | value |
-| --- | --- |
-{rows}
-"""
-    ModelCard(content).save(os.path.join(output_dir, "README.md"))
+    card.save(os.path.join(output_dir, "README.md"))
 
 
 def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, final_loss: float | None):
@@ -574,22 +524,29 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, fina
     transformer = export_transformer(accelerator, model)
     if accelerator.is_main_process:
         VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
-        save_model_card(args, args.output_dir, transformer.config, state, final_loss)
+        save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, final_loss)
         results = {**state.state_dict(), "final_loss": final_loss}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
     accelerator.wait_for_everyone()
 
 
-def push_to_hub(args, repo_id: str):
-    """Upload the output folder (without checkpoints and logs' checkpoints) to the Hub repository."""
-    upload_folder(
-        repo_id=repo_id,
-        folder_path=args.output_dir,
-        commit_message=f"VIM ({args.model_config}, {args.conditioning})",
-        ignore_patterns=[f"{CHECKPOINTS_FOLDER}/**", f"{CHECKPOINTS_FOLDER}/*"],
+def upload_files(output_dir: str) -> list[str]:
+    """The files `--push_to_hub` uploads from the output folder: everything but checkpoints and logs."""
+    return prepare_upload_folder(output_dir)
+
+
+def push_to_hub(args) -> str:
+    """Upload the output folder (without checkpoints and logs) to the Hub; rerunning resumes an interrupted push."""
+    repo_id = push_folder_to_hub(
+        args.output_dir,
+        args.hub_model_id,
+        private=args.hub_private,
         token=args.hub_token,
+        commit_message=f"VIM ({args.model_config}, {args.conditioning})",
     )
+    logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}.")
+    return repo_id
 
 
 @dataclass
@@ -721,19 +678,23 @@ def load_tokenizer(args, device) -> VitVqganModel:
     return tokenizer
 
 
+def end_training(accelerator, parts: TrainingParts):
+    """
+    Release the prepared model before ending the trackers and destroying the process group: were the
+    `DistributedDataParallel` wrapper freed after `destroy_process_group`, its reducer's destructor would join Gloo's
+    threads while holding the GIL and can hang a process for ever (the full story is in train_tokenizer.py).
+    """
+    parts.model = parts.optimizer = parts.scheduler = None
+    accelerator.free_memory()
+    gc.collect()
+    accelerator.end_training()
+
+
 def main(args):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-    repo_id = None
-    if args.push_to_hub and accelerator.is_main_process:
-        repo_id = create_repo(
-            args.hub_model_id or Path(args.output_dir).name,
-            exist_ok=True,
-            private=args.hub_private,
-            token=args.hub_token,
-        ).repo_id
     tokenizer = load_tokenizer(args, accelerator.device)
     dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
     config = build_config(args, tokenizer, names)
@@ -772,9 +733,10 @@ def main(args):
     if args.validation_steps:
         log_validation(args, accelerator, model, tokenizer, state.global_step)
     save_outputs(args, accelerator, model, tokenizer, state, final_loss)
-    if repo_id is not None:
-        push_to_hub(args, repo_id)
-    accelerator.end_training()
+    if args.push_to_hub and accelerator.is_main_process:
+        push_to_hub(args)
+    del model, optimizer, scheduler
+    end_training(accelerator, parts)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Tests of examples/pretokenize.py on a generated image folder with a tiny tokenizer, offline, on CPU."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ from vit_vqgan_hf import VitVqganModel
 from vit_vqgan_hf.training.data import ImageTransform, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_fingerprint, tokenizer_fingerprint
 
-from .conftest import VIM_CLASSES, load_example
+from .conftest import EXAMPLES_DIR, VIM_CLASSES, load_example
 
 
 def test_tokens_labels_and_metadata(vim_data):
@@ -77,3 +80,40 @@ def test_tokens_of_another_tokenizer_are_refused(vim_data):
     other_grid = VitVqganModel(tokenizer.config.__class__(**{**tokenizer.config.to_dict(), "patch_size": 8}))
     with pytest.raises(ValueError, match="token_grid_size=4"):
         check_tokenizer_fingerprint(metadata, other_grid, strict=False)
+
+
+def test_push_to_hub_writes_the_dataset_then_stops_at_the_network(vim_data, tmp_path):
+    # Offline, the push fails at its first Hub call, after the folder with the data and its metadata is written.
+    output_dir = tmp_path / "tokens"
+    arguments = ["--tokenizer", vim_data.tokenizer, "--train_data_dir", vim_data.image_folder, "--device", "cpu"]
+    arguments += ["--cache_dir", tmp_path / "cache", "--output_dir", output_dir, "--batch_size", 5]
+    arguments += ["--push_to_hub", "--hub_model_id", "someone/digit-tokens", "--hub_private"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(vim_data.hf_home)}
+    command = [sys.executable, str(EXAMPLES_DIR / "pretokenize.py"), *map(str, arguments)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    assert result.returncode != 0
+    assert "Pushing the tokens to the Hub dataset repository 'someone/digit-tokens'" in result.stderr
+    assert "OfflineModeIsEnabled" in result.stderr
+    # What would be pushed: the token splits with their label names, and the tokenizer fingerprint beside them.
+    pushed = load_from_disk(str(output_dir))
+    assert list(pushed) == ["train"] and len(pushed["train"]) == 12
+    assert pushed["train"].features["label"] == ClassLabel(names=list(VIM_CLASSES))
+    metadata = json.loads((output_dir / TOKENS_METADATA_FILE).read_text())
+    assert json.loads(pushed["train"].info.description) == metadata
+    assert metadata["tokenizer"]["name_or_path"] == str(vim_data.tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--train_data_dir", "x"], "--output_dir, --push_to_hub, or both"),
+        (["--train_data_dir", "x", "--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+        (["--train_data_dir", "x", "--dataset_name", "y", "--output_dir", "o"], "exactly one of"),
+    ],
+)
+def test_invalid_arguments_are_reported(arguments, message, capsys):
+    pretokenize = load_example("pretokenize.py")
+    with pytest.raises(SystemExit):
+        pretokenize.parse_args(["--tokenizer", "t", *arguments])
+    assert message in capsys.readouterr().err

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from vit_vqgan_hf import VimPipeline
@@ -55,9 +56,17 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_2"}
     assert (output_dir / "validation_samples.png").is_file()
     assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
-    card = (output_dir / "README.md").read_text()
-    assert "library_name: vit-vqgan-hf" in card and "VimPipeline.from_pretrained" in card
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.library_name == "vit-vqgan-hf" and "VimPipeline.from_pretrained" in card.text
+    # The package's VIM template, filled from the run; a local tokenizer folder is no `base_model`.
+    assert "class-conditional" in card.data.tags and card.data.base_model is None
+    assert "3 classes" in card.text and "final_training_loss" in card.text and str(tmp_path) not in card.content
     assert json.loads((output_dir / "train_results.json").read_text())["global_step"] == 3
+
+    # What --push_to_hub would upload (no network): the pipeline and its card, not the checkpoints or the logs.
+    uploaded = load_example("train_vim.py").upload_files(output_dir)
+    assert {"README.md", "model_index.json", "transformer/config.json", "vqgan/config.json"} <= set(uploaded)
+    assert not [path for path in uploaded if path.startswith(("checkpoints/", "logs/"))]
 
 
 def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
