@@ -93,9 +93,18 @@ def test_output_types(pipe, output_type):
         assert 0 <= images.min() and images.max() < CODEBOOK_SIZE
     # Every output type shows the same samples: the decoded pixels of the tokens.
     expected = tokens(pipe, class_labels=[0, 2], num_images_per_label=2, generator=generators(0, 1, 2, 3))
+    if output_type == "tokens":
+        assert torch.equal(images, expected)
+        return
+    with torch.no_grad():
+        decoded = (pipe.vqgan.decode_tokens(expected) / 2 + 0.5).clamp(0, 1)
     if output_type == "pt":
-        decoded = pipe.vqgan.decode_tokens(expected)
-        torch.testing.assert_close(images, (decoded / 2 + 0.5).clamp(0, 1))
+        torch.testing.assert_close(images, decoded)
+    elif output_type == "np":
+        np.testing.assert_allclose(images, decoded.permute(0, 2, 3, 1).numpy(), atol=1e-6, rtol=0)
+    else:
+        expected_pixels = (decoded.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        np.testing.assert_array_equal(np.stack([np.asarray(image) for image in images]), expected_pixels)
 
 
 def test_return_dict_false_gives_tuples(pipe):
@@ -342,8 +351,16 @@ def test_default_labels_of_a_tiny_model(pipe):
 )
 def test_invalid_inputs_raise(pipe, arguments, message):
     arguments = {"class_labels": [0, 1], **arguments}
-    with pytest.raises(ValueError, match=message):
-        pipe(**arguments)
+    # The error comes before any computation: neither model runs.
+    calls = []
+    hooks = [model.register_forward_pre_hook(lambda *_: calls.append(1)) for model in (pipe.transformer, pipe.vqgan)]
+    try:
+        with pytest.raises(ValueError, match=message):
+            pipe(**arguments)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == []
 
 
 def test_guidance_and_unconditional_need_a_trained_null_token():
