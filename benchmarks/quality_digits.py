@@ -28,6 +28,7 @@ Outputs: `quality_digits.json` (all figures), `quality_digits.png` (probe accura
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -167,6 +168,22 @@ def reconstruction_accuracy(pipeline_dir: Path, validation, classifiers: dict) -
     return {name: float(classifier.score(features, labels)) for name, classifier in classifiers.items()}
 
 
+VALIDATION_LINE = re.compile(r"step (\d+): (validation/psnr .*)")
+
+
+def tokenizer_history(log: Path) -> dict:
+    """The tokenizer's validation figures (PSNR, codebook usage, perplexity) at every validation step of its log."""
+    history = {}
+    for line in log.read_text().replace("\r", "\n").splitlines():
+        match = VALIDATION_LINE.search(line)
+        if match:
+            pairs = match.group(2).split(", ")
+            history[int(match.group(1))] = {
+                name.removeprefix("validation/"): float(value) for name, value in (pair.split(" ") for pair in pairs)
+            }
+    return dict(sorted(history.items()))
+
+
 def probe_plot(path: Path, trained: dict, random: dict, pixels: float):
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
@@ -203,7 +220,7 @@ def main(args):
          "--perceptual_weight", 0, "--adversarial_weight", 0, "--discriminator_config", "tiny",
          "--discriminator_start_step", args.tokenizer_steps + 1, "--train_batch_size", 64,
          "--max_train_steps", args.tokenizer_steps, "--learning_rate", 1e-3, "--lr_warmup_steps", 50,
-         "--lr_end", 1e-4, "--checkpointing_steps", args.tokenizer_steps, "--validation_steps", args.tokenizer_steps,
+         "--lr_end", 1e-4, "--checkpointing_steps", args.tokenizer_steps, "--validation_steps", args.tokenizer_steps // 10,
          "--logging_steps", 100, "--seed", args.seed, "--report_to", "none"],
         output_dir / "train_tokenizer.log",
         args.threads,
@@ -257,8 +274,15 @@ def main(args):
         probes[name] = results["details"]["per_block_top1_accuracy"]
     probe_plot(output_dir / "quality_digits.png", probes["trained"], probes["random_init"], probes["raw_pixels"]["0"])
 
+    history = tokenizer_history(output_dir / "train_tokenizer.log")
+    first, last = min(history), max(history)
     summary = {
         "sample_class_accuracy": samples,
+        "tokenizer_validation": {
+            "early": {"step": first, **history[first]},
+            "final": {"step": last, **history[last]},
+            "history": history,
+        },
         "classifier_accuracy_on_real_validation_images": real_accuracy,
         "classifier_accuracy_on_validation_reconstructions": reconstructions,
         "linear_probe_top1_per_block": probes,
@@ -274,7 +298,8 @@ def main(args):
         "timings_seconds": {name: round(value, 1) for name, value in timings.items()},
     }
     (output_dir / "quality_digits.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({key: summary[key] for key in list(summary)[:4]}, indent=2))
+    print(json.dumps({key: summary[key] for key in list(summary)[:5] if key != "tokenizer_validation"}, indent=2))
+    print(json.dumps({key: summary["tokenizer_validation"][key] for key in ("early", "final")}))
     return summary
 
 

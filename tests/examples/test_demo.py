@@ -1,0 +1,49 @@
+"""examples/demo.py end to end with a few steps per stage: every output is written, and a rerun reuses the stages."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import PIL.Image
+
+from vit_vqgan_hf import VimPipeline, VitVqganModel
+
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def run_demo(output_dir, hf_home):
+    command = [sys.executable, str(DEMO), "--output_dir", str(output_dir), "--tokenizer_steps", "2"]
+    command += ["--vim_steps", "2", "--samples_per_class", "2"]
+    env = {**os.environ, "HF_HOME": str(hf_home), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
+    output_dir = tmp_path / "demo"
+    first = run_demo(output_dir, tmp_path / "hf_home")
+    assert "reusing" not in first
+    assert "samples assigned to the requested class" in first
+
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert set(metrics["generation"]["per_class"]) == {
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"
+    }  # fmt: skip
+    assert 0 <= metrics["generation"]["class_accuracy"] <= 1
+    assert metrics["reconstruction (validation split)"]["psnr"] > 0
+    # 10 rows of 16x16 samples, upscaled 4 times, plus the label margin.
+    assert PIL.Image.open(output_dir / "samples.png").height == 10 * 16 * 4
+    assert PIL.Image.open(output_dir / "reconstructions.png").height == 20 * 16 * 4
+    assert VitVqganModel.from_pretrained(output_dir / "tokenizer").config.patch_size == 2
+    pipeline = VimPipeline.from_pretrained(output_dir / "pipeline")
+    assert pipeline.get_label_ids("seven") == [pipeline.transformer.config.label2id["seven"]]
+    for card in (output_dir / "tokenizer" / "README.md", output_dir / "pipeline" / "README.md"):
+        assert card.read_text().startswith("---")
+
+    second = run_demo(output_dir, tmp_path / "hf_home")
+    for stage in ("train_tokenizer", "evaluate_tokenizer", "pretokenize", "train_vim"):
+        assert f"[{stage}] done in an earlier run" in second
