@@ -55,6 +55,7 @@ from vit_vqgan_hf.training import (
     generator_loss,
     load_lpips,
 )
+from vit_vqgan_hf.training.codebook import lookup_latents, restart_dead_codes
 from vit_vqgan_hf.training.data import (
     ImageStreamingDataset,
     ImageTrainingDataset,
@@ -170,6 +171,16 @@ def parse_args(input_args=None):
         "--max_nonfinite_steps", type=int, default=10, help="Stop after this many non-finite steps in a row."
     )
     optim.add_argument("--seed", type=int, default=0, help="Seed of initialization, data order and augmentation.")
+    optim.add_argument(
+        "--codebook_restart_steps",
+        type=int,
+        default=None,
+        help=(
+            "Every N steps, move the codes no token picked in the last N steps onto latents of the current batch "
+            "(dead-code restart). Off by default, as in the paper; turn it on when usage collapses on small or "
+            "low-entropy data (see vit_vqgan_hf.training.codebook)."
+        ),
+    )
 
     run = parser.add_argument_group("outputs, logging and checkpoints")
     run.add_argument("--output_dir", default="vit-vqgan-tokenizer", help="Where the model and checkpoints go.")
@@ -208,7 +219,13 @@ def check_args(args):
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
+    for name in (
+        "max_train_steps",
+        "checkpointing_steps",
+        "validation_steps",
+        "checkpoints_total_limit",
+        "codebook_restart_steps",
+    ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
     if args.lr_scheduler in SCHEDULERS_WITH_MIN_LR and not 0 <= args.lr_end <= args.learning_rate:
@@ -541,6 +558,8 @@ class TrainingParts:
     train_dataset: torch.utils.data.Dataset
     train_dataloader: DataLoader
     validation_dataset: torch.utils.data.Dataset
+    # Code counts since the last dead-code restart and the step it happened at (--codebook_restart_steps).
+    codebook_window: dict | None = None
 
 
 def prepare_parts(args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader):
@@ -606,9 +625,44 @@ def train_micro_batch(args, accelerator, parts: TrainingParts, state, batch, pen
         pending["skipped"] += batch["skipped"]
         pending["images"] += batch["pixel_values"].shape[0]
         window["code_counts"] += output.code_counts
+        if parts.codebook_window is not None:
+            parts.codebook_window["code_counts"] += output.code_counts
         if accelerator.sync_gradients:
             logs.update(step_optimizers(args, accelerator, parts, pending))
+            if restart_due(args, parts, state.global_step + 1):
+                logs["train/restarted_codes"] = restart_codes(
+                    args, accelerator, parts, state.global_step + 1, batch["pixel_values"]
+                )
     return logs
+
+
+def restart_due(args, parts: TrainingParts, step: int) -> bool:
+    """Whether optimizer step `step` ends a full dead-code restart window (never the last step: a code moved there
+    would be exported without the decoder ever having seen it)."""
+    if parts.codebook_window is None or step >= args.max_train_steps:
+        return False
+    every = args.codebook_restart_steps
+    return step % every == 0 and step - parts.codebook_window["start_step"] >= every
+
+
+def restart_codes(args, accelerator, parts: TrainingParts, step: int, pixel_values: torch.Tensor) -> int:
+    """Dead-code restart: the codes no process picked since the last restart move onto latents of this step's
+    batches, the same way on every process (same counts, same gathered latents, same seeded generator)."""
+    model = accelerator.unwrap_model(parts.tokenizer)
+    code_counts = accelerator.reduce(parts.codebook_window["code_counts"].clone(), "sum")
+    latents = lookup_latents(model, pixel_values)
+    # At most `codebook_size` candidates per process keep the gather small at ImageNet scale.
+    latents = latents[torch.randperm(latents.shape[0], device=latents.device)[: model.config.codebook_size]]
+    latents = accelerator.gather(latents.contiguous())
+    generator = torch.Generator().manual_seed(args.seed + step)
+    restarted = restart_dead_codes(model, code_counts, latents, generator, parts.optimizers[0])
+    parts.codebook_window = new_codebook_window(code_counts, step)
+    return restarted.numel()
+
+
+def new_codebook_window(code_counts: torch.Tensor, step: int) -> dict:
+    """Zeroed code counts of the next dead-code restart window, starting at `step`."""
+    return {"code_counts": torch.zeros_like(code_counts), "start_step": step}
 
 
 def step_optimizers(args, accelerator, parts: TrainingParts, pending) -> dict:
@@ -714,6 +768,9 @@ def train(args, accelerator, parts: TrainingParts, state: TrainingState):
     )
     codebook_size = accelerator.unwrap_model(parts.tokenizer).config.codebook_size
     window = new_window(torch.zeros(codebook_size, dtype=torch.long, device=accelerator.device))
+    if args.codebook_restart_steps:
+        # After a resume the first restart waits for a full window of counts.
+        parts.codebook_window = new_codebook_window(window["code_counts"], state.global_step)
     pending = new_pending()
     while state.global_step < args.max_train_steps:
         # Order and augmentation of epoch e depend on (seed, e) only; both are set before the iterator starts.

@@ -1,8 +1,10 @@
-"""Training building blocks of the ViT-VQGAN tokenizer: losses, LPIPS perceptual distance, StyleGAN2 discriminator.
+"""Training building blocks of the ViT-VQGAN tokenizer: losses, LPIPS perceptual distance, StyleGAN2 discriminator,
+dead-code restarts.
 
 Imported by the example scripts and tests only; the models never import it.
 """
 
+from .codebook import lookup_latents, restart_dead_codes
 from .discriminator import VitVqganDiscriminator, VitVqganDiscriminatorConfig, VitVqganDiscriminatorOutput
 from .losses import (
     VitVqganLossWeights,
@@ -32,5 +34,7 @@ __all__ = [
     "lazy_r1_loss",
     "load_lpips",
     "logit_laplace_loss",
+    "lookup_latents",
     "r1_penalty",
+    "restart_dead_codes",
 ]
