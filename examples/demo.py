@@ -8,21 +8,26 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
 1. data: the 1797 handwritten digits of `sklearn.datasets.load_digits` (8x8, 17 gray levels), upscaled to 16x16 RGB
    and written as an image folder with stratified `train/` and `validation/` splits and class folders `zero`..`nine`;
 2. `train_tokenizer.py`: a small ViT-VQGAN (patch 2, so 8x8 tokens; l2 + logit-Laplace + VQ losses; the perceptual
-   and adversarial terms need a pretrained VGG16 and far more steps, so they are off here);
+   and adversarial terms need a pretrained VGG16 and far more steps, so they are off here). On 1437 small digits
+   the codes collapse within ~100 steps (about 10 of 128 left in use, at any learning rate), so the demo turns on
+   dead-code restarts (`--codebook_restart_steps 25`), which the paper's ImageNet recipe does not need;
 3. `evaluate_tokenizer.py`: PSNR, SSIM, l1/l2, logit-Laplace NLL and codebook usage on the validation split;
 4. `pretokenize.py`: the training split as token ids;
 5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card;
-6. sampling with `VimPipeline` (paper settings: temperature 1, no top-k/top-p, no guidance), scored by an RBF SVM
-   trained on the real training images: the share of samples it assigns to the class they were drawn for.
+6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
+   with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
+   also models the unconditional distribution), each scored by an RBF SVM trained on the real training images: the
+   share of samples it assigns to the class they were drawn for.
 
-A rerun reuses every finished stage whose command has not changed (delete a stage's folder to redo it).
-Everything lands in `--output_dir`: `tokenizer/`, `pipeline/`, `samples.png` (one row per class),
-`reconstructions.png`, `metrics.json`.
+A rerun reuses every finished stage whose command and inputs have not changed (delete a stage's folder to redo it).
+Everything lands in `--output_dir`: `tokenizer/`, `pipeline/`, `samples.png` (one row per class; `samples_guided.png`
+with guidance), `reconstructions.png`, `metrics.json`.
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -68,9 +73,15 @@ VIM_CONFIG = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo", help="Where every stage writes its results.")
-    parser.add_argument("--tokenizer_steps", type=int, default=1000, help="Tokenizer training steps (batch 64).")
+    parser.add_argument("--tokenizer_steps", type=int, default=600, help="Tokenizer training steps (batch 64).")
     parser.add_argument("--vim_steps", type=int, default=1500, help="VIM training steps (batch 64).")
-    parser.add_argument("--samples_per_class", type=int, default=20, help="Generated images per class to score.")
+    parser.add_argument("--samples_per_class", type=int, default=50, help="Generated images per class to score.")
+    parser.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=2.0,
+        help="Classifier-free guidance of the second set of samples (the first uses the paper's: none).",
+    )
     parser.add_argument("--num_processes", type=int, default=1, help="Processes of each `accelerate launch`.")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per process (tiny models: 1 is fastest)."
@@ -117,11 +128,17 @@ def launch_command(script: str, arguments: list, num_processes: int, threads: in
     return [*launch, str(EXAMPLES_DIR / script), *map(str, arguments)]
 
 
-def run_stage(name: str, command: list[str], stage_dir: Path, log_dir: Path, timings: dict):
-    """Run a stage unless `stage_dir` holds the marker of the same command; its output streams to the terminal (the
-    scripts' progress bars) and to `log_dir/<name>.log`."""
+def run_stage(name: str, command: list[str], stage_dir: Path, log_dir: Path, timings: dict, inputs: tuple = ()):
+    """
+    Run a stage unless `stage_dir` holds the marker of the same command run on the same results of the stages in
+    `inputs` (their folders); its output streams to the terminal (the scripts' progress bars) and to
+    `log_dir/<name>.log`.
+    """
     marker = stage_dir / STAGE_MARKER
-    if marker.exists() and json.loads(marker.read_text())["command"] == command[1:]:
+    # The command (minus the interpreter path) and the upstream markers identify the stage's result: a changed flag
+    # or a redone upstream stage (a new marker) redoes this one.
+    key = {"command": command[1:], "inputs": [read_marker(folder / STAGE_MARKER) for folder in inputs]}
+    if {name: read_marker(marker).get(name) for name in key} == key:
         print(f"[{name}] done in an earlier run: reusing {stage_dir}", flush=True)
         return
     print(f"[{name}] {' '.join(command[1:])}", flush=True)
@@ -138,8 +155,25 @@ def run_stage(name: str, command: list[str], stage_dir: Path, log_dir: Path, tim
     if process.wait():
         raise SystemExit(f"[{name}] failed (exit code {process.returncode}); its output is in {log_dir / name}.log")
     timings[name] = round(time.perf_counter() - start, 1)
-    # The command (minus the interpreter path) identifies the stage's result; a changed flag redoes the stage.
-    marker.write_text(json.dumps({"command": command[1:], "seconds": timings[name]}, indent=2) + "\n")
+    marker.write_text(json.dumps({**key, "seconds": timings[name], "finished_at": time.time()}, indent=2) + "\n")
+
+
+def read_marker(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+VALIDATION_LINE = re.compile(r"step (\d+): (validation/psnr .*)")
+
+
+def tokenizer_history(log: Path) -> dict:
+    """The tokenizer's validation figures (PSNR, codebook usage, perplexity) at each validation step of its log."""
+    history = {}
+    for line in log.read_text().replace("\r", "\n").splitlines():
+        match = VALIDATION_LINE.search(line)
+        if match:
+            pairs = (pair.split(" ") for pair in match.group(2).split(", "))
+            history[int(match.group(1))] = {name.removeprefix("validation/"): float(value) for name, value in pairs}
+    return dict(sorted(history.items()))
 
 
 def fit_classifier(splits: dict):
@@ -166,8 +200,11 @@ def image_grid(rows: np.ndarray, labels: list[str], scale: int = 4) -> PIL.Image
 
 
 @torch.no_grad()
-def sample_and_score(pipeline_dir: Path, classifier, samples_per_class: int, seed: int, output_dir: Path) -> dict:
-    """Class-conditional samples of every class (samples.png) and the share the classifier assigns to their class."""
+def sample_and_score(
+    pipeline_dir: Path, classifier, samples_per_class: int, seed: int, image_path: Path, guidance_scale: float = 1.0
+) -> dict:
+    """Class-conditional samples of every class (the first ten of each as a row of `image_path`) and the share the
+    classifier assigns to their class."""
     from vit_vqgan_hf import VimPipeline
 
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
@@ -176,12 +213,13 @@ def sample_and_score(pipeline_dir: Path, classifier, samples_per_class: int, see
     images = pipeline(
         class_labels=class_labels,
         num_images_per_label=samples_per_class,
+        guidance_scale=guidance_scale,
         generator=generator,
         output_type="np",
         max_batch_size=100,
     ).images
     images = np.asarray(images).reshape(len(CLASS_NAMES), samples_per_class, RESOLUTION, RESOLUTION, 3)
-    image_grid(images[:, :10], list(CLASS_NAMES)).save(output_dir / "samples.png")
+    image_grid(images[:, :10], list(CLASS_NAMES)).save(image_path)
     # The samples are gray up to the tokenizer's errors: classify their channel mean, as the real images.
     predictions = classifier.predict(images.mean(axis=-1).reshape(len(CLASS_NAMES) * samples_per_class, -1))
     predictions = predictions.reshape(len(CLASS_NAMES), samples_per_class)
@@ -230,8 +268,8 @@ def main(args):
                 "--perceptual_weight", 0, "--adversarial_weight", 0, "--discriminator_config", "tiny",
                 "--discriminator_start_step", steps + 1, "--train_batch_size", 64 // args.num_processes,
                 "--max_train_steps", steps, "--learning_rate", 1e-3, "--lr_warmup_steps", 50, "--lr_end", 1e-4,
-                "--checkpointing_steps", max(steps // 2, 1), "--validation_steps", steps, "--logging_steps", 100,
-                "--seed", args.seed, "--report_to", "none"]),
+                "--checkpointing_steps", max(steps // 2, 1), "--validation_steps", max(steps // 6, 1),
+                "--logging_steps", 100, "--codebook_restart_steps", 25, "--seed", args.seed, "--report_to", "none"]),
         output_dir / "tokenizer",
         log_dir,
         timings,
@@ -244,6 +282,7 @@ def main(args):
         output_dir / "tokenizer_evaluation",
         log_dir,
         timings,
+        inputs=(output_dir / "tokenizer",),
     )  # fmt: skip
     run_stage(
         "pretokenize",
@@ -253,6 +292,7 @@ def main(args):
         output_dir / "tokens",
         log_dir,
         timings,
+        inputs=(output_dir / "tokenizer",),
     )  # fmt: skip
     steps = args.vim_steps
     run_stage(
@@ -268,12 +308,33 @@ def main(args):
         output_dir / "pipeline",
         log_dir,
         timings,
+        inputs=(output_dir / "tokens",),
     )  # fmt: skip
 
     print("[sample] class-conditional samples with VimPipeline", flush=True)
     sampling_start = time.perf_counter()
     classifier, real_accuracy = fit_classifier(splits)
-    generation = sample_and_score(output_dir / "pipeline", classifier, args.samples_per_class, args.seed, output_dir)
+    generation = {
+        "paper_sampling": {
+            "sampling": "temperature 1.0, no top-k / top-p, no guidance (paper Sec. 7)",
+            "images": "samples.png",
+            **sample_and_score(
+                output_dir / "pipeline", classifier, args.samples_per_class, args.seed, output_dir / "samples.png"
+            ),
+        },
+        "guided": {
+            "sampling": f"temperature 1.0, classifier-free guidance scale {args.guidance_scale}",
+            "images": "samples_guided.png",
+            **sample_and_score(
+                output_dir / "pipeline",
+                classifier,
+                args.samples_per_class,
+                args.seed,
+                output_dir / "samples_guided.png",
+                args.guidance_scale,
+            ),
+        },
+    }
     timings["sample_and_score"] = round(time.perf_counter() - sampling_start, 1)
     save_reconstructions(output_dir / "tokenizer", splits["validation"], output_dir)
 
@@ -282,10 +343,10 @@ def main(args):
         "reconstruction (validation split)": {
             key: value for key, value in reconstruction.items() if value is not None
         },
+        "tokenizer_validation_by_step": tokenizer_history(log_dir / "train_tokenizer.log"),
         "generation": {
             **generation,
             "samples_per_class": args.samples_per_class,
-            "sampling": "temperature 1.0, no top-k / top-p, no guidance (paper Sec. 7)",
             "classifier": "RBF SVM (scikit-learn SVC) trained on the real training images",
             "classifier_accuracy_on_real_validation_images": real_accuracy,
         },
@@ -293,23 +354,31 @@ def main(args):
         "timings_seconds (stages run now)": timings,
     }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    report(output_dir, reconstruction, generation, real_accuracy, time.perf_counter() - start)
+    history = metrics["tokenizer_validation_by_step"]
+    report(output_dir, reconstruction, history, generation, real_accuracy, time.perf_counter() - start)
     return metrics
 
 
-def report(output_dir: Path, reconstruction: dict, generation: dict, real_accuracy: float, seconds: float):
+def report(
+    output_dir: Path, reconstruction: dict, history: dict, generation: dict, real_accuracy: float, seconds: float
+):
     usage = reconstruction.get("codebook_usage")
+    first = min(history) if history else None
     print(
         f"\nDemo finished in {seconds / 60:.1f} min.\n"
-        f"  reconstruction PSNR (validation): {reconstruction['psnr']:.2f} dB\n"
-        f"  codebook usage (codes used per group of 256 images): "
+        f"  reconstruction PSNR (validation): {reconstruction['psnr']:.2f} dB"
+        + (f" (after step {first}: {history[first]['psnr']:.2f} dB)\n" if first else "\n")
+        + "  codebook usage (codes used per group of 256 images): "
         + (f"{100 * usage:.1f}%\n" if usage is not None else "n/a\n")
-        + f"  samples assigned to the requested class: {100 * generation['class_accuracy']:.1f}% "
-        f"(target >= 90%; the classifier scores {100 * real_accuracy:.1f}% on real validation images)\n\n"
+        + "  samples assigned to the requested class (target >= 90%; the classifier scores "
+        f"{100 * real_accuracy:.1f}% on real validation images):\n"
+        f"    {100 * generation['paper_sampling']['class_accuracy']:.1f}% with the paper's sampling (T 1, no guidance)\n"
+        f"    {100 * generation['guided']['class_accuracy']:.1f}% with classifier-free guidance "
+        f"{generation['guided']['sampling'].rsplit(' ', 1)[-1]}\n\n"
         f"Outputs in {output_dir}/:\n"
         f"  tokenizer/            VitVqganModel.from_pretrained('{output_dir}/tokenizer'), with its model card\n"
         f"  pipeline/             VimPipeline.from_pretrained('{output_dir}/pipeline'), with its model card\n"
-        f"  samples.png           one row per class\n"
+        f"  samples.png           one row per class (samples_guided.png: with guidance)\n"
         f"  reconstructions.png   validation images and their reconstructions\n"
         f"  metrics.json          all figures; tokenizer_evaluation/results.json has the full protocol\n"
         f"  logs/                 the output of every stage",

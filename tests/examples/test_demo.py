@@ -30,13 +30,17 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     assert "samples assigned to the requested class" in first
 
     metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert set(metrics["generation"]["per_class"]) == {
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"
-    }  # fmt: skip
-    assert 0 <= metrics["generation"]["class_accuracy"] <= 1
+    for sampling in ("paper_sampling", "guided"):
+        assert set(metrics["generation"][sampling]["per_class"]) == {
+            "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"
+        }  # fmt: skip
+        assert 0 <= metrics["generation"][sampling]["class_accuracy"] <= 1
     assert metrics["reconstruction (validation split)"]["psnr"] > 0
+    # Validated every step here (--validation_steps is a sixth of the run), parsed back from the stage's log.
+    assert metrics["tokenizer_validation_by_step"]["1"]["codebook_usage"] > 0
     # 10 rows of 16x16 samples, upscaled 4 times, plus the label margin.
     assert PIL.Image.open(output_dir / "samples.png").height == 10 * 16 * 4
+    assert PIL.Image.open(output_dir / "samples_guided.png").size == PIL.Image.open(output_dir / "samples.png").size
     assert PIL.Image.open(output_dir / "reconstructions.png").height == 20 * 16 * 4
     assert VitVqganModel.from_pretrained(output_dir / "tokenizer").config.patch_size == 2
     pipeline = VimPipeline.from_pretrained(output_dir / "pipeline")
@@ -47,3 +51,8 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     second = run_demo(output_dir, tmp_path / "hf_home")
     for stage in ("train_tokenizer", "evaluate_tokenizer", "pretokenize", "train_vim"):
         assert f"[{stage}] done in an earlier run" in second
+
+    # A redone tokenizer invalidates everything built on it, though those stages' commands did not change.
+    (output_dir / "tokenizer" / ".demo_stage.json").unlink()
+    third = run_demo(output_dir, tmp_path / "hf_home")
+    assert "done in an earlier run" not in third
