@@ -35,7 +35,12 @@ def parse_args(argv=None):
     parser.add_argument("--tokenizer_steps", type=int, default=600, help="Tokenizer training steps (batch 64).")
     parser.add_argument("--vim_steps", type=int, default=1000, help="VIM training steps (batch 64).")
     parser.add_argument("--samples_per_class", type=int, default=50, help="Samples per class to classify.")
-    parser.add_argument("--num_processes", type=int, default=1, help="Processes of each `accelerate launch`.")
+    parser.add_argument(
+        "--num_processes",
+        type=int,
+        default=demo.default_num_processes(),
+        help="Processes of each `accelerate launch`.",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split, the trainings and the samples.")
     return parser.parse_args(argv)

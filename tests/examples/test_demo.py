@@ -38,10 +38,10 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     assert metrics["reconstruction (validation split)"]["psnr"] > 0
     # Validated every step here (--validation_steps is a sixth of the run), parsed back from the stage's log.
     assert metrics["tokenizer_validation_by_step"]["1"]["codebook_usage"] > 0
-    # 10 rows of 16x16 samples, upscaled 4 times, plus the label margin.
-    assert PIL.Image.open(output_dir / "samples.png").height == 10 * 16 * 4
+    # 10 rows of 16x16 samples and a 1-pixel separator, upscaled 4 times.
+    assert PIL.Image.open(output_dir / "samples.png").height == 10 * 17 * 4
     assert PIL.Image.open(output_dir / "samples_guided.png").size == PIL.Image.open(output_dir / "samples.png").size
-    assert PIL.Image.open(output_dir / "reconstructions.png").height == 20 * 16 * 4
+    assert PIL.Image.open(output_dir / "reconstructions.png").height == 20 * 17 * 4
     assert VitVqganModel.from_pretrained(output_dir / "tokenizer").config.patch_size == 2
     pipeline = VimPipeline.from_pretrained(output_dir / "pipeline")
     assert pipeline.get_label_ids("seven") == [pipeline.transformer.config.label2id["seven"]]
