@@ -562,7 +562,9 @@ class TrainingParts:
     codebook_window: dict | None = None
 
 
-def prepare_parts(args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader):
+def prepare_parts(
+    args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader, validation_dataset
+):
     """Build the models and optimizers and prepare them with accelerate (only `TrainingParts` holds the wrappers)."""
     tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
     optimizers, schedulers = build_optimizers(args, accelerator, tokenizer, discriminator, args.max_train_steps)
@@ -578,7 +580,7 @@ def prepare_parts(args, accelerator, config, discriminator_config, perceptual, t
         optimizers_and_schedulers[2:],
         train_dataset,
         train_dataloader,
-        None,
+        validation_dataset,
     )
 
 
@@ -825,8 +827,16 @@ def main(args):
     config, discriminator_config = load_configs(args)
     train_dataset, validation_dataset = build_datasets(args, accelerator)
     train_dataloader = build_dataloader(args, accelerator, train_dataset)
-    parts = prepare_parts(args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader)
-    parts.validation_dataset = validation_dataset
+    parts = prepare_parts(
+        args,
+        accelerator,
+        config,
+        discriminator_config,
+        perceptual,
+        train_dataset,
+        train_dataloader,
+        validation_dataset,
+    )
     ema = parts.ema
     state = TrainingState()
     accelerator.register_for_checkpointing(state)

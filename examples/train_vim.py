@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from transformers import Adafactor
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, prepare_upload_folder, push_folder_to_hub
+from vit_vqgan_hf.hub import add_hub_args, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -529,11 +529,6 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, fina
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
     accelerator.wait_for_everyone()
-
-
-def upload_files(output_dir: str) -> list[str]:
-    """The files `--push_to_hub` uploads from the output folder: everything but checkpoints and logs."""
-    return prepare_upload_folder(output_dir)
 
 
 def push_to_hub(args) -> str:

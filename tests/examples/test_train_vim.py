@@ -10,6 +10,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.hub import prepare_upload_folder
 
 from .conftest import VIM_CLASSES, load_example, run_example
 
@@ -64,7 +65,7 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert json.loads((output_dir / "train_results.json").read_text())["global_step"] == 3
 
     # What --push_to_hub would upload (no network): the pipeline and its card, not the checkpoints or the logs.
-    uploaded = load_example("train_vim.py").upload_files(output_dir)
+    uploaded = prepare_upload_folder(output_dir)
     assert {"README.md", "model_index.json", "transformer/config.json", "vqgan/config.json"} <= set(uploaded)
     assert not [path for path in uploaded if path.startswith(("checkpoints/", "logs/"))]
 
