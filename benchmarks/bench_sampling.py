@@ -15,6 +15,13 @@ measured at a few prefix lengths, fitted by `a + b L + c L^2` and summed over al
 such), because running it for 1024 steps takes hours on a CPU.
 
     python benchmarks/bench_sampling.py [--batch_sizes 1 4 16] [--num_tokens 1024] [--num_threads 2] [--device cpu]
+        [--compile] [--cache_implementation static]
+
+`--compile` compiles the pipeline's transformer (`pipe.transformer.compile(fullgraph=True)`, with
+`mode="reduce-overhead"`, i.e. CUDA graphs, on a GPU), which makes the pipeline use the static cache; every batch size
+is warmed up (compiled) before it is timed, and `generate` stays uncompiled, as a user calls it by default. The same
+run then also times the uncompiled pipeline (dynamic cache) and prints the compiled / uncompiled speed-up. The no-cache
+comparison always runs the transformer uncompiled.
 
 On a slow or loaded CPU, `--max_steps N` times only the first N of the `--num_tokens` steps of every sampling run
 (the same model, sequence length and cache size; the pipeline is stopped from its step callback and `generate` gets
@@ -58,6 +65,15 @@ def parse_args():
         help="Time only the first N token steps of each sampling run (default: all --num_tokens).",
     )
     parser.add_argument("--num_threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    parser.add_argument(
+        "--compile", action="store_true", help="Compile the pipeline's transformer (CUDA graphs on a GPU)."
+    )
+    parser.add_argument(
+        "--cache_implementation",
+        choices=["dynamic", "static"],
+        default=None,
+        help="The pipeline's key/value cache (default: the pipeline's choice, static when compiled).",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda.")
     return parser.parse_args()
 
@@ -147,7 +163,7 @@ def stop_after(max_steps: int):
     return callback
 
 
-def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0, max_steps=None):
+def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0, max_steps=None, cache=None):
     generator = torch.Generator().manual_seed(0)
     callback = stop_after(max_steps) if max_steps else None
     try:
@@ -157,6 +173,7 @@ def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0,
             generator=generator,
             output_type="tokens",
             callback_on_step_end=callback,
+            cache_implementation=cache,
         ).images
     except StopSampling:
         return None
@@ -181,9 +198,11 @@ def no_cache_total_seconds(pipeline, args, device: str) -> tuple[float, list[tup
     for length in lengths:
         input_ids = torch.randint(0, args.codebook_size, (1, int(length)), device=device)
         input_ids[:, 0] = transformer.config.class_token_id(1)
-        transformer(input_ids, use_cache=False, logits_to_keep=1)  # warm-up at this shape
+        # `forward` runs the module's eager code even when `--compile` compiled its calls.
+        transformer.forward(input_ids, use_cache=False, logits_to_keep=1)  # warm-up at this shape
         seconds = min(
-            timed(partial(transformer, input_ids, use_cache=False, logits_to_keep=1), device)[0] for _ in range(2)
+            timed(partial(transformer.forward, input_ids, use_cache=False, logits_to_keep=1), device)[0]
+            for _ in range(2)
         )
         measured.append((int(length), seconds))
     x, y = np.array(measured, dtype=float).T
@@ -200,6 +219,9 @@ def main(args):
     if grid * grid != args.num_tokens:
         raise ValueError(f"--num_tokens must be a square number, got {args.num_tokens}.")
     pipeline = build_pipeline(args, grid, device)
+    if args.compile:
+        mode = "reduce-overhead" if device.startswith("cuda") else "default"
+        pipeline.transformer.compile(mode=mode, fullgraph=True)
     gpt2 = build_gpt2(args, device)
     config = pipeline.transformer.config
     parameter_bytes = sum(p.numel() * p.element_size() for p in pipeline.transformer.parameters())
@@ -207,37 +229,45 @@ def main(args):
     print(
         f"threads={torch.get_num_threads()} device={device} tokens={args.num_tokens} (grid {grid}) "
         f"d={args.hidden_size} layers={args.num_layers} heads={args.num_heads} mlp={args.intermediate_size} "
-        f"vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB"
+        f"vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB "
+        f"compiled={args.compile} cache={args.cache_implementation or ('static' if args.compile else 'dynamic')}"
     )
-    # Warm-up: one short pass of each, so that one-time costs do not land in the first timed batch.
-    sample_with_generate(gpt2, args, 1, device, num_tokens=8)
-    with torch.no_grad():
-        pipeline.transformer(torch.tensor([[config.class_token_id(1), 0]], device=device))
-
     steps = min(args.max_steps or args.num_tokens, args.num_tokens)
     if steps < args.num_tokens:
         print(
             f"PARTIAL RUNS (--max_steps {steps}): every sampling run below is timed over its first {steps} of "
             f"{args.num_tokens} token steps; tok/s and ratios are those of the first {steps} steps."
         )
-    header = (
-        f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} {'guidance x':>10} "
-        f"{'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17}"
-    )
+    header = f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} "
+    if args.compile:
+        header += f"{'uncompiled tok/s':>16} {'compile x':>9} "
+    header += f"{'guidance x':>10} {'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17}"
     print(header)
     cached_seconds_batch_1 = None
+    cache = args.cache_implementation
     for batch_size in args.batch_sizes:
         tokens = batch_size * steps
+        # Two steps at this batch size first: compilation (with --compile) and first-call costs stay out of the timings.
+        for guidance_scale in (1.0,) if args.skip_guidance else (1.0, 2.0):
+            sample_with_pipeline(pipeline, batch_size, guidance_scale, max_steps=2, cache=cache)
+        sample_with_generate(gpt2, args, batch_size, device, num_tokens=2)
         pipeline_seconds, pipeline_peak = timed(
-            partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps), device
+            partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache=cache), device
         )
         generate_seconds, generate_peak = timed(
             partial(sample_with_generate, gpt2, args, batch_size, device, num_tokens=steps), device
         )
+        uncompiled = ""
+        if args.compile:
+            with torch.compiler.set_stance("force_eager"):  # the module's own code, as without --compile
+                uncompiled_seconds, _ = timed(
+                    partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache="dynamic"), device
+                )
+            uncompiled = f"{tokens / uncompiled_seconds:16.1f} {uncompiled_seconds / pipeline_seconds:9.2f} "
         guidance = "-"
         if not args.skip_guidance:
             guided_seconds, _ = timed(
-                partial(sample_with_pipeline, pipeline, batch_size, guidance_scale=2.0, max_steps=steps), device
+                partial(sample_with_pipeline, pipeline, batch_size, 2.0, max_steps=steps, cache=cache), device
             )
             guidance = f"{guided_seconds / pipeline_seconds:.2f}"
         # Keys and values of every layer for every position, in the model's dtype.
@@ -247,7 +277,7 @@ def main(args):
             cached_seconds_batch_1 = pipeline_seconds
         print(
             f"{batch_size:>5} {tokens / pipeline_seconds:14.1f} {tokens / generate_seconds:14.1f} "
-            f"{generate_seconds / pipeline_seconds:6.2f} {guidance:>10} {cache_bytes / 2**20:12.1f} "
+            f"{generate_seconds / pipeline_seconds:6.2f} {uncompiled}{guidance:>10} {cache_bytes / 2**20:12.1f} "
             f"{pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f}"
         )
     print("peak = memory above the weights (already loaded) during one sampling call; KV cache = 2 x layers x batch x")
@@ -257,7 +287,7 @@ def main(args):
 
     if cached_seconds_batch_1 is None or steps < args.num_tokens:
         # The speed-up compares whole loops: time a full cached run at batch 1.
-        cached_seconds_batch_1, _ = timed(partial(sample_with_pipeline, pipeline, 1), device)
+        cached_seconds_batch_1, _ = timed(partial(sample_with_pipeline, pipeline, 1, cache=cache), device)
     total, measured = no_cache_total_seconds(pipeline, args, device)
     steps = ", ".join(f"L={length}: {1000 * seconds:.1f} ms" for length, seconds in measured)
     print(f"no-cache step cost at batch 1 (measured): {steps}")

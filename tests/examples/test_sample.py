@@ -84,6 +84,16 @@ def test_unconditional_sampling(tmp_path):
     assert archive["arr_0"].shape == (3, 16, 16, 3) and "arr_1" not in archive
 
 
+@pytest.mark.slow
+def test_compiled_sampling_writes_the_same_images(pipeline_dir, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--num_images_per_class", "2", "--class_ids", "1", "--no_npz"]
+    run_script([*arguments, "--output_dir", str(tmp_path / "eager")], tmp_path)
+    run_script([*arguments, "--output_dir", str(tmp_path / "compiled"), "--compile"], tmp_path)
+    eager, compiled = pixels(tmp_path / "eager"), pixels(tmp_path / "compiled")
+    assert list(compiled) == ["0001_00000.png", "0001_00001.png"]
+    assert all(np.array_equal(compiled[name], image) for name, image in eager.items())
+
+
 def load_script():
     spec = importlib.util.spec_from_file_location("sample_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)

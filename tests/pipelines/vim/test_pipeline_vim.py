@@ -161,6 +161,57 @@ def test_greedy_matches_generate(pipe):
     assert torch.equal(tokens(pipe, class_labels=[0, 2], top_p=1e-6, generator=generators(0, 1)), greedy)
 
 
+@pytest.mark.parametrize("guidance_scale", [1.0, 3.0])
+def test_static_cache_gives_the_same_images(pipe, guidance_scale):
+    request = {"class_labels": [0, 2], "num_images_per_label": 2, "guidance_scale": guidance_scale}
+    dynamic = tokens(pipe, generator=generators(*range(4)), cache_implementation="dynamic", **request)
+    static = tokens(pipe, generator=generators(*range(4)), cache_implementation="static", **request)
+    assert torch.equal(static, dynamic)
+    greedy = tokens(pipe, class_labels=[0, 2], do_sample=False)
+    assert torch.equal(tokens(pipe, class_labels=[0, 2], do_sample=False, cache_implementation="static"), greedy)
+
+
+def test_static_cache_has_fixed_shapes(pipe):
+    # Every step must present the same shapes, or a compiled transformer would recompile at each token.
+    shapes = set()
+    hook = pipe.transformer.register_forward_hook(lambda module, args, output: shapes.add(output.logits.shape))
+    try:
+        tokens(pipe, class_labels=[1], cache_implementation="static", generator=generators(0))
+    finally:
+        hook.remove()
+    assert shapes == {torch.Size([1, 1, CODEBOOK_SIZE])}
+    cache = pipe.prepare_cache(3, "static", torch.device("cpu"))
+    assert cache.layers[0].keys.shape == (3, 2, GRID * GRID + 1, 12)
+
+
+def test_compiled_transformer_defaults_to_the_static_cache():
+    pipe = make_pipeline()
+    assert not pipe.transformer_is_compiled
+    pipe.transformer.compile()  # compiled lazily: nothing runs here
+    assert pipe.transformer_is_compiled
+    created = []
+    original = pipe.prepare_cache
+
+    def spy(batch_size, cache_implementation, device):
+        created.append(cache_implementation)
+        return original(batch_size, cache_implementation, device)
+
+    pipe.prepare_cache = spy
+    with torch.compiler.set_stance("force_eager"):  # the choice of cache, without the compile time of a fast test
+        tokens(pipe, class_labels=[1], generator=generators(0))
+    assert created == ["static"]
+
+
+@pytest.mark.slow
+def test_compiled_transformer_gives_the_same_images():
+    pipe = make_pipeline()
+    expected = tokens(pipe, class_labels=[0, 2], guidance_scale=2.0, generator=generators(0, 1))
+    pipe.transformer.compile(fullgraph=True)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # one graph for every step of a batch size
+        compiled = tokens(pipe, class_labels=[0, 2], guidance_scale=2.0, generator=generators(0, 1))
+    assert torch.equal(compiled, expected)
+
+
 def first_token_logits(pipe, prefix_id, num_images=1):
     with torch.no_grad():
         return pipe.transformer(torch.full((num_images, 1), prefix_id)).logits[:, -1]
@@ -347,6 +398,7 @@ def test_default_labels_of_a_tiny_model(pipe):
         ({"max_batch_size": 0}, "`max_batch_size` must be a positive integer"),
         ({"generator": [torch.Generator()] * 3}, "Got 3 generators for 2 sampled images"),
         ({"callback_on_step_end_tensor_inputs": ["cache"]}, "may only name"),
+        ({"cache_implementation": "paged"}, "`cache_implementation` must be one of"),
     ],
 )
 def test_invalid_inputs_raise(pipe, arguments, message):

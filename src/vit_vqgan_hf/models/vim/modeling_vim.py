@@ -270,12 +270,16 @@ class VimModel(VimPreTrainedModel):
 
         inputs = input_ids if input_ids is not None else inputs_embeds
         past_length = cache.get_seq_length() if cache is not None else 0
-        self._check_length(past_length, inputs.shape[1])
+        # The checks read tensor values; a compiled decoding step (static cache, see `VimPipeline`) skips them
+        # instead of breaking its graph on a device sync.
+        check_inputs = not torch.compiler.is_compiling()
+        if check_inputs:
+            self._check_length(past_length, inputs.shape[1])
         if position_ids is None:
             position_ids = torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) + past_length
-        else:
+        elif check_inputs:
             self._check_position_ids(position_ids)
-        if input_ids is not None:
+        if input_ids is not None and check_inputs:
             self._check_input_ids(input_ids, position_ids)
 
         if use_cache and cache is None:

@@ -17,7 +17,8 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
-from transformers import Cache, LogitsProcessorList
+from diffusers.utils.torch_utils import is_compiled_module
+from transformers import Cache, LogitsProcessorList, StaticCache
 from transformers.cache_utils import DynamicLayer
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.utils import logging
@@ -28,6 +29,7 @@ from ...models import VimForCausalLM, VitVqganModel
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
+CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
 class PreallocatedCacheLayer(DynamicLayer):
@@ -127,6 +129,13 @@ class VimPipeline(DiffusionPipeline):
         self.labels, self._ambiguous_labels = _label_maps(getattr(config, "id2label", None))
         self.image_processor = VaeImageProcessor(do_normalize=True)
 
+    @property
+    def transformer_is_compiled(self) -> bool:
+        """Whether the transformer runs through `torch.compile`, as a wrapper or compiled in place."""
+        # `nn.Module.compile()` keeps the module and stores the compiled call in `_compiled_call_impl`.
+        transformer = self.transformer
+        return is_compiled_module(transformer) or getattr(transformer, "_compiled_call_impl", None) is not None
+
     def get_label_ids(self, label: str | list[str]) -> list[int]:
         r"""
         Map class names to class ids through `transformer.config.id2label`.
@@ -180,6 +189,7 @@ class VimPipeline(DiffusionPipeline):
         max_batch_size,
         output_type,
         callback_on_step_end_tensor_inputs,
+        cache_implementation=None,
     ):
         """Raise a `ValueError` for any invalid argument of `__call__`, before any computation."""
         config = self.transformer.config
@@ -240,6 +250,10 @@ class VimPipeline(DiffusionPipeline):
             raise ValueError(f"`max_batch_size` must be a positive integer or None, got {max_batch_size!r}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if cache_implementation is not None and cache_implementation not in CACHE_IMPLEMENTATIONS:
+            raise ValueError(
+                f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."
+            )
         unknown_inputs = [
             name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs
         ]
@@ -281,6 +295,24 @@ class VimPipeline(DiffusionPipeline):
         generator_device = generator.device if generator is not None else device
         return torch.rand(shape, generator=generator, device=generator_device, dtype=torch.float32).to(device)
 
+    def prepare_cache(self, batch_size: int, cache_implementation: str, device: torch.device) -> Cache:
+        """
+        The key/value cache of one batch. `"dynamic"`: buffers sized for the whole sequence whose filled part the
+        attention reads, so shapes grow by one token per step (the fastest uncompiled loop). `"static"`: transformers'
+        `StaticCache`, where every step attends over the whole buffer under a mask, so every step has the same shapes
+        and a compiled transformer compiles once per batch size (and can replay as a CUDA graph).
+        """
+        config = self.transformer.config
+        max_length = config.max_position_embeddings
+        if cache_implementation == "dynamic":
+            return Cache(layers=[PreallocatedCacheLayer(max_length) for _ in range(config.num_hidden_layers)])
+        cache = StaticCache(config=config, max_cache_len=max_length)
+        # Allocated outside the compiled step: only buffers made before tracing get the static addresses that CUDA
+        # graphs need.
+        head_dim = config.hidden_size // config.num_attention_heads
+        cache.early_initialization(batch_size, config.num_attention_heads, head_dim, self.transformer.dtype, device)
+        return cache
+
     def generate_tokens(
         self,
         prefix_ids: torch.LongTensor,
@@ -290,6 +322,7 @@ class VimPipeline(DiffusionPipeline):
         progress_bar,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("image_tokens",),
+        cache_implementation="dynamic",
     ) -> torch.LongTensor:
         r"""
         Sample the image tokens of one batch, `(batch_size, num_image_tokens)` in raster order.
@@ -307,10 +340,7 @@ class VimPipeline(DiffusionPipeline):
             input_ids = torch.cat([input_ids, null_ids])
         image_tokens = torch.empty(batch_size, self.num_image_tokens, dtype=torch.long, device=prefix_ids.device)
         noise = noise.t().contiguous() if noise is not None else None  # row `step` holds every image's number
-        config = self.transformer.config
-        cache = Cache(
-            layers=[PreallocatedCacheLayer(config.max_position_embeddings) for _ in range(config.num_hidden_layers)]
-        )
+        cache = self.prepare_cache(len(input_ids), cache_implementation, input_ids.device)
 
         for step in range(self.num_image_tokens):
             logits = self.transformer(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1).logits
@@ -376,6 +406,7 @@ class VimPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: tuple[str, ...] = ("image_tokens",),
+        cache_implementation: str | None = None,
     ) -> VimPipelineOutput | tuple:
         r"""
         Generate images of the given classes (or unconditional images).
@@ -437,6 +468,12 @@ class VimPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
                 Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens
                 sampled so far) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of this step).
+            cache_implementation (`str`, *optional*, defaults to `None`):
+                The key/value cache: `"dynamic"` (attention over the tokens so far; the fastest loop without
+                compilation) or `"static"` (transformers' `StaticCache`: the same shapes at every step, so a compiled
+                transformer compiles once per batch size). `None` picks `"static"` when the transformer was compiled
+                (`pipe.transformer.compile(...)` or `torch.compile`), else `"dynamic"`. Both compute the same logits up
+                to floating-point rounding.
 
         Examples:
 
@@ -471,7 +508,10 @@ class VimPipeline(DiffusionPipeline):
             max_batch_size,
             output_type,
             callback_on_step_end_tensor_inputs,
+            cache_implementation,
         )
+        if cache_implementation is None:
+            cache_implementation = "static" if self.transformer_is_compiled else "dynamic"
         if self.transformer.training:
             logger.warning(
                 "The transformer is in training mode: dropout and label dropout make the samples random beyond "
@@ -508,6 +548,7 @@ class VimPipeline(DiffusionPipeline):
                         progress_bar,
                         callback_on_step_end,
                         callback_on_step_end_tensor_inputs,
+                        cache_implementation,
                     )
                     for chunk_prefix_ids, chunk_noise in chunks
                 ]
