@@ -15,6 +15,12 @@ what the paper does. Each sequence is `[prefix, image tokens in raster order]`: 
 codebook size and token grid come from the tokenizer, the classes and their names from the dataset's `ClassLabel`
 (image folder names, ImageNet class names), so `VimPipeline.get_label_ids("name")` works on the result.
 
+Validation. Every `--validation_steps` steps and at the end: the mean next-token loss (nats per image token, like
+`train/loss`, but in eval mode) of up to `--max_validation_sequences` sequences of `--validation_split` (default
+`validation`, used when the data has it: the held-out tokens of `pretokenize.py`, or center-cropped images encoded on
+the fly), logged as `validation/loss`; a rising validation loss under a falling training loss is overfitting, which
+the training loss alone cannot show. Then a grid of samples of a few classes (`validation_samples.png`).
+
 Optimization (paper Sec. 4.2, Table 2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
 learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
 it reaches 1e-5 at the last step (the paper gives the start and the end value, not the end step):
@@ -44,15 +50,17 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
-from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 from huggingface_hub import hf_hub_download
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -95,6 +103,11 @@ def parse_args(input_args=None):
     data.add_argument("--dataset_config_name", default=None, help="Configuration of the Hub dataset.")
     data.add_argument("--train_data_dir", default=None, help="Image folder instead of a Hub dataset (--on_the_fly).")
     data.add_argument("--train_split", default="train", help="Split to train on.")
+    data.add_argument(
+        "--validation_split",
+        default="validation",
+        help="Held-out split of the validation loss (pretokenized or images), used when the data has it.",
+    )
     data.add_argument("--image_column", default="image", help="Column holding the images (--on_the_fly).")
     data.add_argument("--label_column", default="label", help="Column of class labels.")
     data.add_argument("--streaming", action="store_true", help="Stream the images (--on_the_fly; needs max steps).")
@@ -159,12 +172,20 @@ def parse_args(input_args=None):
     run.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a training state every N steps.")
     run.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
     run.add_argument("--resume_from_checkpoint", default=None, help="`latest` or a checkpoint folder.")
-    run.add_argument("--validation_steps", type=int, default=5000, help="Sample a validation grid every N steps.")
+    run.add_argument(
+        "--validation_steps", type=int, default=5000, help="Validation loss and sample grid every N steps."
+    )
     run.add_argument(
         "--validation_classes", nargs="+", default=None, help="Class ids or names to sample; default: the first 4."
     )
     run.add_argument("--num_validation_images", type=int, default=4, help="Validation images per class.")
     run.add_argument("--validation_guidance_scale", type=float, default=1.0, help="Guidance of validation samples.")
+    run.add_argument(
+        "--max_validation_sequences",
+        type=int,
+        default=1000,
+        help="Held-out sequences of the validation loss, computed every --validation_steps steps.",
+    )
     run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
     run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
     run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
@@ -190,7 +211,8 @@ def check_args(args):
             )
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming datasets have no length: set --max_train_steps.")
-    for name in ("train_batch_size", "gradient_accumulation_steps", "logging_steps", "max_nonfinite_steps"):
+    positive = ("train_batch_size", "gradient_accumulation_steps", "logging_steps", "max_nonfinite_steps")
+    for name in (*positive, "max_validation_sequences"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
@@ -217,7 +239,10 @@ def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps:
 
 
 def load_pretokenized(args, tokenizer):
-    """The training split of a pretokenized dataset, its metadata, and the tokenizer check."""
+    """
+    The training split of a pretokenized dataset (raw and torch-formatted), its held-out split (torch-formatted, at
+    most --max_validation_sequences; None without one), its metadata, and the tokenizer check.
+    """
     path = args.pretokenized_dataset
     if os.path.isdir(path):
         splits = load_from_disk(path)
@@ -228,10 +253,13 @@ def load_pretokenized(args, tokenizer):
         metadata_text = Path(
             hf_hub_download(path, TOKENS_METADATA_FILE, repo_type="dataset", token=args.hub_token)
         ).read_text()
+    validation = None
     if isinstance(splits, DatasetDict):
         if args.train_split not in splits:
             raise ValueError(f"{path!r} has no split {args.train_split!r}; available splits: {sorted(splits)}.")
         dataset = splits[args.train_split]
+        if args.validation_split != args.train_split:
+            validation = splits.get(args.validation_split)
     else:
         dataset = splits
     metadata_text = metadata_text or dataset.info.description
@@ -249,7 +277,10 @@ def load_pretokenized(args, tokenizer):
     if "image_tokens" not in dataset.column_names:
         raise ValueError(f"{path!r} has no `image_tokens` column; columns: {dataset.column_names}.")
     columns = ["image_tokens"] + ([args.label_column] if args.label_column in dataset.column_names else [])
-    return dataset, dataset.with_format("torch", columns=columns), metadata
+    if validation is not None:
+        validation = validation.select(range(min(len(validation), args.max_validation_sequences)))
+        validation = validation.with_format("torch", columns=columns)
+    return dataset, dataset.with_format("torch", columns=columns), validation, metadata
 
 
 def label_names(args, dataset) -> list[str] | None:
@@ -279,9 +310,12 @@ def collate_tokens(examples: list[dict], label_column: str) -> dict:
 
 
 def build_datasets(args, accelerator, tokenizer):
-    """The training dataset (tokens or images), the collate function, the class names and a data description."""
+    """
+    The training dataset (tokens or images), the held-out dataset of the validation loss (None without a
+    --validation_split in the data), the collate function and the class names; sets the data description.
+    """
     if args.pretokenized_dataset is not None:
-        raw, dataset, metadata = load_pretokenized(args, tokenizer)
+        raw, dataset, validation, metadata = load_pretokenized(args, tokenizer)
         names = label_names(args, raw)
         source = metadata.get("source", {})
         args.data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
@@ -290,16 +324,32 @@ def build_datasets(args, accelerator, tokenizer):
             None if os.path.isdir(args.pretokenized_dataset) else args.pretokenized_dataset
         )
         args.data_description = (
-            f"{len(raw)} token sequences of {args.pretokenized_dataset} (pretokenized; "
+            f"{len(raw)} token sequences of {public_name(args.pretokenized_dataset)} (pretokenized; "
             f"{metadata['preprocessing']['num_augmented_copies']} augmented copies per image)"
         )
-        return dataset, lambda examples: collate_tokens(examples, args.label_column), names
+        collate_fn = partial(collate_tokens, label_column=args.label_column)
+        return dataset, validation_or_none(args, validation), collate_fn, names
     load = {"streaming": args.streaming, "cache_dir": args.cache_dir, "image_column": args.image_column}
     with accelerator.main_process_first():
-        raw = load_image_dataset(
-            args.dataset_name, args.train_data_dir, args.dataset_config_name, args.train_split, **load
-        )
+        splits = load_image_dataset(args.dataset_name, args.train_data_dir, args.dataset_config_name, None, **load)
+    if args.train_split not in splits:
+        raise ValueError(f"No split {args.train_split!r} to train on; available splits: {sorted(splits)}.")
+    raw = splits[args.train_split]
     names = label_names(args, raw)
+    validation = splits.get(args.validation_split) if args.validation_split != args.train_split else None
+    validation = validation_or_none(args, validation)
+    if validation is not None:
+        if args.streaming:
+            # Materialize the held-out examples (still undecoded) so that every process can index them.
+            validation = Dataset.from_list(
+                list(validation.take(args.max_validation_sequences)), features=validation.features
+            )
+        else:
+            validation = validation.select(range(min(len(validation), args.max_validation_sequences)))
+        # Center crops, as the pretokenized validation split.
+        validation = ImageTrainingDataset(
+            validation, ImageTransform(args.resolution), args.image_column, args.label_column, seed=args.seed
+        )
     if args.streaming:
         raw = raw.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
     transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
@@ -309,8 +359,25 @@ def build_datasets(args, accelerator, tokenizer):
     args.data_hub_id = args.dataset_name
     augmentation = "random resized crop" if args.random_crop else "center crop"
     augmentation += " + horizontal flip" if args.random_flip else ""
-    args.data_description = f"images of {args.data_source} ({augmentation}, encoded on the fly)"
-    return dataset, collate_images, names
+    args.data_description = f"images of {public_name(args.data_source)} ({augmentation}, encoded on the fly)"
+    return dataset, validation, collate_images, names
+
+
+def public_name(source: str) -> str:
+    """A Hub id as is, a local folder by its name: the description goes into the public model card."""
+    return Path(source).name if os.path.isdir(source) else source
+
+
+def validation_or_none(args, validation):
+    """The held-out dataset, or None (logged) when the data has no usable --validation_split."""
+    if validation is None:
+        logger.info(f"No split {args.validation_split!r} in the data: no validation loss.")
+        return None
+    columns = validation.column_names  # None for a stream of unknown features: tried, and failing loudly if so
+    if args.conditioning == "class" and columns is not None and args.label_column not in columns:
+        logger.warning(f"The split {args.validation_split!r} has no {args.label_column!r} column: no validation loss.")
+        return None
+    return validation
 
 
 def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
@@ -387,6 +454,16 @@ def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
             "rate stays constant after the warm-up."
         )
     return dataloader
+
+
+def build_validation_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader | None:
+    """The held-out sequences in order, sharded over the processes (every process gets as many batches)."""
+    if dataset is None:
+        return None
+    dataloader = DataLoader(
+        dataset, batch_size=args.train_batch_size, collate_fn=collate_fn, num_workers=args.dataloader_num_workers
+    )
+    return accelerator.prepare(dataloader)
 
 
 def build_optimizer(args, model):
@@ -501,16 +578,19 @@ def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.
     return grid
 
 
-def save_model_card(
-    args, output_dir: str, config: VimConfig, tokenizer_config, state: TrainingState, final_loss: float | None
-):
+def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, state: TrainingState, losses: dict):
     """Write `README.md` with the package's VIM card template (`vit_vqgan_hf.hub.create_model_card`)."""
     # Only Hub ids go into the card's metadata: a local tokenizer or data folder says nothing to a reader.
     base_model = args.tokenizer if not os.path.isdir(args.tokenizer) else None
     card = create_model_card(
         config,
         # The run's arguments, plus how far it went: the training loss is not an evaluation, so no results file.
-        {**vars(args), "trained_steps": state.global_step, "final_training_loss": final_loss},
+        {
+            **vars(args),
+            "trained_steps": state.global_step,
+            "final_training_loss": losses["final_loss"],
+            "final_validation_loss": losses["validation_loss"],
+        },
         tokenizer_config=tokenizer_config,
         repo_id=args.hub_model_id,
         base_model=base_model,
@@ -519,13 +599,16 @@ def save_model_card(
     card.save(os.path.join(output_dir, "README.md"))
 
 
-def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, final_loss: float | None):
-    """The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json."""
+def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, losses: dict):
+    """
+    The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json; `losses`
+    holds the last logged training loss (`final_loss`) and the final `validation_loss` (None without one).
+    """
     transformer = export_transformer(accelerator, model)
     if accelerator.is_main_process:
         VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
-        save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, final_loss)
-        results = {**state.state_dict(), "final_loss": final_loss}
+        save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
+        results = {**state.state_dict(), **losses}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
     accelerator.wait_for_everyone()
@@ -555,6 +638,38 @@ class TrainingParts:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_dataset: torch.utils.data.Dataset
     train_dataloader: DataLoader
+    validation_dataloader: DataLoader | None
+
+
+@torch.no_grad()
+def validation_loss(accelerator, parts: TrainingParts) -> float | None:
+    """
+    Mean next-token cross-entropy (nats per image token, as `train/loss`) of the held-out sequences, in eval mode
+    (no dropout, no label dropout), over all processes; None without a validation split.
+    """
+    if parts.validation_dataloader is None:
+        return None
+    was_training = parts.model.training
+    parts.model.eval()
+    sequence_losses = []
+    for batch in parts.validation_dataloader:
+        input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
+        with accelerator.autocast():
+            logits = parts.model(input_ids=input_ids, use_cache=False).logits
+        token_losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), input_ids[:, 1:], reduction="none")
+        # Per sequence, so that `gather_for_metrics` can drop the repeats that even out the last batch.
+        sequence_losses.append(accelerator.gather_for_metrics(token_losses.mean(dim=1)))
+    parts.model.train(was_training)
+    return torch.cat(sequence_losses).mean().item()
+
+
+def log_validation_loss(accelerator, parts: TrainingParts, global_step: int) -> float | None:
+    """Compute, log and return the validation loss (every process takes part)."""
+    loss = validation_loss(accelerator, parts)
+    if loss is not None:
+        accelerator.log({"validation/loss": loss}, step=global_step)
+        logger.info(f"step {global_step}: validation loss {loss:.4f}")
+    return loss
 
 
 def train_micro_batch(args, accelerator, parts: TrainingParts, batch) -> tuple[torch.Tensor, int, dict | None]:
@@ -621,6 +736,7 @@ def after_optimizer_step(args, accelerator, parts, state: TrainingState, step_lo
         and state.global_step % args.validation_steps == 0
         and state.global_step < args.max_train_steps
     ):
+        log_validation_loss(accelerator, parts, state.global_step)
         log_validation(args, accelerator, parts.model, parts.tokenizer, state.global_step)
 
 
@@ -691,7 +807,7 @@ def main(args):
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
     tokenizer = load_tokenizer(args, accelerator.device)
-    dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
+    dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
     config = build_config(args, tokenizer, names)
     # Same initial weights in every process, then a different dropout / label-dropout stream per process.
     set_seed(args.seed)
@@ -700,10 +816,11 @@ def main(args):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     set_seed(args.seed, device_specific=True)
     dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
+    validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)
     optimizer = build_optimizer(args, model)
     scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    parts = TrainingParts(model, tokenizer, config, optimizer, scheduler, dataset, dataloader)
+    parts = TrainingParts(model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader)
     state = TrainingState()
     accelerator.register_for_checkpointing(state)
     tracker_config = {
@@ -725,9 +842,10 @@ def main(args):
     )
     final_loss = train(args, accelerator, parts, state)
     accelerator.wait_for_everyone()
+    losses = {"final_loss": final_loss, "validation_loss": log_validation_loss(accelerator, parts, state.global_step)}
     if args.validation_steps:
         log_validation(args, accelerator, model, tokenizer, state.global_step)
-    save_outputs(args, accelerator, model, tokenizer, state, final_loss)
+    save_outputs(args, accelerator, model, tokenizer, state, losses)
     if args.push_to_hub and accelerator.is_main_process:
         push_to_hub(args)
     del model, optimizer, scheduler

@@ -6,11 +6,13 @@ import shutil
 
 import pytest
 import torch
+from datasets import DatasetDict, load_from_disk
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
+from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
 
 from .conftest import VIM_CLASSES, load_example, run_example
 
@@ -39,9 +41,19 @@ def tiny_args(vim_data, output_dir, *extra):
     ]  # fmt: skip
 
 
+def tokens_with_validation_split(vim_data, folder, num_sequences):
+    """The fixture's tokens plus a `validation` split made of their first `num_sequences` training sequences."""
+    train = load_from_disk(vim_data.tokens)["train"]
+    DatasetDict({"train": train, "validation": train.select(range(num_sequences))}).save_to_disk(folder)
+    shutil.copy(vim_data.tokens / TOKENS_METADATA_FILE, folder / TOKENS_METADATA_FILE)
+    return train.select(range(num_sequences)).with_format("torch")
+
+
 def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     output_dir = tmp_path / "vim"
-    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 3)
+    # 5 held-out sequences in batches of 4 over 2 processes: the second process pads its batch with repeats.
+    validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 3)
     arguments += ["--checkpointing_steps", 2, "--validation_steps", 2, "--num_validation_images", 2]
     arguments += ["--validation_classes", "fish", "0", "--report_to", "tensorboard"]
     run_example("train_vim.py", arguments, vim_data.hf_home, num_processes=2)
@@ -62,7 +74,15 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     # The package's VIM template, filled from the run; a local tokenizer folder is no `base_model`.
     assert "class-conditional" in card.data.tags and card.data.base_model is None
     assert "3 classes" in card.text and "final_training_loss" in card.text and str(tmp_path) not in card.content
-    assert json.loads((output_dir / "train_results.json").read_text())["global_step"] == 3
+    assert "final_validation_loss" in card.text
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["global_step"] == 3
+    # The validation loss is the saved model's mean next-token loss over the 5 held-out sequences, each counted once.
+    held_out = validation[:]
+    input_ids = vim_input_ids(held_out["image_tokens"], config.codebook_size + held_out["label"])
+    with torch.no_grad():
+        expected = pipe.transformer.eval()(input_ids=input_ids, labels=input_ids).loss.item()
+    assert results["validation_loss"] == pytest.approx(expected, rel=1e-5)
 
     # What --push_to_hub would upload (no network): the pipeline and its card, not the checkpoints or the logs.
     uploaded = prepare_upload_folder(output_dir)
@@ -81,6 +101,7 @@ def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
     results = json.loads((output_dir / "train_results.json").read_text())
     # 16 images in 4 steps of 4 cover the 13 files of the folder: the corrupt one was met and skipped.
     assert results["skipped_images"] >= 1 and math.isfinite(results["final_loss"])
+    assert results["validation_loss"] is None  # the folder has no validation split
 
 
 def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path):
@@ -144,6 +165,7 @@ def test_paper_learning_rate_schedule():
         (["--pretokenized_dataset", "x", "--random_crop"], "apply to --on_the_fly"),
         (["--on_the_fly", "--streaming"], "--max_train_steps"),
         (["--on_the_fly", "--lr_end", "1"], "--lr_end"),
+        (["--on_the_fly", "--max_validation_sequences", "0"], "--max_validation_sequences must be at least 1"),
     ],
 )
 def test_invalid_arguments_are_reported(arguments, message):
