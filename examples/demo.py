@@ -12,8 +12,9 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
    the codes collapse within ~100 steps (about 10 of 128 left in use, at any learning rate), so the demo turns on
    dead-code restarts (`--codebook_restart_steps 25`), which the paper's ImageNet recipe does not need;
 3. `evaluate_tokenizer.py`: PSNR, SSIM, l1/l2, logit-Laplace NLL and codebook usage on the validation split;
-4. `pretokenize.py`: the training split as token ids;
-5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card;
+4. `pretokenize.py`: both splits as token ids;
+5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card; its held-out
+   loss on the validation tokens, every quarter of the run, shows where it starts to overfit the 1437 digits;
 6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
    with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
    also models the unconditional distribution), each scored by an RBF SVM trained on the real training images: the
@@ -179,6 +180,7 @@ def read_marker(path: Path) -> dict:
 
 
 VALIDATION_LINE = re.compile(r"step (\d+): (validation/psnr .*)")
+VIM_VALIDATION_LINE = re.compile(r"step (\d+): validation loss ([0-9.]+)")
 
 
 def tokenizer_history(log: Path) -> dict:
@@ -190,6 +192,18 @@ def tokenizer_history(log: Path) -> dict:
             pairs = (pair.split(" ") for pair in match.group(2).split(", "))
             history[int(match.group(1))] = {name.removeprefix("validation/"): float(value) for name, value in pairs}
     return dict(sorted(history.items()))
+
+
+def vim_losses(output_dir: Path, log: Path) -> dict:
+    """The VIM's final training loss and its held-out loss, at the end and at each validation step of its log."""
+    results = json.loads((output_dir / "pipeline" / "train_results.json").read_text())
+    text = log.read_text().replace("\r", "\n")
+    history = {int(step): float(loss) for step, loss in VIM_VALIDATION_LINE.findall(text)}
+    return {
+        "final_training_loss": results["final_loss"],
+        "final_validation_loss": results["validation_loss"],
+        "validation_loss_by_step": dict(sorted(history.items())),
+    }
 
 
 def fit_classifier(splits: dict):
@@ -321,7 +335,7 @@ def main(args):
                 "--conditioning", "class", "--dropout", 0.0, "--train_batch_size", 64 // args.num_processes,
                 "--max_train_steps", steps, "--learning_rate", 1e-3, "--lr_warmup_steps", 100,
                 "--lr_decay_start", steps // 2, "--lr_end", 5e-5, "--checkpointing_steps", max(steps // 2, 1),
-                "--validation_steps", steps, "--validation_classes", "zero", "three", "seven",
+                "--validation_steps", max(steps // 4, 1), "--validation_classes", "zero", "three", "seven",
                 "--logging_steps", 100, "--seed", args.seed, "--report_to", "none"]),
         output_dir / "pipeline",
         log_dir,
@@ -362,6 +376,7 @@ def main(args):
             key: value for key, value in reconstruction.items() if value is not None
         },
         "tokenizer_validation_by_step": tokenizer_history(log_dir / "train_tokenizer.log"),
+        "vim_loss (nats per image token)": vim_losses(output_dir, log_dir / "train_vim.log"),
         "generation": {
             **generation,
             "samples_per_class": args.samples_per_class,
@@ -373,12 +388,19 @@ def main(args):
     }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     history = metrics["tokenizer_validation_by_step"]
-    report(output_dir, reconstruction, history, generation, real_accuracy, time.perf_counter() - start)
+    losses = metrics["vim_loss (nats per image token)"]
+    report(output_dir, reconstruction, history, losses, generation, real_accuracy, time.perf_counter() - start)
     return metrics
 
 
 def report(
-    output_dir: Path, reconstruction: dict, history: dict, generation: dict, real_accuracy: float, seconds: float
+    output_dir: Path,
+    reconstruction: dict,
+    history: dict,
+    losses: dict,
+    generation: dict,
+    real_accuracy: float,
+    seconds: float,
 ):
     usage = reconstruction.get("codebook_usage")
     first = min(history) if history else None
@@ -388,6 +410,8 @@ def report(
         + (f" (after step {first}: {history[first]['psnr']:.2f} dB)\n" if first else "\n")
         + "  codebook usage (codes used per group of 256 images): "
         + (f"{100 * usage:.1f}%\n" if usage is not None else "n/a\n")
+        + f"  VIM loss (nats per image token): training {losses['final_training_loss']:.3f}, validation "
+        f"{losses['final_validation_loss']:.3f}\n"
         + "  samples assigned to the requested class (target >= 90%; the classifier scores "
         f"{100 * real_accuracy:.1f}% on real validation images):\n"
         f"    {100 * generation['paper_sampling']['class_accuracy']:.1f}% with the paper's sampling (T 1, no guidance)\n"

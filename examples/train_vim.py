@@ -461,7 +461,13 @@ def build_validation_dataloader(args, accelerator, dataset, collate_fn) -> DataL
     if dataset is None:
         return None
     dataloader = DataLoader(
-        dataset, batch_size=args.train_batch_size, collate_fn=collate_fn, num_workers=args.dataloader_num_workers
+        dataset,
+        batch_size=args.train_batch_size,
+        collate_fn=collate_fn,
+        num_workers=args.dataloader_num_workers,
+        # Starting an iterator draws a seed from the loader's generator: its own, so that validating draws nothing
+        # from the global RNG of dropout and label dropout (a resumed run would diverge otherwise).
+        generator=torch.Generator().manual_seed(args.seed),
     )
     return accelerator.prepare(dataloader)
 

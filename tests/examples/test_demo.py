@@ -38,6 +38,9 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     assert metrics["reconstruction (validation split)"]["psnr"] > 0
     # Validated every step here (--validation_steps is a sixth of the run), parsed back from the stage's log.
     assert metrics["tokenizer_validation_by_step"]["1"]["codebook_usage"] > 0
+    # The VIM's held-out loss: the pretokenized validation split, at every validation step and at the end.
+    losses = metrics["vim_loss (nats per image token)"]
+    assert set(losses["validation_loss_by_step"]) == {"1", "2"} and losses["final_validation_loss"] > 0
     # 10 rows of 16x16 samples and a 1-pixel separator, upscaled 4 times.
     assert PIL.Image.open(output_dir / "samples.png").height == 10 * 17 * 4
     assert PIL.Image.open(output_dir / "samples_guided.png").size == PIL.Image.open(output_dir / "samples.png").size

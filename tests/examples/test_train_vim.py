@@ -121,10 +121,13 @@ def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data,
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
+    # Validation (loss and samples) runs right after the step-3 checkpoint, which the resumed run skips: it must not
+    # draw from the random streams of training.
     output_dir = tmp_path / "vim"
-    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 7)
+    tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 7)
     arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
-    arguments += ["--validation_steps", 100, "--num_validation_images", 1]
+    arguments += ["--validation_steps", 3, "--num_validation_images", 1]
     run_example("train_vim.py", arguments, vim_data.hf_home)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
