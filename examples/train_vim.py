@@ -211,8 +211,13 @@ def check_args(args):
             )
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming datasets have no length: set --max_train_steps.")
-    positive = ("train_batch_size", "gradient_accumulation_steps", "logging_steps", "max_nonfinite_steps")
-    for name in (*positive, "max_validation_sequences"):
+    for name in (
+        "train_batch_size",
+        "gradient_accumulation_steps",
+        "logging_steps",
+        "max_nonfinite_steps",
+        "max_validation_sequences",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
