@@ -9,8 +9,8 @@ Modeling with Improved VQGAN").
 
 Data. Either token ids written by `examples/pretokenize.py` (`--pretokenized_dataset`, a folder or a Hub dataset; its
 recorded tokenizer fingerprint must match `--tokenizer`), or images (`--dataset_name` / `--train_data_dir`) that are
-augmented and encoded by the frozen tokenizer inside the training loop (`--on_the_fly`, under `torch.no_grad`), which is
-what the paper does. Each sequence is `[prefix, image tokens in raster order]`: the class token of the image's label
+augmented and encoded by the frozen tokenizer inside the training loop (`--on_the_fly`, the default without
+`--pretokenized_dataset`; under `torch.no_grad`), which is what the paper does. Each sequence is `[prefix, image tokens in raster order]`: the class token of the image's label
 (`--conditioning class`) or the null token (`--conditioning unconditional`, a model with `num_classes=0`). The
 codebook size and token grid come from the tokenizer, the classes and their names from the dataset's `ClassLabel`
 (image folder names, ImageNet class names), so `VimPipeline.get_label_ids("name")` works on the result.
@@ -19,7 +19,10 @@ Validation. Every `--validation_steps` steps and at the end: the mean next-token
 `train/loss`, but in eval mode) of up to `--max_validation_sequences` sequences of `--validation_split` (default
 `validation`, used when the data has it: the held-out tokens of `pretokenize.py`, or center-cropped images encoded on
 the fly), logged as `validation/loss`; a rising validation loss under a falling training loss is overfitting, which
-the training loss alone cannot show. Then a grid of samples of a few classes (`validation_samples.png`).
+the training loss alone cannot show. Then a grid of samples of a few classes (`validation_samples.png`). With
+`--save_best_model` (transformers' `load_best_model_at_end`), each new lowest validation loss saves the transformer to
+`best_transformer/`, and the output pipeline gets that transformer rather than the last one; `train_results.json` and
+the model card say which step it is (`best_step`, `best_validation_loss`).
 
 Optimization (paper Sec. 4.2, Table 2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
 learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
@@ -49,7 +52,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -87,6 +90,9 @@ from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_f
 logger = get_logger(__name__, log_level="INFO")
 
 MODEL_PRESETS = ("tiny", "base", "large")
+# --save_best_model: the transformer of the lowest validation loss, and the record of its step and loss.
+BEST_TRANSFORMER_FOLDER = "best_transformer"
+BEST_VALIDATION_FILE = "best_validation.json"
 
 
 def parse_args(input_args=None):
@@ -97,7 +103,9 @@ def parse_args(input_args=None):
         "--pretokenized_dataset", default=None, help="Token ids from examples/pretokenize.py (folder or Hub id)."
     )
     data.add_argument(
-        "--on_the_fly", action="store_true", help="Augment and encode images in the training loop (the paper's way)."
+        "--on_the_fly",
+        action="store_true",
+        help="Augment and encode images in the training loop (the paper's way; the default without pretokenized data).",
     )
     data.add_argument("--dataset_name", default="ILSVRC/imagenet-1k", help="Hub image dataset (--on_the_fly).")
     data.add_argument("--dataset_config_name", default=None, help="Configuration of the Hub dataset.")
@@ -147,7 +155,12 @@ def parse_args(input_args=None):
     optim = parser.add_argument_group("optimization")
     optim.add_argument("--train_batch_size", type=int, default=8, help="Sequences per process and micro-batch.")
     optim.add_argument("--max_train_steps", type=int, default=None, help="Optimizer steps; overrides epochs.")
-    optim.add_argument("--num_train_epochs", type=int, default=100, help="Epochs when --max_train_steps is unset.")
+    optim.add_argument(
+        "--num_train_epochs",
+        type=int,
+        default=100,
+        help="Epochs when --max_train_steps is unset (the paper: 450k steps of 1024 images, ~360 ImageNet epochs).",
+    )
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")
     optim.add_argument("--optimizer", default="adamw", choices=["adamw", "adafactor"], help="Optimizer.")
     optim.add_argument("--learning_rate", type=float, default=4.5e-4, help="Peak learning rate.")
@@ -186,6 +199,11 @@ def parse_args(input_args=None):
         default=1000,
         help="Held-out sequences of the validation loss, computed every --validation_steps steps.",
     )
+    run.add_argument(
+        "--save_best_model",
+        action="store_true",
+        help="Output the transformer of the lowest validation loss instead of the last one (needs a validation split).",
+    )
     run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
     run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
     run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
@@ -198,8 +216,13 @@ def parse_args(input_args=None):
 
 def check_args(args):
     """Sanity checks with messages that say which flag to change."""
-    if (args.pretokenized_dataset is None) == (not args.on_the_fly):
-        raise ValueError("Pass exactly one data source: --pretokenized_dataset PATH_OR_HUB_ID or --on_the_fly.")
+    if args.pretokenized_dataset is not None and args.on_the_fly:
+        raise ValueError(
+            "Pass one data source: --pretokenized_dataset PATH_OR_HUB_ID, or images (--dataset_name / "
+            "--train_data_dir, encoded --on_the_fly)."
+        )
+    # Without token ids, the images of --dataset_name / --train_data_dir are encoded in the loop.
+    args.on_the_fly = args.pretokenized_dataset is None
     if args.train_data_dir is not None:
         args.dataset_name = None
     if args.pretokenized_dataset is not None:
@@ -601,6 +624,7 @@ def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, 
             "trained_steps": state.global_step,
             "final_training_loss": losses["final_loss"],
             "final_validation_loss": losses["validation_loss"],
+            **{name: losses[name] for name in ("best_step", "best_validation_loss") if name in losses},
         },
         tokenizer_config=tokenizer_config,
         repo_id=args.hub_model_id,
@@ -610,13 +634,46 @@ def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, 
     card.save(os.path.join(output_dir, "README.md"))
 
 
-def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, losses: dict):
+@dataclass
+class BestValidation:
+    """The lowest validation loss so far and its step (`--save_best_model`), saved in every checkpoint."""
+
+    step: int | None = None
+    loss: float | None = None
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state_dict: dict):
+        self.step, self.loss = state_dict["step"], state_dict["loss"]
+
+
+def best_transformer(args, best: BestValidation) -> VimForCausalLM | None:
+    """The transformer saved at `best.step` by --save_best_model; None (and a warning) if the folder holds another."""
+    folder = Path(args.output_dir, BEST_TRANSFORMER_FOLDER)
+    record_file = folder / BEST_VALIDATION_FILE
+    saved_step = json.loads(record_file.read_text())["step"] if record_file.is_file() else None
+    if saved_step != best.step:
+        # Only after resuming from a checkpoint older than the folder, in a run that then never did as well again.
+        logger.warning(
+            f"{folder} holds the transformer of step {saved_step}, not of the best step {best.step} of this run: "
+            "saving the last transformer instead."
+        )
+        return None
+    logger.info(f"Saving the transformer of step {best.step}, the lowest validation loss ({best.loss:.4f}).")
+    return VimForCausalLM.from_pretrained(folder)
+
+
+def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, losses: dict, best: BestValidation):
     """
     The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json; `losses`
-    holds the last logged training loss (`final_loss`) and the final `validation_loss` (None without one).
+    holds the last logged training loss (`final_loss`) and the final `validation_loss` (None without one). The
+    transformer is the last one, or with --save_best_model the one of the lowest validation loss.
     """
-    transformer = export_transformer(accelerator, model)
+    transformer = export_transformer(accelerator, model)  # on every process: FSDP gathers the shards
     if accelerator.is_main_process:
+        if args.save_best_model and best.step is not None:
+            transformer = best_transformer(args, best) or transformer
         VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
         save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
         results = {**state.state_dict(), **losses}
@@ -650,6 +707,7 @@ class TrainingParts:
     train_dataset: torch.utils.data.Dataset
     train_dataloader: DataLoader
     validation_dataloader: DataLoader | None
+    best_validation: BestValidation
 
 
 @torch.no_grad()
@@ -674,12 +732,27 @@ def validation_loss(accelerator, parts: TrainingParts) -> float | None:
     return torch.cat(sequence_losses).mean().item()
 
 
-def log_validation_loss(accelerator, parts: TrainingParts, global_step: int) -> float | None:
-    """Compute, log and return the validation loss (every process takes part)."""
+def log_validation_loss(args, accelerator, parts: TrainingParts, global_step: int) -> float | None:
+    """
+    Compute, log and return the validation loss (every process takes part); with --save_best_model, a loss lower
+    than any before saves the transformer to `best_transformer/`.
+    """
     loss = validation_loss(accelerator, parts)
-    if loss is not None:
-        accelerator.log({"validation/loss": loss}, step=global_step)
-        logger.info(f"step {global_step}: validation loss {loss:.4f}")
+    if loss is None:
+        return None
+    accelerator.log({"validation/loss": loss}, step=global_step)
+    logger.info(f"step {global_step}: validation loss {loss:.4f}")
+    best = parts.best_validation
+    if args.save_best_model and (best.loss is None or loss < best.loss):
+        transformer = export_transformer(accelerator, parts.model)
+        if accelerator.is_main_process:
+            folder = Path(args.output_dir, BEST_TRANSFORMER_FOLDER)
+            transformer.save_pretrained(folder)
+            # Written last: a folder whose record names the step of `best` holds that step's weights in full.
+            record = {"step": global_step, "validation_loss": loss}
+            (folder / BEST_VALIDATION_FILE).write_text(json.dumps(record) + "\n")
+        accelerator.wait_for_everyone()
+        best.step, best.loss = global_step, loss
     return loss
 
 
@@ -739,16 +812,17 @@ def after_optimizer_step(args, accelerator, parts, state: TrainingState, step_lo
         accelerator.log(logs, step=state.global_step)
         progress.set_postfix(loss=f"{loss:.4f}", lr=f"{logs['train/learning_rate']:.2e}")
         window.update(new_window(accelerator.device), last_loss=loss)
-    if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
-        save_checkpoint(accelerator, state.global_step)
-    # The last step is validated after the loop.
+    # Validation first: a checkpoint of the same step then holds its loss in `parts.best_validation`, which a resumed
+    # run, starting after that step, would not compute again. The last step is validated after the loop.
     if (
         args.validation_steps
         and state.global_step % args.validation_steps == 0
         and state.global_step < args.max_train_steps
     ):
-        log_validation_loss(accelerator, parts, state.global_step)
+        log_validation_loss(args, accelerator, parts, state.global_step)
         log_validation(args, accelerator, parts.model, parts.tokenizer, state.global_step)
+    if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
+        save_checkpoint(accelerator, state.global_step)
 
 
 def new_window(device) -> dict:
@@ -813,12 +887,18 @@ def end_training(accelerator, parts: TrainingParts):
 
 
 def main(args):
+    """Train the VIM on the tokenizer's tokens; save the pipeline and its card (pushed with --push_to_hub)."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
     tokenizer = load_tokenizer(args, accelerator.device)
     dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
+    if args.save_best_model and validation_dataset is None:
+        raise ValueError(
+            f"--save_best_model chooses by validation loss, but the data has no usable {args.validation_split!r} "
+            "split: pass --validation_split SPLIT (pretokenize.py encodes every split of the images) or drop the flag."
+        )
     config = build_config(args, tokenizer, names)
     # Same initial weights in every process, then a different dropout / label-dropout stream per process.
     set_seed(args.seed)
@@ -831,9 +911,11 @@ def main(args):
     optimizer = build_optimizer(args, model)
     scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    parts = TrainingParts(model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader)
+    parts = TrainingParts(
+        model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader, BestValidation()
+    )
     state = TrainingState()
-    accelerator.register_for_checkpointing(state)
+    accelerator.register_for_checkpointing(state, parts.best_validation)
     tracker_config = {
         name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
     }
@@ -853,10 +935,15 @@ def main(args):
     )
     final_loss = train(args, accelerator, parts, state)
     accelerator.wait_for_everyone()
-    losses = {"final_loss": final_loss, "validation_loss": log_validation_loss(accelerator, parts, state.global_step)}
+    losses = {
+        "final_loss": final_loss,
+        "validation_loss": log_validation_loss(args, accelerator, parts, state.global_step),
+    }
+    if args.save_best_model:
+        losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
     if args.validation_steps:
         log_validation(args, accelerator, model, tokenizer, state.global_step)
-    save_outputs(args, accelerator, model, tokenizer, state, losses)
+    save_outputs(args, accelerator, model, tokenizer, state, losses, parts.best_validation)
     if args.push_to_hub and accelerator.is_main_process:
         push_to_hub(args)
     del model, optimizer, scheduler

@@ -30,8 +30,11 @@ from .models.vit_vqgan.modeling_vit_vqgan import VitVqganModel
 LIBRARY_NAME = "vit-vqgan-hf"
 PAPER_TAG = "arxiv:2110.04627"
 
-# Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files.
-UPLOAD_IGNORE_PATTERNS = ["checkpoints/", "checkpoint-*/", "checkpoint_*/", "logs/", "runs/", "*.ckpt"]
+# Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files, the
+# best-so-far copy of `train_vim.py --save_best_model`.
+UPLOAD_IGNORE_PATTERNS = [
+    "checkpoints/", "checkpoint-*/", "checkpoint_*/", "logs/", "runs/", "*.ckpt", "best_transformer/"
+]  # fmt: skip
 
 # Training arguments left out of a card: local paths and Hub settings say nothing about the model (and may be private).
 _UNRECORDED_ARGUMENTS = {

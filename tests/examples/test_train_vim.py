@@ -121,19 +121,21 @@ def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data,
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
-    # Validation (loss and samples) runs right after the step-3 checkpoint, which the resumed run skips: it must not
-    # draw from the random streams of training.
+    # Validation (loss and samples) runs at step 3 before its checkpoint is saved, so the checkpoint holds the lowest
+    # validation loss so far for --save_best_model, which the resumed run compares its later losses with.
     output_dir = tmp_path / "vim"
     tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 7)
     arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
-    arguments += ["--validation_steps", 3, "--num_validation_images", 1]
+    arguments += ["--validation_steps", 3, "--num_validation_images", 1, "--save_best_model"]
     run_example("train_vim.py", arguments, vim_data.hf_home)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
-    # The same run, interrupted after its step-3 checkpoint, then resumed.
+    # The same run, interrupted after its step-3 checkpoint, then resumed; its best transformer folder is the final one
+    # of the first run, possibly of a step after the checkpoint.
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(output_dir / "checkpoints" / "checkpoint_3", resumed_dir / "checkpoints" / "checkpoint_3")
+    shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
     resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
     result = run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
     assert "Resumed from" in result.stderr and "at step 3" in result.stderr
@@ -144,6 +146,11 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name
     assert {path.name for path in (resumed_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
+    results, resumed_results = (
+        json.loads((path / "train_results.json").read_text()) for path in (output_dir, resumed_dir)
+    )
+    assert resumed_results["best_step"] == results["best_step"] in (3, 6, 7)
+    assert resumed_results["best_validation_loss"] == results["best_validation_loss"]
 
 
 def test_paper_learning_rate_schedule():
@@ -160,11 +167,21 @@ def test_paper_learning_rate_schedule():
     assert schedule(900, 10, 1000, 1000, end_ratio) == 1.0
 
 
+def test_images_are_encoded_on_the_fly_without_pretokenized_data():
+    # The contract's command: a Hub image dataset and no data flag.
+    train_vim = load_example("train_vim.py")
+    args = train_vim.parse_args(
+        ["--tokenizer", "t", "--dataset_name", "ILSVRC/imagenet-1k", "--model_config", "large"]
+    )
+    assert args.on_the_fly and args.dataset_name == "ILSVRC/imagenet-1k"
+    args = train_vim.parse_args(["--tokenizer", "t", "--pretokenized_dataset", "tokens"])
+    assert not args.on_the_fly and args.dataset_name is None
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ([], "exactly one data source"),
-        (["--pretokenized_dataset", "x", "--on_the_fly"], "exactly one data source"),
+        (["--pretokenized_dataset", "x", "--on_the_fly"], "Pass one data source"),
         (["--pretokenized_dataset", "x", "--random_crop"], "apply to --on_the_fly"),
         (["--on_the_fly", "--streaming"], "--max_train_steps"),
         (["--on_the_fly", "--lr_end", "1"], "--lr_end"),
@@ -175,3 +192,54 @@ def test_invalid_arguments_are_reported(arguments, message):
     train_vim = load_example("train_vim.py")
     with pytest.raises(ValueError, match=message):
         train_vim.parse_args(["--tokenizer", "t", *arguments])
+
+
+def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(vim_data, tmp_path):
+    # A learning rate too high for this model: the validation loss falls until step 5 (2.82 nats), then rises at step 6
+    # (2.88), so the best step is neither the first nor the last. A checkpoint at every step keeps each step's weights.
+    output_dir = tmp_path / "vim"
+    validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=6)
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 6)
+    arguments += ["--learning_rate", 0.05, "--lr_end", 0.05, "--validation_steps", 1, "--num_validation_images", 1]
+    arguments += ["--checkpointing_steps", 1, "--save_best_model", "--dropout", 0]
+    run_example("train_vim.py", arguments, vim_data.hf_home)
+
+    results = json.loads((output_dir / "train_results.json").read_text())
+    best_step = results["best_step"]
+    assert 1 < best_step < 6 and results["best_validation_loss"] < results["validation_loss"]
+    saved = load_file(output_dir / "transformer" / "model.safetensors")
+    at_best_step = load_file(output_dir / "checkpoints" / f"checkpoint_{best_step}" / "model.safetensors")
+    last = load_file(output_dir / "checkpoints" / "checkpoint_6" / "model.safetensors")
+    assert all(torch.equal(saved[name], at_best_step[name]) for name in saved)
+    assert not all(torch.equal(saved[name], last[name]) for name in saved)
+    # The recorded loss is the saved transformer's loss on the held-out sequences.
+    pipe = VimPipeline.from_pretrained(output_dir)
+    held_out = validation[:]
+    input_ids = vim_input_ids(held_out["image_tokens"], pipe.transformer.config.codebook_size + held_out["label"])
+    with torch.no_grad():
+        loss = pipe.transformer.eval()(input_ids=input_ids, labels=input_ids).loss.item()
+    assert results["best_validation_loss"] == pytest.approx(loss, rel=1e-5)
+    assert f"| `best_step` | {best_step} |" in (output_dir / "README.md").read_text()
+    assert not [path for path in prepare_upload_folder(output_dir) if path.startswith("best_transformer/")]
+
+    # Interrupted right after the best step's checkpoint, then resumed: the checkpoint holds that step's loss (its
+    # validation ran before the save), so the resumed run, which validates only the later steps, keeps it.
+    resumed_dir = tmp_path / "resumed"
+    checkpoint = f"checkpoint_{best_step}"
+    shutil.copytree(output_dir / "checkpoints" / checkpoint, resumed_dir / "checkpoints" / checkpoint)
+    shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
+    resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
+    run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
+    resumed_results = json.loads((resumed_dir / "train_results.json").read_text())
+    assert (resumed_results["best_step"], resumed_results["best_validation_loss"]) == (
+        best_step,
+        results["best_validation_loss"],
+    )
+    resumed = load_file(resumed_dir / "transformer" / "model.safetensors")
+    assert all(torch.equal(saved[name], resumed[name]) for name in saved)
+
+
+def test_save_best_model_needs_a_validation_split(vim_data, tmp_path):
+    arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", vim_data.tokens, "--save_best_model")
+    with pytest.raises(AssertionError, match="--save_best_model chooses by validation loss"):
+        run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
