@@ -192,6 +192,7 @@ def write_results(args, accelerator, model, output, data_description, networks, 
 
 
 def main(args):
+    """Reconstruct the evaluation images on every process, gather the metrics and write the results file."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     model = VitVqganModel.from_pretrained(args.tokenizer).eval().to(accelerator.device)

@@ -292,6 +292,7 @@ def save_plot(path: Path, per_block: dict, title: str):
 
 
 def main(args):
+    """Fit a linear classifier on the pooled features of each chosen VIM block (or raw pixels); save results."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     tokenizer, transformer = load_models(args)
     if args.resolution is None:

@@ -179,6 +179,7 @@ def write_npz(plan, output_dir: Path) -> Path:
 
 
 def main(args):
+    """Sample the requested images per class, sharded over the processes, skipping the ones already written."""
     accelerator = Accelerator()
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     output_dir = Path(args.output_dir)

@@ -816,6 +816,7 @@ def build_dataloader(args, accelerator, train_dataset) -> DataLoader:
 
 
 def main(args):
+    """Train the tokenizer (and its discriminator), then save it with its model card and optionally push it."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
     if accelerator.is_main_process:

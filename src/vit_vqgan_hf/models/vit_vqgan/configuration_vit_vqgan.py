@@ -85,6 +85,10 @@ class VitVqganConfig(PreTrainedConfig):
         use_logit_laplace (`bool`, *optional*, defaults to `True`):
             Whether the decoder predicts a logit-space mean and a log-scale per pixel channel (for the logit-Laplace
             loss); the reconstruction is then the sigmoid of the mean. Without it the decoder predicts pixels directly.
+        logit_laplace_eps (`float`, *optional*, defaults to 0.1):
+            Margin of DALL-E's squash of pixels into `(eps, 1 - eps)` before the logit-Laplace likelihood; the
+            reconstruction undoes it, `(sigmoid(mean) - eps) / (1 - 2 * eps)`. The paper does not say whether it
+            squashes; DALL-E's 0.1 keeps `logit(x)` finite at black and white pixels (0 turns the squash off).
         hidden_act (`str`, *optional*, defaults to `"gelu"`):
             Activation inside the transformer MLPs. The paper does not say; GELU is the ViT default.
         head_act (`str`, *optional*, defaults to `"tanh"`):
