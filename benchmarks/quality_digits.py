@@ -63,15 +63,19 @@ def run_probes(args, output_dir: Path, timings: dict) -> dict:
     """Per-block top-1 of the trained VIM, a random-init VIM of the same shape, and raw pixels."""
     data = ["--train_data_dir", output_dir / "digits", "--cache_dir", output_dir / "cache"]
     probes = {}
-    for name, extra in (
-        ("trained", ["--pipeline", output_dir / "pipeline"]),
-        ("random_init", ["--pipeline", output_dir / "pipeline", "--random_init"]),
-        ("raw_pixels", ["--tokenizer", output_dir / "tokenizer", "--raw_pixels"]),
+    for name, extra, upstream in (
+        ("trained", ["--pipeline", output_dir / "pipeline"], "pipeline"),
+        ("random_init", ["--pipeline", output_dir / "pipeline", "--random_init"], "pipeline"),
+        ("raw_pixels", ["--tokenizer", output_dir / "tokenizer", "--raw_pixels"], "tokenizer"),
     ):
         command = [sys.executable, str(EXAMPLES_DIR / "linear_probe.py"), *map(str, [
             *data, *extra, "--block", "all", "--output_dir", output_dir / f"probe_{name}", "--device", "cpu",
             "--weight_decay", 1e-4, 1e-3, 1e-2, 1e-1, "--seed", args.seed])]  # fmt: skip
-        demo.run_stage(f"linear_probe_{name}", command, output_dir / f"probe_{name}", output_dir / "logs", timings)
+        # A retrained pipeline (or tokenizer) redoes its probes.
+        stage_dir, upstream_dir = output_dir / f"probe_{name}", output_dir / upstream
+        demo.run_stage(
+            f"linear_probe_{name}", command, stage_dir, output_dir / "logs", timings, inputs=(upstream_dir,)
+        )
         results = json.loads((output_dir / f"probe_{name}" / "linear_probe.json").read_text())
         probes[name] = results["details"]["per_block_top1_accuracy"]
     return probes

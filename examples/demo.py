@@ -14,7 +14,8 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
 3. `evaluate_tokenizer.py`: PSNR, SSIM, l1/l2, logit-Laplace NLL and codebook usage on the validation split;
 4. `pretokenize.py`: both splits as token ids;
 5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card; its held-out
-   loss on the validation tokens, every quarter of the run, shows where it starts to overfit the 1437 digits;
+   loss on the validation tokens, every quarter of the run, shows where it starts to overfit the 1437 digits, and
+   the pipeline keeps the transformer of the lowest one (`--save_best_model`);
 6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
    with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
    also models the unconditional distribution), each scored by an RBF SVM trained on the real training images: the
@@ -195,7 +196,10 @@ def tokenizer_history(log: Path) -> dict:
 
 
 def vim_losses(output_dir: Path, log: Path) -> dict:
-    """The VIM's final training loss and its held-out loss, at the end and at each validation step of its log."""
+    """
+    The VIM's final training loss, its held-out loss at the end and at each validation step of its log, and the step
+    of the lowest held-out loss, whose transformer the pipeline holds (`--save_best_model`).
+    """
     results = json.loads((output_dir / "pipeline" / "train_results.json").read_text())
     text = log.read_text().replace("\r", "\n")
     history = {int(step): float(loss) for step, loss in VIM_VALIDATION_LINE.findall(text)}
@@ -203,6 +207,8 @@ def vim_losses(output_dir: Path, log: Path) -> dict:
         "final_training_loss": results["final_loss"],
         "final_validation_loss": results["validation_loss"],
         "validation_loss_by_step": dict(sorted(history.items())),
+        "saved_step": results["best_step"],
+        "saved_validation_loss": results["best_validation_loss"],
     }
 
 
@@ -277,6 +283,7 @@ def save_reconstructions(tokenizer_dir: Path, validation: tuple, output_dir: Pat
 
 
 def main(args):
+    """Train, evaluate and sample the demo tokenizer and VIM on the embedded digits; print and save the figures."""
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
@@ -336,6 +343,7 @@ def main(args):
                 "--max_train_steps", steps, "--learning_rate", 1e-3, "--lr_warmup_steps", 100,
                 "--lr_decay_start", steps // 2, "--lr_end", 5e-5, "--checkpointing_steps", max(steps // 2, 1),
                 "--validation_steps", max(steps // 4, 1), "--validation_classes", "zero", "three", "seven",
+                "--save_best_model",
                 "--logging_steps", 100, "--seed", args.seed, "--report_to", "none"]),
         output_dir / "pipeline",
         log_dir,
@@ -411,7 +419,8 @@ def report(
         + "  codebook usage (codes used per group of 256 images): "
         + (f"{100 * usage:.1f}%\n" if usage is not None else "n/a\n")
         + f"  VIM loss (nats per image token): training {losses['final_training_loss']:.3f}, validation "
-        f"{losses['final_validation_loss']:.3f}\n"
+        f"{losses['final_validation_loss']:.3f}; the pipeline keeps step {losses['saved_step']} (validation "
+        f"{losses['saved_validation_loss']:.3f}, the lowest)\n"
         + "  samples assigned to the requested class (target >= 90%; the classifier scores "
         f"{100 * real_accuracy:.1f}% on real validation images):\n"
         f"    {100 * generation['paper_sampling']['class_accuracy']:.1f}% with the paper's sampling (T 1, no guidance)\n"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import PIL.Image
+import pytest
 
 from vit_vqgan_hf import VimPipeline, VitVqganModel
 
@@ -41,6 +42,9 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     # The VIM's held-out loss: the pretokenized validation split, at every validation step and at the end.
     losses = metrics["vim_loss (nats per image token)"]
     assert set(losses["validation_loss_by_step"]) == {"1", "2"} and losses["final_validation_loss"] > 0
+    # The pipeline holds the transformer of the lowest of those losses (--save_best_model).
+    by_step = losses["validation_loss_by_step"]
+    assert by_step[str(losses["saved_step"])] == pytest.approx(min(by_step.values()), abs=1e-4)
     # 10 rows of 16x16 samples and a 1-pixel separator, upscaled 4 times.
     assert PIL.Image.open(output_dir / "samples.png").height == 10 * 17 * 4
     assert PIL.Image.open(output_dir / "samples_guided.png").size == PIL.Image.open(output_dir / "samples.png").size
