@@ -146,6 +146,28 @@ def test_output_shapes_and_hidden_states():
     assert model(input_ids, use_cache=False).cache is None and model(input_ids).hidden_states is None
 
 
+def test_positional_arguments_follow_the_contract():
+    # contract.md: forward(input_ids, attention_mask=None, cache=None, use_cache=None, labels=None,
+    # output_hidden_states=None, ...); a positional call must not land in another argument.
+    model = make_model()
+    input_ids = make_sequences(model.config)
+    attention_mask = torch.ones_like(input_ids)
+    with torch.no_grad():
+        output = model(input_ids, attention_mask, None, True, input_ids, True)
+        expected = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            labels=input_ids,
+            output_hidden_states=True,
+        )
+    assert output.cache.get_seq_length() == 10 and len(output.hidden_states) == model.config.num_hidden_layers + 1
+    torch.testing.assert_close(output.loss, expected.loss)
+    with torch.no_grad():
+        base_output = model.model(input_ids, attention_mask, None, False, True)
+    assert base_output.cache is None and len(base_output.hidden_states) == model.config.num_hidden_layers + 1
+
+
 def test_inputs_embeds_match_input_ids():
     model = make_model()
     input_ids = make_sequences(model.config)

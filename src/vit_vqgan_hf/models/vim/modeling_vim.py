@@ -226,11 +226,11 @@ class VimModel(VimPreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""
@@ -241,18 +241,18 @@ class VimModel(VimPreTrainedModel):
                 in `[0, config.codebook_size)`.
             attention_mask (`torch.Tensor` of shape `(batch_size, cached_length + sequence_length)`, *optional*):
                 1 for tokens to attend to, 0 for padding. The causal mask is always applied.
-            position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-                Position of each token: 0 for the prefix, `1 + row * token_grid_size + column` for an image token.
-                Defaults to the positions that follow the cached tokens.
             cache (`Cache`, *optional*):
                 Key/value cache of the previous tokens, for incremental decoding.
-            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-                Token embeddings to use instead of `input_ids` (the position embeddings are still added).
             use_cache (`bool`, *optional*, defaults to `config.use_cache`):
                 Whether to return the key/value cache.
             output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
                 Whether to return the embeddings and the output of every block (before the final LayerNorm), e.g. for
                 linear probing.
+            position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Position of each token: 0 for the prefix, `1 + row * token_grid_size + column` for an image token.
+                Defaults to the positions that follow the cached tokens.
+            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+                Token embeddings to use instead of `input_ids` (the position embeddings are still added).
 
         Returns:
             [`~transformers.modeling_outputs.BaseModelOutputWithPast`]: `last_hidden_state` (after the final
@@ -401,12 +401,12 @@ class VimForCausalLM(VimPreTrainedModel, GenerationMixin):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
@@ -416,22 +416,22 @@ class VimForCausalLM(VimPreTrainedModel, GenerationMixin):
                 `[prefix token, image tokens in raster order]` or its continuation, as in [`VimModel.forward`].
             attention_mask (`torch.Tensor` of shape `(batch_size, cached_length + sequence_length)`, *optional*):
                 1 for tokens to attend to, 0 for padding.
-            position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-                0 for the prefix, `1 + row * token_grid_size + column` for an image token; defaults to the positions
-                that follow the cached tokens.
             cache (`Cache`, *optional*):
                 Key/value cache of the previous tokens, for incremental decoding.
-            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-                Token embeddings to use instead of `input_ids`.
+            use_cache (`bool`, *optional*, defaults to `config.use_cache`):
+                Whether to return the key/value cache.
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Targets aligned with `input_ids` (usually `labels = input_ids`); they are shifted inside, so the token
                 at position `t + 1` is the target of the logits at position `t`. Image tokens in
                 `[0, config.codebook_size)` or -100 (ignored). The label of the prefix position is never a target,
                 so the loss covers the image tokens only.
-            use_cache (`bool`, *optional*, defaults to `config.use_cache`):
-                Whether to return the key/value cache.
             output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
                 Whether to return the embeddings and the output of every block, as in [`VimModel.forward`].
+            position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                0 for the prefix, `1 + row * token_grid_size + column` for an image token; defaults to the positions
+                that follow the cached tokens.
+            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+                Token embeddings to use instead of `input_ids`.
             logits_to_keep (`int` or `torch.Tensor`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0 = all), or for the given positions.
 
