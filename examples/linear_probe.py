@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimForCausalLM, VimPipeline, VitVqganModel
 from vit_vqgan_hf.evaluation import class_balance, linear_probe_results, save_results
+from vit_vqgan_hf.hub import load_pretrained
 from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images, load_image_dataset
 from vit_vqgan_hf.training.tokens import vim_input_ids
 
@@ -116,11 +117,24 @@ def parse_args(input_args=None):
 def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:
     """The tokenizer and the transformer (random weights of the same shape with --random_init), in eval mode."""
     if args.pipeline is not None:
-        pipeline = VimPipeline.from_pretrained(args.pipeline)
+        pipeline = load_pretrained(
+            VimPipeline.from_pretrained, args.pipeline, expected="a pipeline folder (train_vim.py output) or a Hub id"
+        )
         tokenizer, transformer = pipeline.vqgan, pipeline.transformer
     else:
-        tokenizer = VitVqganModel.from_pretrained(args.tokenizer) if args.tokenizer else None
-        transformer = VimForCausalLM.from_pretrained(args.transformer) if args.transformer else None
+        tokenizer = (
+            load_pretrained(
+                VitVqganModel.from_pretrained,
+                args.tokenizer,
+                expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
+            )
+            if args.tokenizer
+            else None
+        )
+        transformer = None
+        if args.transformer:
+            expected = "a transformer folder (a pipeline's transformer/) or a Hub id"
+            transformer = load_pretrained(VimForCausalLM.from_pretrained, args.transformer, expected=expected)
     if args.raw_pixels:
         transformer = None
     elif args.random_init:

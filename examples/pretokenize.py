@@ -32,6 +32,7 @@ from datasets import DatasetDict, Features, Sequence, Value
 from huggingface_hub import create_repo, upload_file
 
 from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.hub import load_pretrained
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
 
@@ -217,7 +218,12 @@ def push_tokens_to_hub(args, dataset_dict: DatasetDict, description: str) -> str
 def main(args):
     """Encode the requested splits (default: all) with the frozen tokenizer; save the ids and its fingerprint."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    tokenizer = VitVqganModel.from_pretrained(args.tokenizer).eval().requires_grad_(False)
+    tokenizer = load_pretrained(
+        VitVqganModel.from_pretrained,
+        args.tokenizer,
+        expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
+    )
+    tokenizer = tokenizer.eval().requires_grad_(False)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size
     if args.resolution != tokenizer.config.image_size:

@@ -33,6 +33,7 @@ from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.hub import load_pretrained
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -186,7 +187,13 @@ def main(args):
     output_dir.mkdir(parents=True, exist_ok=True)
 
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    pipeline = VimPipeline.from_pretrained(args.pipeline, dtype=dtype).to(accelerator.device)
+    pipeline = load_pretrained(
+        VimPipeline.from_pretrained,
+        args.pipeline,
+        expected="a pipeline folder (train_vim.py output) or a Hub id",
+        dtype=dtype,
+    )
+    pipeline = pipeline.to(accelerator.device)
     pipeline.set_progress_bar_config(disable=True)
     if args.compile:
         # The pipeline switches to its static cache for a compiled transformer, so every step has the same shapes.

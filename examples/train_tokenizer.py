@@ -46,7 +46,7 @@ from transformers import get_scheduler
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import build_results, save_results
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, push_folder_to_hub
+from vit_vqgan_hf.hub import add_hub_args, create_model_card, load_pretrained, push_folder_to_hub
 from vit_vqgan_hf.training import (
     VitVqganDiscriminator,
     VitVqganDiscriminatorConfig,
@@ -247,7 +247,8 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
     if args.model_config in MODEL_PRESETS:
         config = VitVqganConfig.from_preset(args.model_config, **overrides)
     else:
-        config = VitVqganConfig.from_pretrained(args.model_config, **overrides)
+        expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
+        config = load_pretrained(VitVqganConfig.from_pretrained, args.model_config, expected=expected, **overrides)
         config.validate_architecture()
     args.resolution = config.image_size
     if args.discriminator_config in DISCRIMINATOR_PRESETS:
@@ -255,8 +256,11 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
             args.discriminator_config, image_size=args.resolution
         )
     else:
-        discriminator_config = VitVqganDiscriminatorConfig.from_pretrained(
-            args.discriminator_config, image_size=args.resolution
+        discriminator_config = load_pretrained(
+            VitVqganDiscriminatorConfig.from_pretrained,
+            args.discriminator_config,
+            expected=f"a preset ({', '.join(DISCRIMINATOR_PRESETS)}), a config.json, a folder with one, or a Hub id",
+            image_size=args.resolution,
         )
         discriminator_config.validate_architecture()
     return config, discriminator_config

@@ -70,7 +70,7 @@ from tqdm.auto import tqdm
 from transformers import Adafactor
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, push_folder_to_hub
+from vit_vqgan_hf.hub import add_hub_args, create_model_card, load_pretrained, push_folder_to_hub
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -277,7 +277,8 @@ def load_pretokenized(args, tokenizer):
         metadata_file = Path(path, TOKENS_METADATA_FILE)
         metadata_text = metadata_file.read_text() if metadata_file.is_file() else None
     else:
-        splits = load_dataset(path, cache_dir=args.cache_dir)
+        expected = "a folder written by examples/pretokenize.py or a Hub dataset id"
+        splits = load_pretrained(load_dataset, path, expected=expected, cache_dir=args.cache_dir)
         metadata_text = Path(
             hf_hub_download(path, TOKENS_METADATA_FILE, repo_type="dataset", token=args.hub_token)
         ).read_text()
@@ -432,7 +433,8 @@ def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
         overrides.update(hidden_dropout_prob=args.dropout, attention_dropout=args.dropout)
     if args.model_config in MODEL_PRESETS:
         return VimConfig.from_preset(args.model_config, **overrides)
-    config = VimConfig.from_pretrained(args.model_config, **overrides)
+    expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
+    config = load_pretrained(VimConfig.from_pretrained, args.model_config, expected=expected, **overrides)
     config.validate_architecture()
     return config
 
@@ -572,7 +574,18 @@ def validation_class_ids(args, pipeline: VimPipeline) -> list[int] | None:
         return None
     if args.validation_classes is None:
         return list(range(min(4, config.num_classes)))
-    return [int(label) if label.isdigit() else pipeline.get_label_ids(label)[0] for label in args.validation_classes]
+    class_ids = []
+    for label in args.validation_classes:
+        try:
+            class_ids.append(int(label) if label.isdigit() else pipeline.get_label_ids(label)[0])
+        except ValueError as error:
+            names = ", ".join(repr(name) for name in list(config.id2label.values())[:10])
+            raise ValueError(f"--validation_classes: {error} Class names of the data: {names}, ...") from error
+        if class_ids[-1] >= config.num_classes:
+            raise ValueError(
+                f"--validation_classes: class id {label} is out of range for {config.num_classes} classes."
+            )
+    return class_ids
 
 
 def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.ndarray | None:
@@ -864,7 +877,12 @@ def train(args, accelerator, parts: TrainingParts, state: TrainingState) -> floa
 
 def load_tokenizer(args, device) -> VitVqganModel:
     """The frozen tokenizer, in eval mode on every process; --resolution must be its image size."""
-    tokenizer = VitVqganModel.from_pretrained(args.tokenizer).eval().requires_grad_(False).to(device)
+    tokenizer = load_pretrained(
+        VitVqganModel.from_pretrained,
+        args.tokenizer,
+        expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
+    )
+    tokenizer = tokenizer.eval().requires_grad_(False).to(device)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size
     if args.resolution != tokenizer.config.image_size:
@@ -903,6 +921,8 @@ def main(args):
     # Same initial weights in every process, then a different dropout / label-dropout stream per process.
     set_seed(args.seed)
     model = VimForCausalLM(config).train()
+    # Checked now rather than at the first validation, thousands of steps in.
+    validation_class_ids(args, VimPipeline(vqgan=tokenizer, transformer=model))
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     set_seed(args.seed, device_specific=True)

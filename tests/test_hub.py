@@ -97,3 +97,21 @@ def test_push_folder_to_hub_creates_the_repository_and_uploads_what_prepare_list
     assert RecordingHfApi.calls[1] == ("create_repo", {"repo_id": "me/tokenizer", "private": None, "exist_ok": True})
     with pytest.raises(ValueError, match="is not a folder"):
         hub.push_folder_to_hub(folder / "missing", "me/tokenizer")
+
+
+def test_load_pretrained_explains_a_missing_path(tmp_path, monkeypatch):
+    from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = tmp_path / "no-such-tokenizer"
+    with pytest.raises(ValueError, match="no local file or folder.*Expected a tokenizer folder") as error:
+        hub.load_pretrained(VitVqganModel.from_pretrained, str(missing), expected="a tokenizer folder")
+    assert error.value.__cause__ is not None  # the Hub's own error stays chained
+    # An existing folder that fails to load keeps its own error: the message would be wrong there.
+    missing.mkdir()
+    with pytest.raises(OSError):
+        hub.load_pretrained(VitVqganModel.from_pretrained, str(missing))
+    model = VitVqganModel(VitVqganConfig.from_preset("tiny"))
+    model.save_pretrained(tmp_path / "tokenizer")
+    loaded = hub.load_pretrained(VitVqganModel.from_pretrained, tmp_path / "tokenizer")
+    assert loaded.config.codebook_size == model.config.codebook_size

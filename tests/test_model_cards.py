@@ -115,10 +115,13 @@ def test_the_wheel_carries_the_templates(tmp_path):
 
 @pytest.mark.parametrize("preset", ["ss", "bb", "sl", "tiny"])
 @pytest.mark.parametrize("with_results", [False, True])
-def test_tokenizer_cards(preset, with_results):
+def test_tokenizer_cards(preset, with_results, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("data/images").mkdir(parents=True)
     config = VitVqganConfig.from_preset(preset)
     results = tokenizer_results() if with_results else None
-    card = create_model_card(config, TRAINING_ARGS, results=results, repo_id="someone/vit-vqgan-" + preset)
+    training_args = argparse.Namespace(**vars(TRAINING_ARGS), train_data_dir="data/images")
+    card = create_model_card(config, training_args, results=results, repo_id="someone/vit-vqgan-" + preset)
     text = check_card(card)
     assert card.data.pipeline_tag == "image-feature-extraction"
     assert card.data.datasets == ["ILSVRC/imagenet-1k"] and card.data.license == "apache-2.0"
@@ -126,7 +129,8 @@ def test_tokenizer_cards(preset, with_results):
     assert "# vit-vqgan-" + preset in text
     assert 'VitVqganModel.from_pretrained("someone/vit-vqgan-' + preset + '")' in text
     assert "| `learning_rate` | 0.0001 |" in text and "hub_token" not in text and "output_dir" not in text
-    assert "| `perceptual_model` | (a local path) |" in text
+    assert "| `perceptual_model` | (a local path) |" in text and "| `train_data_dir` | (a local path) |" in text
+    assert "| `model_config` | ss |" in text
     rfid = {"ss": "1.99", "bb": "1.55", "sl": "1.28"}.get(preset)
     assert (f"rFID) of {rfid} for its own ViT-VQGAN-{preset.upper()}" in text) == (rfid is not None)
     if with_results:

@@ -110,13 +110,18 @@ def _flatten(mapping: Mapping, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
+def _is_local_path(value) -> bool:
+    return isinstance(value, str) and (os.path.isabs(value) or (os.sep in value and os.path.exists(value)))
+
+
 def _training_rows(training_args) -> list[tuple[str, str]]:
     if training_args is None:
         return []
     arguments = vars(training_args) if isinstance(training_args, argparse.Namespace) else dict(training_args)
     return [
-        # Absolute paths name someone's machine; relative paths, preset names and Hub ids stay.
-        (name, "(a local path)" if isinstance(value, str) and os.path.isabs(value) else _format_value(value))
+        # A local path names someone's machine (absolute) or says nothing to a reader (relative, like
+        # `outputs/tokenizer`); preset names and Hub ids stay.
+        (name, "(a local path)" if _is_local_path(value) else _format_value(value))
         for name, value in arguments.items()
         if value is not None and name not in _UNRECORDED_ARGUMENTS and name != "token" and not name.endswith("_token")
     ]
@@ -311,8 +316,8 @@ def create_model_card(
         config ([`VitVqganConfig`] or [`VimConfig`]):
             Configuration of the model the card describes; it chooses the template.
         training_args (`argparse.Namespace` or `Mapping`, *optional*):
-            Arguments of the training run, listed in the card. `None` values, local paths, Hub settings and tokens
-            (`output_dir`, `hub_token`, any `*_token`, ...) are left out.
+            Arguments of the training run, listed in the card. `None` values, run folders, Hub settings and tokens
+            (`output_dir`, `hub_token`, any `*_token`, ...) are left out; local paths show as "(a local path)".
         tokenizer_config ([`VitVqganConfig`], *optional*):
             Configuration of the pipeline's tokenizer (`pipe.vqgan.config`); required with a [`VimConfig`].
         results (`Mapping`, `str` or `os.PathLike`, *optional*):
@@ -463,6 +468,53 @@ def prepare_upload_folder(folder: str | os.PathLike, ignore_patterns: list[str] 
     return list(filter_repo_objects(paths, ignore_patterns=patterns))
 
 
+def load_pretrained(
+    loader, name_or_path: str | os.PathLike, *, expected: str = "a local folder or a Hub id", **kwargs
+):
+    """
+    `loader(name_or_path, **kwargs)` (a `from_pretrained`, `load_dataset`, ...), with an error that says what was
+    expected when `name_or_path` is no local path and does not load as a Hub id either: a mistyped local folder
+    otherwise surfaces as a Hub connection or repository-id error.
+
+    Args:
+        loader (`Callable`):
+            The loading function, e.g. `VitVqganModel.from_pretrained` or `VimPipeline.from_pretrained`.
+        name_or_path (`str` or `os.PathLike`):
+            A local folder or file, or a Hub id.
+        expected (`str`, *optional*, defaults to `"a local folder or a Hub id"`):
+            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id").
+        **kwargs:
+            Passed to `loader`.
+
+    Returns:
+        Whatever `loader` returns.
+
+    Raises:
+        `ValueError`: when `name_or_path` does not exist locally and loading it from the Hub (or the offline cache)
+        failed; the Hub's error is chained.
+
+    Example:
+
+    ```python
+    >>> from vit_vqgan_hf import VitVqganModel
+    >>> from vit_vqgan_hf.hub import load_pretrained
+
+    >>> load_pretrained(VitVqganModel.from_pretrained, "outputs/no-such-tokenizer")  # doctest: +SKIP
+    ValueError: 'outputs/no-such-tokenizer' is no local file or folder, and it does not load as a Hub id ...
+    ```
+    """
+    try:
+        return loader(name_or_path, **kwargs)
+    except (OSError, ValueError) as error:  # huggingface_hub's errors derive from these
+        if os.path.exists(name_or_path):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{str(name_or_path)!r} is no local file or folder, and it does not load as a Hub id either ({reason}). "
+            f"Expected {expected}."
+        ) from error
+
+
 def push_folder_to_hub(
     folder: str | os.PathLike,
     repo_id: str | None = None,
@@ -514,6 +566,7 @@ __all__ = [
     "UPLOAD_IGNORE_PATTERNS",
     "add_hub_args",
     "create_model_card",
+    "load_pretrained",
     "prepare_upload_folder",
     "push_folder_to_hub",
 ]

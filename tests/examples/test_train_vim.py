@@ -239,7 +239,20 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     assert all(torch.equal(saved[name], resumed[name]) for name in saved)
 
 
-def test_save_best_model_needs_a_validation_split(vim_data, tmp_path):
-    arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", vim_data.tokens, "--save_best_model")
-    with pytest.raises(AssertionError, match="--save_best_model chooses by validation loss"):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--save_best_model"], "--save_best_model chooses by validation loss"),
+        (
+            ["--validation_classes", "dgo"],
+            r"--validation_classes: Unknown class name 'dgo'. Did you mean one of \['dog'\]",
+        ),
+        (["--validation_classes", "7"], "--validation_classes: class id 7 is out of range for 3 classes"),
+    ],
+)
+def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data, tmp_path, extra, message):
+    # The fixture's tokens have no validation split and the classes cat, dog, fish.
+    arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", vim_data.tokens, *extra)
+    with pytest.raises(AssertionError, match=message) as error:
         run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
+    assert "Training a" not in str(error.value)

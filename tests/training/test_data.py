@@ -181,6 +181,8 @@ def test_load_image_dataset_image_folder(image_folder, cache_dir):
         load_image_dataset(train_data_dir=str(image_folder), cache_dir=cache_dir, image_column="picture")
     with pytest.raises(ValueError, match="exactly one"):
         load_image_dataset(dataset_name="some/dataset", train_data_dir=str(image_folder))
+    with pytest.raises(ValueError, match="'.*no-such-folder' does not exist or is not a folder"):
+        load_image_dataset(train_data_dir=str(image_folder / "no-such-folder"), cache_dir=cache_dir)
 
 
 def test_training_dataset_replaces_and_counts_unreadable_images(image_folder, cache_dir):

@@ -12,6 +12,7 @@ sampling loop of `torchvision/transforms/transforms.py`), re-implemented here.
 
 import io
 import math
+import os
 
 import numpy as np
 import PIL.Image
@@ -66,8 +67,8 @@ def load_image_dataset(
         `datasets.Dataset`, `datasets.IterableDataset`, or a dictionary of them when `split` is `None`.
 
     Raises:
-        `ValueError`: when both or neither source is given, when `split` does not exist (the message lists the splits)
-        or when the image column is missing.
+        `ValueError`: when both or neither source is given, when `train_data_dir` is not a folder, when `split` does
+        not exist (the message lists the splits) or when the image column is missing.
 
     Example:
 
@@ -82,6 +83,8 @@ def load_image_dataset(
     if (dataset_name is None) == (train_data_dir is None):
         raise ValueError("Pass exactly one of `dataset_name` (a Hub dataset) and `train_data_dir` (an image folder).")
     if train_data_dir is not None:
+        if not os.path.isdir(train_data_dir):
+            raise ValueError(f"The image folder {str(train_data_dir)!r} does not exist or is not a folder.")
         splits = load_dataset("imagefolder", data_dir=train_data_dir, streaming=streaming, cache_dir=cache_dir)
     else:
         splits = load_dataset(dataset_name, dataset_config_name, streaming=streaming, cache_dir=cache_dir)

@@ -329,6 +329,18 @@ def test_other_invalid_inputs_raise():
         model(input_ids, labels=labels)
     with pytest.raises(ValueError, match="`labels` must have the shape"):
         model(input_ids, labels=input_ids[:, 1:])
+    with pytest.raises(
+        ValueError, match="`input_ids` must be an integer tensor of token ids, got dtype torch.float32"
+    ):
+        model(input_ids.float())
+
+
+def test_narrow_integer_ids_are_accepted():
+    # Pretokenized data stores int16 ids.
+    model = make_model()
+    input_ids = make_sequences(model.config)
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids.to(torch.int16)).logits, model(input_ids).logits)
 
 
 # Generation

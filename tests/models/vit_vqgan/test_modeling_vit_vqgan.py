@@ -65,6 +65,19 @@ def test_decode_tokens_equals_decode_of_quantized():
         from_quantized = model.decode(encoded.quantized)
         assert torch.equal(model.decode_tokens(encoded.image_tokens), from_quantized)
         assert torch.equal(model.decode_tokens(encoded.image_tokens.flatten(1)), from_quantized)
+        assert torch.equal(model.decode_tokens(encoded.image_tokens.to(torch.int16)), from_quantized)
+
+
+def test_narrow_dtypes_are_accepted():
+    # uint8 ids of a 256-code book (`max() >= 256` would overflow in uint8), and float64 or bfloat16 pixels.
+    model = make_model(codebook_size=256).eval()
+    with torch.no_grad():
+        image_tokens = torch.arange(36, dtype=torch.uint8).reshape(1, 6, 6) * 7
+        assert torch.equal(model.decode_tokens(image_tokens), model.decode_tokens(image_tokens.long()))
+        pixel_values = make_pixels()
+        expected = model.encode(pixel_values).image_tokens
+        assert torch.equal(model.encode(pixel_values.double()).image_tokens, expected)
+        assert model.to(torch.bfloat16).encode(pixel_values).image_tokens.shape == expected.shape  # float32 pixels
 
 
 @pytest.mark.parametrize("use_l2_normalized_codes", [True, False])

@@ -261,6 +261,10 @@ class VimModel(VimPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+                raise ValueError(f"`input_ids` must be an integer tensor of token ids, got dtype {input_ids.dtype}.")
+            input_ids = input_ids.long()  # e.g. the int16 ids of pretokenized data
         # Older callers name the cache `past_key_values` (transformers 5.24 still accepts it, until 5.40).
         if cache is None:
             cache = kwargs.pop("past_key_values", None)

@@ -486,6 +486,8 @@ class VitVqganModel(VitVqganPreTrainedModel):
             [`VitVqganEncoderOutput`]
         """
         self._check_pixel_values(pixel_values, interpolate_pos_encoding)
+        # Any float dtype is accepted, as in transformers' ViT: float64 arrays, or float32 images for a bf16 model.
+        pixel_values = pixel_values.to(self.encoder.patch_embeddings.weight.dtype)
         height = pixel_values.shape[-2] // self.config.patch_size
         width = pixel_values.shape[-1] // self.config.patch_size
         latents = self.quant_proj(self.encoder(pixel_values, interpolate_pos_encoding))
@@ -569,12 +571,13 @@ class VitVqganModel(VitVqganPreTrainedModel):
                 f"`image_tokens` must have shape (batch, height, width) or (batch, height * width), "
                 f"got {tuple(image_tokens.shape)}."
             )
+        image_tokens = image_tokens.long()  # before the range check: `max() >= 256` would overflow in uint8
         if image_tokens.numel() and (image_tokens.min() < 0 or image_tokens.max() >= self.config.codebook_size):
             raise ValueError(
                 f"`image_tokens` must lie in [0, {self.config.codebook_size}), got values in "
                 f"[{int(image_tokens.min())}, {int(image_tokens.max())}]."
             )
-        quantized = self.quantizer.embed_tokens(image_tokens.long()).permute(0, 3, 1, 2)
+        quantized = self.quantizer.embed_tokens(image_tokens).permute(0, 3, 1, 2)
         return self.decode(quantized, interpolate_pos_encoding)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> VitVqganModelOutput:
