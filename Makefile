@@ -1,5 +1,6 @@
 # Quickstart targets: both create .venv on first use, so a fresh clone needs only Python >= 3.10.
 PYTHON ?= python3
+TORCH_INDEX_URL ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,8 +10,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch first: a bare `torch` requirement would resolve to a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# torch 2.13.0 (the version CI tests) first, from the CI machines' local CPU wheel; on PyPI it is the multi-GB CUDA
+	# build, so elsewhere use `make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` for the CPU one.
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install --quiet -e ".[training,test,quality]"
 	touch $(STAMP)
 

@@ -144,6 +144,9 @@ def parse_args(input_args=None):
         default=None,
         help="Step at which the discriminator and the adversarial term start; default: 10%% of the training steps.",
     )
+    model.add_argument(
+        "--gradient_checkpointing", action="store_true", help="Recompute the tokenizer's activations in backward."
+    )
     model.add_argument("--r1_gamma", type=float, default=10.0, help="Weight of the R1 penalty.")
     model.add_argument("--r1_interval", type=int, default=16, help="Steps between lazy R1 penalties.")
 
@@ -289,6 +292,8 @@ def build_accelerator(args) -> Accelerator:
 def build_models(args, config, discriminator_config):
     """Tokenizer, discriminator and, with --use_ema, the EMA of the tokenizer's weights."""
     tokenizer = VitVqganModel(config)
+    if args.gradient_checkpointing:
+        tokenizer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     discriminator = VitVqganDiscriminator(discriminator_config)
     ema = EMAModel(tokenizer.parameters(), decay=args.ema_decay) if args.use_ema else None
     return tokenizer.train(), discriminator.train(), ema

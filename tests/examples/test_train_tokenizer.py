@@ -74,7 +74,7 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", "--max_train_steps", "3")
     arguments += ["--report_to", "tensorboard", "--validation_steps", "2", "--random_crop", "--random_flip"]
     # Dead-code restarts after steps 1 and 2 (not 3, the last): a reduce and a gather across the two processes.
-    arguments += ["--codebook_restart_steps", "1"]
+    arguments += ["--codebook_restart_steps", "1", "--gradient_checkpointing"]
     assert_success(run_script(arguments, tmp_path, num_processes=2))
 
     tokenizer = VitVqganModel.from_pretrained(output_dir).eval()
