@@ -10,10 +10,11 @@ Modeling with Improved VQGAN").
 Data. Either token ids written by `examples/pretokenize.py` (`--pretokenized_dataset`, a folder or a Hub dataset; its
 recorded tokenizer fingerprint must match `--tokenizer`), or images (`--dataset_name` / `--train_data_dir`) that are
 augmented and encoded by the frozen tokenizer inside the training loop (`--on_the_fly`, the default without
-`--pretokenized_dataset`; under `torch.no_grad`), which is what the paper does. Each sequence is `[prefix, image tokens in raster order]`: the class token of the image's label
-(`--conditioning class`) or the null token (`--conditioning unconditional`, a model with `num_classes=0`). The
-codebook size and token grid come from the tokenizer, the classes and their names from the dataset's `ClassLabel`
-(image folder names, ImageNet class names), so `VimPipeline.get_label_ids("name")` works on the result.
+`--pretokenized_dataset`; under `torch.no_grad`), which is what the paper does. Each sequence is `[prefix, image
+tokens in raster order]`: the class token of the image's label (`--conditioning class`) or the null token
+(`--conditioning unconditional`, a model with `num_classes=0`). The codebook size and token grid come from the
+tokenizer, the classes and their names from the dataset's `ClassLabel` (image folder names, ImageNet class names), so
+`VimPipeline.get_label_ids("name")` works on the result.
 
 Validation. Every `--validation_steps` steps and at the end: the mean next-token loss (nats per image token, like
 `train/loss`, but in eval mode) of up to `--max_validation_sequences` sequences of `--validation_split` (default

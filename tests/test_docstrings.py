@@ -1,4 +1,4 @@
-"""The docstrings are the user's contract: documented defaults must be the signature's, and configs document every field."""
+"""The docstrings are the user's contract: documented defaults are the signature's; configs document every field."""
 
 import ast
 import dataclasses
