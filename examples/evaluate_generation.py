@@ -191,9 +191,7 @@ def sample_from_pipeline(args, evaluator, accelerator):
     from vit_vqgan_hf import VimPipeline
     from vit_vqgan_hf.hub import load_pretrained
 
-    pipeline = load_pretrained(
-        VimPipeline.from_pretrained, args.pipeline, expected="a pipeline folder (train_vim.py output) or a Hub id"
-    ).to(accelerator.device)
+    pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline).to(accelerator.device)
     pipeline.set_progress_bar_config(disable=True)
     labels, settings = sampling_plan(args, pipeline)
     options = {"temperature": args.temperature, "top_k": args.top_k, "guidance_scale": args.guidance_scale or 1.0}

@@ -196,12 +196,7 @@ def main(args):
     """Reconstruct the evaluation images on every process, gather the metrics and write the results file."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    model = load_pretrained(
-        VitVqganModel.from_pretrained,
-        args.tokenizer,
-        expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
-    )
-    model = model.eval().to(accelerator.device)
+    model = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer).eval().to(accelerator.device)
     resolution = args.resolution or model.config.image_size
     image_set, data_description = build_image_set(args, resolution)
     lpips, feature_network, networks = load_metric_networks(args, accelerator.device)

@@ -117,24 +117,11 @@ def parse_args(input_args=None):
 def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:
     """The tokenizer and the transformer (random weights of the same shape with --random_init), in eval mode."""
     if args.pipeline is not None:
-        pipeline = load_pretrained(
-            VimPipeline.from_pretrained, args.pipeline, expected="a pipeline folder (train_vim.py output) or a Hub id"
-        )
+        pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline)
         tokenizer, transformer = pipeline.vqgan, pipeline.transformer
     else:
-        tokenizer = (
-            load_pretrained(
-                VitVqganModel.from_pretrained,
-                args.tokenizer,
-                expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
-            )
-            if args.tokenizer
-            else None
-        )
-        transformer = None
-        if args.transformer:
-            expected = "a transformer folder (a pipeline's transformer/) or a Hub id"
-            transformer = load_pretrained(VimForCausalLM.from_pretrained, args.transformer, expected=expected)
+        tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer) if args.tokenizer else None
+        transformer = load_pretrained(VimForCausalLM.from_pretrained, args.transformer) if args.transformer else None
     if args.raw_pixels:
         transformer = None
     elif args.random_init:

@@ -218,12 +218,7 @@ def push_tokens_to_hub(args, dataset_dict: DatasetDict, description: str) -> str
 def main(args):
     """Encode the requested splits (default: all) with the frozen tokenizer; save the ids and its fingerprint."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    tokenizer = load_pretrained(
-        VitVqganModel.from_pretrained,
-        args.tokenizer,
-        expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
-    )
-    tokenizer = tokenizer.eval().requires_grad_(False)
+    tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer).eval().requires_grad_(False)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size
     if args.resolution != tokenizer.config.image_size:

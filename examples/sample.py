@@ -187,13 +187,7 @@ def main(args):
     output_dir.mkdir(parents=True, exist_ok=True)
 
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    pipeline = load_pretrained(
-        VimPipeline.from_pretrained,
-        args.pipeline,
-        expected="a pipeline folder (train_vim.py output) or a Hub id",
-        dtype=dtype,
-    )
-    pipeline = pipeline.to(accelerator.device)
+    pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline, dtype=dtype).to(accelerator.device)
     pipeline.set_progress_bar_config(disable=True)
     if args.compile:
         # The pipeline switches to its static cache for a compiled transformer, so every step has the same shapes.

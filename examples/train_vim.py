@@ -878,11 +878,7 @@ def train(args, accelerator, parts: TrainingParts, state: TrainingState) -> floa
 
 def load_tokenizer(args, device) -> VitVqganModel:
     """The frozen tokenizer, in eval mode on every process; --resolution must be its image size."""
-    tokenizer = load_pretrained(
-        VitVqganModel.from_pretrained,
-        args.tokenizer,
-        expected="a tokenizer folder (train_tokenizer.py output) or a Hub id",
-    )
+    tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer)
     tokenizer = tokenizer.eval().requires_grad_(False).to(device)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size

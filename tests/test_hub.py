@@ -107,6 +107,8 @@ def test_load_pretrained_explains_a_missing_path(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no local file or folder.*Expected a tokenizer folder") as error:
         hub.load_pretrained(VitVqganModel.from_pretrained, str(missing), expected="a tokenizer folder")
     assert error.value.__cause__ is not None  # the Hub's own error stays chained
+    with pytest.raises(ValueError, match="Expected a saved VitVqganModel folder or a Hub id"):
+        hub.load_pretrained(VitVqganModel.from_pretrained, str(missing))  # the default names the loader's class
     # An existing folder that fails to load keeps its own error: the message would be wrong there.
     missing.mkdir()
     with pytest.raises(OSError):

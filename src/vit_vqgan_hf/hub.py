@@ -468,9 +468,7 @@ def prepare_upload_folder(folder: str | os.PathLike, ignore_patterns: list[str] 
     return list(filter_repo_objects(paths, ignore_patterns=patterns))
 
 
-def load_pretrained(
-    loader, name_or_path: str | os.PathLike, *, expected: str = "a local folder or a Hub id", **kwargs
-):
+def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | None = None, **kwargs):
     """
     `loader(name_or_path, **kwargs)` (a `from_pretrained`, `load_dataset`, ...), with an error that says what was
     expected when `name_or_path` is no local path and does not load as a Hub id either: a mistyped local folder
@@ -481,8 +479,9 @@ def load_pretrained(
             The loading function, e.g. `VitVqganModel.from_pretrained` or `VimPipeline.from_pretrained`.
         name_or_path (`str` or `os.PathLike`):
             A local folder or file, or a Hub id.
-        expected (`str`, *optional*, defaults to `"a local folder or a Hub id"`):
-            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id").
+        expected (`str`, *optional*, defaults to `None`):
+            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id");
+            by default "a saved <class> folder or a Hub id", from the class whose `from_pretrained` is `loader`.
         **kwargs:
             Passed to `loader`.
 
@@ -509,6 +508,9 @@ def load_pretrained(
         if os.path.exists(name_or_path):
             raise
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if expected is None:
+            owner = getattr(loader, "__self__", None)
+            expected = f"a saved {owner.__name__} folder or a Hub id" if owner else "a local folder or a Hub id"
         raise ValueError(
             f"{str(name_or_path)!r} is no local file or folder, and it does not load as a Hub id either ({reason}). "
             f"Expected {expected}."
