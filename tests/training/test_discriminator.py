@@ -44,6 +44,11 @@ def test_config_rejects_image_sizes_that_are_not_powers_of_two_from_8(image_size
         VitVqganDiscriminatorConfig(image_size=image_size)
 
 
+def test_preset_overrides_must_be_fields():
+    with pytest.raises(ValueError, match="'image_sise' is not a field .*Did you mean 'image_size'"):
+        VitVqganDiscriminatorConfig.from_preset("tiny", image_sise=64)
+
+
 def test_wrong_image_size_is_reported():
     with pytest.raises(ValueError, match="32x32"):
         tiny_discriminator()(torch.zeros(2, 3, 64, 64))

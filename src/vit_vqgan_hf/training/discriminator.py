@@ -9,6 +9,8 @@ rosinality/stylegan2-pytorch `model.py` (`Discriminator`, `channel_multiplier=2`
 thuanz123/enhancing-transformers also uses. Only the tokenizer's training uses this model; it lives outside `models/`.
 """
 
+import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -97,13 +99,21 @@ class VitVqganDiscriminatorConfig(PreTrainedConfig):
             name (`str`):
                 `"stylegan2"` (the defaults, for 256x256 images) or `"tiny"` (32x32 images, a few channels).
             overrides:
-                Fields to change from the preset, for example `image_size=64`.
+                Fields to change from the preset, for example `image_size=64`; a name that is not a field raises a
+                `ValueError`.
 
         Returns:
             [`VitVqganDiscriminatorConfig`]
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown discriminator preset {name!r}; expected one of {sorted(PRESETS)}.")
+        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
+        field_names = [field.name for field in dataclasses.fields(cls)]
+        for key in overrides:
+            if key not in field_names:
+                close = difflib.get_close_matches(key, field_names, n=3)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
         return cls(**{**PRESETS[name], **overrides})
 
     def validate_architecture(self):

@@ -107,6 +107,8 @@ def test_presets_and_overrides():
     assert (tiny.hidden_size, tiny.codebook_size, tiny.num_classes, tiny.token_grid_size) == (64, 256, 0, 8)
     with pytest.raises(ValueError, match="Unknown VIM preset 'huge'"):
         VimConfig.from_preset("huge")
+    with pytest.raises(ValueError, match="'num_clases' is not a field of VimConfig.*Did you mean 'num_classes'"):
+        VimConfig.from_preset("tiny", num_clases=0)
 
 
 @pytest.mark.parametrize(

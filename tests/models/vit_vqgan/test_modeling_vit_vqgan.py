@@ -290,6 +290,19 @@ def test_unknown_preset():
         VitVqganConfig.from_preset("xl")
 
 
+def test_misspelt_preset_override():
+    # `VitVqganConfig(codebook_sz=5)` keeps the stray attribute, as every `PreTrainedConfig` does; a preset's
+    # overrides are checked, because a misspelt one would silently leave the preset's value in place.
+    with pytest.raises(
+        ValueError, match="'codebook_sz' is not a field of VitVqganConfig.*Did you mean 'codebook_size'"
+    ):
+        VitVqganConfig.from_preset("tiny", codebook_sz=5)
+    with pytest.raises(
+        ValueError, match="'frobnicate' is not a field of VitVqganConfig, so it cannot override the preset.$"
+    ):
+        VitVqganConfig.from_preset("tiny", frobnicate=1)
+
+
 @pytest.mark.parametrize("name, encoder_millions, decoder_millions", [("ss", 32, 32), ("bb", 91, 91), ("sl", 32, 599)])
 def test_preset_parameter_counts_match_the_paper(name, encoder_millions, decoder_millions):
     config = VitVqganConfig.from_preset(name)

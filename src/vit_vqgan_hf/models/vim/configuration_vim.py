@@ -1,6 +1,9 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """VIM model configuration (Yu et al., "Vector-quantized Image Modeling with Improved VQGAN", ICLR 2022)."""
 
+import dataclasses
+import difflib
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
@@ -151,15 +154,22 @@ class VimConfig(PreTrainedConfig):
             name (`str`):
                 `"base"` or `"large"` (paper Table 2: VIM-Base, VIM-Large) or `"tiny"`.
             overrides:
-                Fields to change from the preset, for example `num_classes=0`. `"base"` and `"large"` name their 1000
-                classes with the ImageNet-1k class names (`id2label`), unless `num_classes` is changed or `id2label`
-                is given.
+                Fields to change from the preset, for example `num_classes=0`; a name that is not a field raises a
+                `ValueError`. `"base"` and `"large"` name their 1000 classes with the ImageNet-1k class names
+                (`id2label`), unless `num_classes` is changed or `id2label` is given.
 
         Returns:
             [`VimConfig`]
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown VIM preset {name!r}; expected one of {sorted(PRESETS)}.")
+        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
+        field_names = [field.name for field in dataclasses.fields(cls)]
+        for key in overrides:
+            if key not in field_names:
+                close = difflib.get_close_matches(key, field_names, n=3)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
         kwargs = {**PRESETS[name], **overrides}
         # The paper's sizes are ImageNet models: name their 1000 classes unless the caller changes the classes.
         if name != "tiny" and kwargs.get("num_classes", 1000) == 1000 and "id2label" not in kwargs:

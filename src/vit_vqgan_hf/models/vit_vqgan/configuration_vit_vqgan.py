@@ -1,6 +1,9 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """ViT-VQGAN model configuration (Yu et al., "Vector-quantized Image Modeling with Improved VQGAN", ICLR 2022)."""
 
+import dataclasses
+import difflib
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
@@ -174,13 +177,21 @@ class VitVqganConfig(PreTrainedConfig):
             name (`str`):
                 `"ss"`, `"bb"`, `"sl"` (paper Table 2: Small-Small, Base-Base, Small-Large) or `"tiny"`.
             overrides:
-                Fields to change from the preset, for example `codebook_dim=8`.
+                Fields to change from the preset, for example `codebook_dim=8`; a name that is not a field raises a
+                `ValueError`.
 
         Returns:
             [`VitVqganConfig`]
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown ViT-VQGAN preset {name!r}; expected one of {sorted(PRESETS)}.")
+        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
+        field_names = [field.name for field in dataclasses.fields(cls)]
+        for key in overrides:
+            if key not in field_names:
+                close = difflib.get_close_matches(key, field_names, n=3)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
         return cls(**{**PRESETS[name], **overrides})
 
     def validate_architecture(self):
