@@ -8,7 +8,11 @@ Builds a VIM of the given size (default d 512, 8 layers, 8 heads, MLP 2048, 8192
   `GPT2LMHeadModel.generate(do_sample=True, top_k=0)` over the same number of tokens, and their ratio;
 - the cost of classifier-free guidance (`guidance_scale=2`, which doubles the transformer's batch) as a time ratio;
 - peak memory during sampling against the weights and the key/value cache (process RSS high-water mark on a CPU,
-  `torch.cuda.max_memory_allocated` on a GPU).
+  `torch.cuda.max_memory_allocated` on a GPU);
+- the floor of one token step: the VIM's linear layers alone (every weight matrix read once, for a batch of single
+  tokens, with torch's kernels), and the largest ratio any loop over these layers could reach against `generate`
+  (generate's time per step / the floor). At small batches on a CPU, a step streams all the weights from memory, so
+  this bound, not the loop, decides the ratio.
 
 Then, at batch 1, the cached loop against recomputing the whole prefix at every step (no cache): the no-cache cost is
 measured at a few prefix lengths, fitted by `a + b L + c L^2` and summed over all steps (an extrapolation, printed as
@@ -39,6 +43,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
@@ -190,6 +195,20 @@ def sample_with_generate(model, args, batch_size: int, device: str, num_tokens=N
 
 
 @torch.no_grad()
+def linear_floor_seconds(model: nn.Module, batch_size: int, device: str, repeats: int = 3) -> float:
+    """Seconds of the matrix products of one token step alone: every `nn.Linear` applied once to `batch_size` tokens."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    inputs = [torch.randn(batch_size, 1, linear.in_features, device=device, dtype=model.dtype) for linear in linears]
+
+    def run_all():
+        for linear, hidden_states in zip(linears, inputs):
+            linear(hidden_states)
+
+    run_all()  # warm-up
+    return min(timed(run_all, device)[0] for _ in range(repeats))
+
+
+@torch.no_grad()
 def no_cache_total_seconds(pipeline, args, device: str) -> tuple[float, list[tuple[int, float]]]:
     """Estimated seconds of a no-cache loop at batch 1: step costs at a few lengths, fitted and summed."""
     transformer = pipeline.transformer
@@ -241,7 +260,8 @@ def main(args):
     header = f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} "
     if args.compile:
         header += f"{'uncompiled tok/s':>16} {'compile x':>9} "
-    header += f"{'guidance x':>10} {'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17}"
+    header += f"{'guidance x':>10} {'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17} "
+    header += f"{'floor ms/step':>13} {'ratio bound':>11}"
     print(header)
     cached_seconds_batch_1 = None
     cache = args.cache_implementation
@@ -275,14 +295,20 @@ def main(args):
         cache_bytes *= pipeline.transformer.dtype.itemsize
         if batch_size == 1:
             cached_seconds_batch_1 = pipeline_seconds
+        floor_seconds = linear_floor_seconds(pipeline.transformer, batch_size, device)
         print(
             f"{batch_size:>5} {tokens / pipeline_seconds:14.1f} {tokens / generate_seconds:14.1f} "
             f"{generate_seconds / pipeline_seconds:6.2f} {uncompiled}{guidance:>10} {cache_bytes / 2**20:12.1f} "
-            f"{pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f}"
+            f"{pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f} "
+            f"{1000 * floor_seconds:13.2f} {generate_seconds / steps / floor_seconds:11.2f}"
         )
     print("peak = memory above the weights (already loaded) during one sampling call; KV cache = 2 x layers x batch x")
     print(
         "(tokens + 1) x d x 4 bytes (twice that with guidance). On a CPU the peak is the process's resident-set high-water mark."
+    )
+    print(
+        "floor = the VIM's linear layers alone for one token step (all weights read once); ratio bound = generate's time "
+        "per step / floor, the largest ratio any sampling loop could reach with torch's matrix kernels."
     )
 
     if cached_seconds_batch_1 is None or steps < args.num_tokens:
