@@ -117,3 +117,12 @@ def test_load_pretrained_explains_a_missing_path(tmp_path, monkeypatch):
     model.save_pretrained(tmp_path / "tokenizer")
     loaded = hub.load_pretrained(VitVqganModel.from_pretrained, tmp_path / "tokenizer")
     assert loaded.config.codebook_size == model.config.codebook_size
+
+
+def test_prepare_output_dir_creates_folders_and_names_a_file_in_the_way(tmp_path):
+    assert hub.prepare_output_dir(tmp_path / "a" / "b").is_dir()
+    assert hub.prepare_output_dir(tmp_path / "a") == tmp_path / "a"  # an existing folder is fine
+    (tmp_path / "results.json").write_text("{}")
+    for path in (tmp_path / "results.json", tmp_path / "results.json" / "run"):
+        with pytest.raises(ValueError, match=r"--samples_dir .* cannot be a folder: '.*results\.json' is a file"):
+            hub.prepare_output_dir(path, flag="--samples_dir")

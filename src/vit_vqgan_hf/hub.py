@@ -517,6 +517,39 @@ def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | 
         ) from error
 
 
+def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Path:
+    """
+    Create a script's output folder (and its parents) before any compute, with an error that names the flag when the
+    path cannot be a folder: otherwise a mistyped path surfaces as a bare `FileExistsError` or `NotADirectoryError`,
+    or only when the results are saved, after the whole run.
+
+    Args:
+        output_dir (`str` or `os.PathLike`):
+            The folder to create; an existing folder is kept as it is.
+        flag (`str`, *optional*, defaults to `"--output_dir"`):
+            The command-line flag that named it, for the error message.
+
+    Returns:
+        `pathlib.Path`: the folder.
+
+    Raises:
+        `ValueError`: when the path or one of its parents is an existing file, or the folder cannot be created.
+    """
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        file = next((parent for parent in (path, *path.parents) if parent.exists() and not parent.is_dir()), path)
+        raise ValueError(
+            f"{flag} {str(output_dir)!r} cannot be a folder: {str(file)!r} is a file. Expected a folder path."
+        ) from error
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {str(output_dir)!r} cannot be created ({error.strerror}). Expected a writable folder path."
+        ) from error
+    return path
+
+
 def push_folder_to_hub(
     folder: str | os.PathLike,
     repo_id: str | None = None,
@@ -569,6 +602,7 @@ __all__ = [
     "add_hub_args",
     "create_model_card",
     "load_pretrained",
+    "prepare_output_dir",
     "prepare_upload_folder",
     "push_folder_to_hub",
 ]
