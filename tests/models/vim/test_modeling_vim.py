@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, DynamicCache
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, DynamicCache, GenerationConfig
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimModel
 from vit_vqgan_hf.models.vim import modeling_vim
@@ -331,10 +331,99 @@ def test_other_invalid_inputs_raise():
         model(input_ids, labels=labels)
     with pytest.raises(ValueError, match="`labels` must have the shape"):
         model(input_ids, labels=input_ids[:, 1:])
+    with pytest.raises(TypeError, match="`labels` must be a torch.Tensor, got numpy.ndarray"):
+        model(input_ids, labels=input_ids.numpy())
     with pytest.raises(
         ValueError, match="`input_ids` must be an integer tensor of token ids, got dtype torch.float32"
     ):
         model(input_ids.float())
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda model, ids: model(ids[0]),
+            ValueError,
+            r"`input_ids` must be 2-D \(batch_size, sequence_length\), got shape \(10,\)\. Add a batch dimension",
+        ),
+        (
+            lambda model, ids: model(ids.numpy()),
+            TypeError,
+            r"`input_ids` must be a torch.Tensor of shape \(batch_size, sequence_length\), got numpy.ndarray",
+        ),
+        (lambda model, ids: model(ids.tolist()), TypeError, "`input_ids` must be a torch.Tensor.*got list"),
+        (
+            lambda model, ids: model(ids[:, :0]),
+            ValueError,
+            r"`input_ids` must hold at least one sequence of at least one token, got shape \(3, 0\)",
+        ),
+        (lambda model, ids: model(ids[:0]), ValueError, r"`input_ids` must hold at least one sequence.*\(0, 10\)"),
+        (lambda model, ids: model(inputs_embeds=torch.zeros(10, 36)), ValueError, "`inputs_embeds` must be 3-D"),
+        (
+            lambda model, ids: model(inputs_embeds=torch.zeros(3, 10, 35)),
+            ValueError,
+            r"`inputs_embeds` must have shape \(batch_size, sequence_length, 36\).*got \(3, 10, 35\)",
+        ),
+        (
+            lambda model, ids: model(ids, attention_mask=torch.ones(3, 9)),
+            ValueError,
+            r"`attention_mask` must have shape \(batch_size, cached_length \+ sequence_length\) = \(3, 10\) "
+            r"\(0 cached and 10 new tokens\), got \(3, 9\)",
+        ),
+        (lambda model, ids: model(ids, attention_mask=torch.ones(1, 10)), ValueError, r"= \(3, 10\).*got \(1, 10\)"),
+        (
+            # With a cache, a 2-D mask covers the cached tokens too.
+            lambda model, ids: model(
+                ids[:, 4:5], cache=model(ids[:, :4], use_cache=True).cache, attention_mask=torch.ones(3, 1)
+            ),
+            ValueError,
+            r"`attention_mask` must have shape .* = \(3, 5\) \(4 cached and 1 new tokens\), got \(3, 1\)",
+        ),
+        (lambda model, ids: model(ids, attention_mask=torch.ones(10)), ValueError, "`attention_mask` must be 2-D"),
+        (
+            lambda model, ids: model(ids, attention_mask=torch.zeros(3, 1, 9, 10)),
+            ValueError,
+            r"A 4-D `attention_mask` must have shape \(3 or 1, heads, 10, key_length\)",
+        ),
+        (
+            lambda model, ids: model(ids, attention_mask=[[1] * 10] * 3),
+            TypeError,
+            "`attention_mask` must be a torch.Tensor, got list",
+        ),
+        (
+            lambda model, ids: model(ids, position_ids=torch.arange(9)[None]),
+            ValueError,
+            r"`position_ids` must have shape \(3 or 1, 10\).*got \(1, 9\)",
+        ),
+        (lambda model, ids: model(ids, position_ids=torch.arange(10)), ValueError, "`position_ids` must be 2-D"),
+    ],
+)
+def test_invalid_input_types_and_shapes_raise_before_compute(call, error, message):
+    model = make_model()
+    input_ids = make_sequences(model.config)
+    calls = []
+    hook = model.model.layers[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(error, match=message):
+            call(model, input_ids)
+    finally:
+        hook.remove()
+    # The cached case runs the model once to fill its cache; the faulty call itself must not reach a layer.
+    assert len(calls) <= 1
+
+
+def test_valid_attention_masks_are_accepted():
+    model = make_model()
+    input_ids = make_sequences(model.config)
+    with torch.no_grad():
+        expected = model(input_ids).logits
+        torch.testing.assert_close(model(input_ids, attention_mask=torch.ones(3, 10)).logits, expected)
+        cache = model(input_ids[:, :4], use_cache=True).cache
+        step = model(input_ids[:, 4:5], cache=cache, attention_mask=torch.ones(3, 5)).logits
+        torch.testing.assert_close(step[:, 0], expected[:, 4], rtol=1e-5, atol=1e-5)
+        causal = torch.zeros(1, 1, 10, 10).masked_fill(torch.ones(10, 10, dtype=torch.bool).triu(1), float("-inf"))
+        torch.testing.assert_close(model(input_ids, attention_mask=causal).logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_narrow_integer_ids_are_accepted():
@@ -392,6 +481,37 @@ def test_generate_with_classifier_free_guidance():
     # The sampling variant runs as well.
     sampled = model.generate(prefix, do_sample=True, top_k=5, guidance_scale=guidance_scale, negative_prompt_ids=null)
     assert sampled.shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("prompt_length", "arguments", "message"),
+    [
+        (
+            1,
+            {"max_new_tokens": 10},
+            r"`max_new_tokens=10` after a 1-token prompt asks for sequences of 11 tokens, but a VIM sequence has at "
+            r"most 10 \(`config.max_position_embeddings`\): 1 prefix token and 3x3 image tokens\. "
+            r"Pass `max_new_tokens` <= 9",
+        ),
+        (4, {"max_new_tokens": 7}, r"`max_new_tokens=7` after a 4-token prompt .* Pass `max_new_tokens` <= 6"),
+        (1, {"max_length": 11}, r"`max_length=11` asks for sequences of 11 tokens.*at most 10"),
+        (1, {"generation_config": GenerationConfig(max_new_tokens=12)}, "`max_new_tokens=12`"),
+    ],
+)
+def test_generate_past_the_last_image_token_raises_before_decoding(prompt_length, arguments, message):
+    model = make_model()
+    prompt = make_sequences(model.config, class_labels=[1, 4])[:, :prompt_length]
+    calls = []
+    hook = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=message):
+            model.generate(prompt, do_sample=False, **arguments)
+    finally:
+        hook.remove()
+    assert calls == []
+    # Exactly the rest of the image is fine.
+    max_new_tokens = model.config.max_position_embeddings - prompt_length
+    assert model.generate(prompt, do_sample=False, max_new_tokens=max_new_tokens).shape == (2, 10)
 
 
 # Serialization

@@ -45,6 +45,28 @@ def eager_attention_forward(
     return attention_output, attention_weights
 
 
+def _type_name(value) -> str:
+    module = type(value).__module__
+    return type(value).__qualname__ if module == "builtins" else f"{module}.{type(value).__qualname__}"
+
+
+def _check_tensor(name: str, value, expected_shape: str):
+    """Raise if `value` is not a tensor with one dimension per name in `expected_shape` and at least one token."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor of shape {expected_shape}, got {_type_name(value)}; convert it with "
+            "`torch.as_tensor`."
+        )
+    ndim = expected_shape.count(",") + 1
+    if value.ndim != ndim:
+        hint = f" Add a batch dimension, e.g. `{name}[None]`." if value.ndim == ndim - 1 else ""
+        raise ValueError(f"`{name}` must be {ndim}-D {expected_shape}, got shape {tuple(value.shape)}.{hint}")
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one sequence of at least one token, got shape {tuple(value.shape)}."
+        )
+
+
 class VimPositionEmbeddings(nn.Module):
     """
     Learned position embeddings: one vector for the prefix position and, for the image token at grid cell
@@ -240,7 +262,8 @@ class VimModel(VimPreTrainedModel):
                 prefix is a class token `config.class_token_id(c)` or `config.null_class_token_id`; image tokens are
                 in `[0, config.codebook_size)`.
             attention_mask (`torch.Tensor` of shape `(batch_size, cached_length + sequence_length)`, *optional*):
-                1 for tokens to attend to, 0 for padding. The causal mask is always applied.
+                1 for tokens to attend to, 0 for padding, one entry per cached and new token. The causal mask is
+                always applied. A 4-D mask `(batch_size, 1, sequence_length, key_length)` is used as is.
             cache (`Cache`, *optional*):
                 Key/value cache of the previous tokens, for incremental decoding.
             use_cache (`bool`, *optional*, defaults to `config.use_cache`):
@@ -261,10 +284,19 @@ class VimModel(VimPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        # Checks of types and shapes only: they read no tensor values, so they stay in a compiled graph.
         if input_ids is not None:
+            _check_tensor("input_ids", input_ids, "(batch_size, sequence_length)")
             if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
                 raise ValueError(f"`input_ids` must be an integer tensor of token ids, got dtype {input_ids.dtype}.")
             input_ids = input_ids.long()  # e.g. the int16 ids of pretokenized data
+        else:
+            _check_tensor("inputs_embeds", inputs_embeds, "(batch_size, sequence_length, hidden_size)")
+            if inputs_embeds.shape[-1] != self.config.hidden_size:
+                raise ValueError(
+                    f"`inputs_embeds` must have shape (batch_size, sequence_length, {self.config.hidden_size}) "
+                    f"(`config.hidden_size`), got {tuple(inputs_embeds.shape)}."
+                )
         # Older callers name the cache `past_key_values` (transformers 5.24 still accepts it, until 5.40).
         if cache is None:
             cache = kwargs.pop("past_key_values", None)
@@ -279,10 +311,12 @@ class VimModel(VimPreTrainedModel):
         check_inputs = not torch.compiler.is_compiling()
         if check_inputs:
             self._check_length(past_length, inputs.shape[1])
+            if attention_mask is not None:
+                self._check_attention_mask(attention_mask, inputs.shape[:2], past_length)
         if position_ids is None:
             position_ids = torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) + past_length
         elif check_inputs:
-            self._check_position_ids(position_ids)
+            self._check_position_ids(position_ids, inputs.shape[:2])
         if input_ids is not None and check_inputs:
             self._check_input_ids(input_ids, position_ids)
 
@@ -330,7 +364,39 @@ class VimModel(VimPreTrainedModel):
                 f"{self.config.token_grid_size} image tokens (`config.token_grid_size`)."
             )
 
-    def _check_position_ids(self, position_ids: torch.LongTensor):
+    def _check_attention_mask(self, attention_mask: torch.Tensor, input_shape: torch.Size, past_length: int):
+        batch_size, sequence_length = input_shape
+        if not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"`attention_mask` must be a torch.Tensor, got {_type_name(attention_mask)}.")
+        shape = tuple(attention_mask.shape)
+        if attention_mask.ndim == 2:
+            # `create_causal_mask` reads a 2-D mask as one entry per key: the cached tokens, then the new ones.
+            expected = (batch_size, int(past_length) + sequence_length)
+            if shape != expected:
+                raise ValueError(
+                    f"`attention_mask` must have shape (batch_size, cached_length + sequence_length) = {expected} "
+                    f"({int(past_length)} cached and {sequence_length} new tokens), got {shape}."
+                )
+        elif attention_mask.ndim == 4:
+            # A prepared mask is used as is; its key length depends on the cache, its query length does not.
+            if shape[0] not in (1, batch_size) or shape[2] != sequence_length:
+                raise ValueError(
+                    f"A 4-D `attention_mask` must have shape ({batch_size} or 1, heads, {sequence_length}, "
+                    f"key_length) for {batch_size} sequences of {sequence_length} tokens, got {shape}."
+                )
+        else:
+            raise ValueError(
+                "`attention_mask` must be 2-D (batch_size, cached_length + sequence_length), or a prepared 4-D mask, "
+                f"got shape {shape}."
+            )
+
+    def _check_position_ids(self, position_ids: torch.LongTensor, input_shape: torch.Size):
+        _check_tensor("position_ids", position_ids, "(batch_size, sequence_length)")
+        if position_ids.shape[0] not in (1, input_shape[0]) or position_ids.shape[1] != input_shape[1]:
+            raise ValueError(
+                f"`position_ids` must have shape ({input_shape[0]} or 1, {input_shape[1]}), one position per input "
+                f"token, got {tuple(position_ids.shape)}."
+            )
         low, high = (value.item() for value in torch.aminmax(position_ids))
         if low < 0 or high >= self.config.max_position_embeddings:
             raise ValueError(
@@ -374,8 +440,9 @@ class VimForCausalLM(VimPreTrainedModel, GenerationMixin):
     """
     VIM with its output layer: next-image-token logits over the `config.codebook_size` image codes only, so a class or
     null token can never be predicted or sampled. Works with `generate()`: pass `[[prefix token]]` as `input_ids`;
-    by default it generates a whole image (`config.token_grid_size ** 2` tokens). For classifier-free guidance pass
-    `guidance_scale` and `negative_prompt_ids` filled with `config.null_class_token_id`.
+    by default it generates a whole image (`config.token_grid_size ** 2` tokens), and a `max_new_tokens` or
+    `max_length` past the last image token is an error. For classifier-free guidance pass `guidance_scale` and
+    `negative_prompt_ids` filled with `config.null_class_token_id`.
 
     Example:
 
@@ -474,7 +541,28 @@ class VimForCausalLM(VimPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
         )
 
+    def _validate_generated_length(self, generation_config, input_ids_length, has_default_max_length):
+        # `GenerationMixin.generate` calls this once `max_length` is final (the prompt plus `max_new_tokens`, or
+        # `max_length`), before it decodes anything.
+        limit = self.config.max_position_embeddings
+        if generation_config.max_length > limit:
+            if generation_config.max_new_tokens is not None:
+                requested = (
+                    f"`max_new_tokens={generation_config.max_new_tokens}` after a {input_ids_length}-token prompt"
+                )
+            else:
+                requested = f"`max_length={generation_config.max_length}`"
+            raise ValueError(
+                f"{requested} asks for sequences of {generation_config.max_length} tokens, but a VIM sequence has at "
+                f"most {limit} (`config.max_position_embeddings`): 1 prefix token and {self.config.token_grid_size}x"
+                f"{self.config.token_grid_size} image tokens. Pass `max_new_tokens` <= {limit - input_ids_length}, "
+                "or neither, to generate the rest of the image."
+            )
+        super()._validate_generated_length(generation_config, input_ids_length, has_default_max_length)
+
     def _check_labels(self, labels: torch.LongTensor, input_shape: torch.Size):
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"`labels` must be a torch.Tensor, got {_type_name(labels)}.")
         if labels.shape != input_shape:
             raise ValueError(
                 f"`labels` must have the shape of the inputs {tuple(input_shape)}, got {tuple(labels.shape)}."

@@ -12,6 +12,7 @@ import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
@@ -190,9 +191,39 @@ class VimPipeline(DiffusionPipeline):
         output_type,
         callback_on_step_end_tensor_inputs,
         cache_implementation=None,
+        generator=None,
+        do_sample=True,
+        callback_on_step_end=None,
     ):
         """Raise a `ValueError` for any invalid argument of `__call__`, before any computation."""
         config = self.transformer.config
+        # Types first: a string where a number belongs would fail in a comparison below, or deep in sampling.
+        for name, value, optional in [
+            ("guidance_scale", guidance_scale, False),
+            ("temperature", temperature, False),
+            ("top_p", top_p, True),
+            ("acceptance_rate", acceptance_rate, True),
+        ]:
+            if (value is not None or not optional) and (isinstance(value, bool) or not isinstance(value, Real)):
+                expected = "a number (int or float)" + (" or None" if optional else "")
+                raise ValueError(f"`{name}` must be {expected}, got {type(value).__name__} {value!r}.")
+        if not math.isfinite(guidance_scale):
+            raise ValueError(f"`guidance_scale` must be a finite number >= 1, got {guidance_scale}.")
+        if not isinstance(do_sample, bool):
+            raise ValueError(f"`do_sample` must be True or False, got {type(do_sample).__name__} {do_sample!r}.")
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+            wrong = next(g for g in generators if not isinstance(g, torch.Generator))
+            raise ValueError(
+                "`generator` must be a torch.Generator, a list of them (one per image) or None, got "
+                f"{type(wrong).__name__} {wrong!r}" + (" in the list." if generators is generator else ".")
+            )
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(
+                f"`callback_on_step_end` must be callable or None, got {type(callback_on_step_end).__name__}."
+            )
+        if classifier is not None and not callable(classifier):
+            raise ValueError(f"`classifier` must be callable or None, got {type(classifier).__name__}.")
         if class_labels is not None:
             if config.num_classes == 0:
                 raise ValueError("The transformer is unconditional (`num_classes=0`): pass `class_labels=None`.")
@@ -253,6 +284,12 @@ class VimPipeline(DiffusionPipeline):
         if cache_implementation is not None and cache_implementation not in CACHE_IMPLEMENTATIONS:
             raise ValueError(
                 f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."
+            )
+        if not isinstance(callback_on_step_end_tensor_inputs, (list, tuple)):
+            raise ValueError(
+                "`callback_on_step_end_tensor_inputs` must be a list or tuple of tensor names, e.g. "
+                f"{self._callback_tensor_inputs}, got {type(callback_on_step_end_tensor_inputs).__name__} "
+                f"{callback_on_step_end_tensor_inputs!r}."
             )
         unknown_inputs = [
             name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs
@@ -509,6 +546,9 @@ class VimPipeline(DiffusionPipeline):
             output_type,
             callback_on_step_end_tensor_inputs,
             cache_implementation,
+            generator,
+            do_sample,
+            callback_on_step_end,
         )
         if cache_implementation is None:
             cache_implementation = "static" if self.transformer_is_compiled else "dynamic"
