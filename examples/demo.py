@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -160,6 +161,8 @@ def run_stage(name: str, command: list[str], stage_dir: Path, log_dir: Path, tim
         print(f"[{name}] done in an earlier run: reusing {stage_dir}", flush=True)
         return
     print(f"[{name}] {' '.join(command[1:])}", flush=True)
+    # A redone training stage starts afresh: the scripts refuse to start a new run over an earlier run's checkpoints.
+    shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "ACCELERATE_USE_CPU": "false"}
     if not torch.cuda.is_available():
         env["ACCELERATE_USE_CPU"] = "true"

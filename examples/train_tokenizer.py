@@ -26,9 +26,8 @@ import json
 import logging
 import math
 import os
-import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,13 @@ from transformers import get_scheduler
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import build_results, save_results
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, load_pretrained, push_folder_to_hub
+from vit_vqgan_hf.hub import (
+    add_hub_args,
+    create_model_card,
+    load_pretrained,
+    prepare_output_dir,
+    push_folder_to_hub,
+)
 from vit_vqgan_hf.training import (
     VitVqganDiscriminator,
     VitVqganDiscriminatorConfig,
@@ -54,6 +59,14 @@ from vit_vqgan_hf.training import (
     discriminator_step_loss,
     generator_loss,
     load_lpips,
+)
+from vit_vqgan_hf.training.arguments import check_shared_training_args
+from vit_vqgan_hf.training.checkpointing import (
+    CHECKPOINTS_FOLDER,
+    TrainingState,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
 )
 from vit_vqgan_hf.training.codebook import lookup_latents, restart_dead_codes
 from vit_vqgan_hf.training.data import (
@@ -74,25 +87,6 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
 # The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
 VALIDATION_RESULTS_FILE = "validation_results.json"
-
-
-@dataclass
-class TrainingState:
-    """Progress counters saved in every checkpoint (`accelerator.register_for_checkpointing`)."""
-
-    global_step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0  # micro-batches of `epoch` already consumed, per process
-    nonfinite_steps: int = 0
-    consecutive_nonfinite_steps: int = 0
-    skipped_images: int = 0  # unreadable images, summed over processes
-
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state_dict: dict):
-        for name, value in state_dict.items():
-            setattr(self, name, value)
 
 
 def parse_args(input_args=None):
@@ -217,9 +211,8 @@ def check_args(args):
         )
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming datasets have no length: set --max_train_steps.")
-    positive = ("train_batch_size", "gradient_accumulation_steps", "r1_interval", "max_nonfinite_steps")
-    positive += ("logging_steps", "max_validation_samples")
-    for name in positive:
+    check_shared_training_args(args)
+    for name in ("r1_interval", "max_nonfinite_steps", "logging_steps", "max_validation_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     for name in (
@@ -418,18 +411,26 @@ def export_tokenizer(accelerator, tokenizer, ema) -> VitVqganModel:
 
 @torch.no_grad()
 def validate(args, accelerator, model, validation_dataset) -> tuple[dict, np.ndarray]:
-    """PSNR (mean over images) and codebook usage / perplexity over the validation images, split over processes."""
+    """
+    PSNR (mean over images) and codebook usage / perplexity over the readable validation images, split over
+    processes; also their number and the number of unreadable ones.
+    """
     was_training = model.training
     model.eval()
     indices = list(range(accelerator.process_index, len(validation_dataset), accelerator.num_processes))
     shard = torch.utils.data.Subset(validation_dataset, indices)
-    loader = DataLoader(shard, batch_size=args.train_batch_size, collate_fn=collate_images)
+    loader = DataLoader(shard, batch_size=args.train_batch_size, collate_fn=collate_validation_images)
     psnr_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
-    num_images = torch.zeros((), device=accelerator.device, dtype=torch.long)
+    counts = torch.zeros(2, device=accelerator.device, dtype=torch.long)  # readable, unreadable images
     code_counts = torch.zeros(model.config.codebook_size, device=accelerator.device, dtype=torch.long)
     grid_rows = []
     for batch in loader:
-        pixel_values = batch["pixel_values"].to(accelerator.device)
+        # An unreadable image was replaced by its neighbour, which would count twice: it stays out of the metrics.
+        readable = batch["readable"].to(accelerator.device)
+        pixel_values = batch["pixel_values"].to(accelerator.device)[readable]
+        counts += torch.stack([readable.sum(), (~readable).sum()])
+        if not len(pixel_values):
+            continue
         with accelerator.autocast():
             output = model(pixel_values)
         reconstruction = output.reconstruction.float()
@@ -437,19 +438,24 @@ def validate(args, accelerator, model, validation_dataset) -> tuple[dict, np.nda
             (reconstruction + 1) / 2, (pixel_values + 1) / 2, data_range=1.0, reduction="none", dim=(1, 2, 3)
         )
         psnr_sum += psnr.sum()
-        num_images += psnr.numel()
         code_counts += output.code_counts
         if sum(len(rows) for rows in grid_rows) < args.num_validation_images:
             grid_rows.append(torch.cat([pixel_values, reconstruction], dim=-1)[: args.num_validation_images])
     model.train(was_training)
-    psnr_sum, num_images = accelerator.reduce(psnr_sum, "sum"), accelerator.reduce(num_images, "sum")
+    psnr_sum, counts = accelerator.reduce(psnr_sum, "sum"), accelerator.reduce(counts, "sum")
     code_counts = accelerator.reduce(code_counts, "sum")
     usage, perplexity = codebook_statistics(code_counts)
-    metrics = {"validation/psnr": (psnr_sum / num_images.clamp(min=1)).item(), "validation/codebook_usage": usage}
+    metrics = {"validation/psnr": (psnr_sum / counts[0].clamp(min=1)).item(), "validation/codebook_usage": usage}
     metrics["validation/codebook_perplexity"] = perplexity
+    metrics.update(num_images=int(counts[0]), unreadable_images=int(counts[1]))
     grid = torch.cat(grid_rows)[: args.num_validation_images] if grid_rows else torch.zeros(0, 3, 1, 2)
     grid = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return metrics, grid
+
+
+def collate_validation_images(examples: list[dict]) -> dict:
+    """`collate_images`, plus which examples are the images of their own index (not replacements)."""
+    return {**collate_images(examples), "readable": torch.tensor([not example["skipped"] for example in examples])}
 
 
 def codebook_statistics(code_counts: torch.Tensor) -> tuple[float, float]:
@@ -462,9 +468,12 @@ def codebook_statistics(code_counts: torch.Tensor) -> tuple[float, float]:
 def log_validation(args, accelerator, tokenizer, ema, validation_dataset, global_step) -> dict:
     """Validate, log metrics and the input | reconstruction grid to the trackers; returns the metrics."""
     metrics, grid = validate(args, accelerator, export_tokenizer(accelerator, tokenizer, ema), validation_dataset)
-    accelerator.log(metrics, step=global_step)
+    logged = {name: value for name, value in metrics.items() if name.startswith("validation/")}
+    accelerator.log(logged, step=global_step)
     if accelerator.is_main_process:
-        logger.info(f"step {global_step}: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        logger.info(f"step {global_step}: " + ", ".join(f"{name} {value:.4f}" for name, value in logged.items()))
+        if metrics["unreadable_images"]:
+            logger.warning(f"{metrics['unreadable_images']} unreadable validation images left out of the metrics.")
         for tracker in accelerator.trackers:
             if tracker.name == "tensorboard":
                 tracker.writer.add_images("validation/input|reconstruction", grid, global_step, dataformats="NHWC")
@@ -475,35 +484,6 @@ def log_validation(args, accelerator, tokenizer, ema, validation_dataset, global
                 os.path.join(args.output_dir, "validation_reconstructions.png")
             )
     return metrics
-
-
-def save_checkpoint(accelerator, state: TrainingState):
-    """`accelerator.save_state` into `checkpoints/checkpoint_<global_step>` (rotated by --checkpoints_total_limit)."""
-    accelerator.project_configuration.iteration = state.global_step
-    if os.path.isdir(os.path.join(accelerator.project_dir, "checkpoints", f"checkpoint_{state.global_step}")):
-        return
-    accelerator.save_state()
-
-
-def resume(args, accelerator, state: TrainingState):
-    """Load the checkpoint named by --resume_from_checkpoint; `latest` without any checkpoint starts from scratch."""
-    if args.resume_from_checkpoint is None:
-        return
-    path = args.resume_from_checkpoint
-    if path == "latest":
-        checkpoints_dir = Path(args.output_dir, "checkpoints")
-        steps = [
-            int(match.group(1))
-            for p in checkpoints_dir.glob("checkpoint_*")
-            if (match := re.fullmatch(r"checkpoint_(\d+)", p.name))
-        ]
-        if not steps:
-            logger.info(f"No checkpoint in {checkpoints_dir}: starting a new training run.")
-            return
-        path = checkpoints_dir / f"checkpoint_{max(steps)}"
-    logger.info(f"Resuming from {path}")
-    accelerator.load_state(str(path))
-    logger.info(f"Resumed at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch}).")
 
 
 def validation_results(args, config, metrics: dict, state: TrainingState) -> dict:
@@ -528,7 +508,11 @@ def validation_results(args, config, metrics: dict, state: TrainingState) -> dic
         resize="shorter side resized to the resolution, then center-cropped",
         seeds={"seed": args.seed},
         model={"class": "VitVqganModel", "weights": "EMA" if args.use_ema else "trained", "step": state.global_step},
-        data={"source": source, "images": args.validation_source},
+        data={
+            "source": source,
+            "images": args.validation_source,
+            "unreadable_images_skipped": metrics["unreadable_images"],
+        },
         codebook_usage={"scope": "code counts of the whole validation set, summed over processes"},
         distributed={"num_processes": args.num_processes},
         training={"global_step": state.global_step, "skipped_images": state.skipped_images},
@@ -538,7 +522,6 @@ def validation_results(args, config, metrics: dict, state: TrainingState) -> dic
 def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state):
     """Final validation, then the tokenizer, the discriminator, the model card and train_results.json."""
     metrics = log_validation(args, accelerator, tokenizer, ema, validation_dataset, state.global_step)
-    metrics["num_images"] = len(validation_dataset)
     metrics["source"] = args.validation_source
     if accelerator.is_main_process:
         export = export_tokenizer(accelerator, tokenizer, ema)
@@ -751,18 +734,18 @@ def after_optimizer_step(args, accelerator, parts: TrainingParts, state, logs, p
         state.consecutive_nonfinite_steps = 0
     pending.update(new_pending())
     if state.consecutive_nonfinite_steps >= args.max_nonfinite_steps:
-        save_checkpoint(accelerator, state)
+        save_checkpoint(accelerator, state.global_step)
         end_training(accelerator, parts)
         raise RuntimeError(
             f"{state.consecutive_nonfinite_steps} optimizer steps in a row (up to step {state.global_step}) had a "
             f"non-finite loss or gradient, so training stopped (--max_nonfinite_steps {args.max_nonfinite_steps}). "
-            f"The last finite weights are in {os.path.join(args.output_dir, 'checkpoints')}; lower --learning_rate, "
+            f"The last finite weights are in {os.path.join(args.output_dir, CHECKPOINTS_FOLDER)}; lower --learning_rate, "
             "set --max_grad_norm, or use --mixed_precision bf16 instead of fp16 before resuming."
         )
     if state.global_step % args.logging_steps == 0:
         log_training(args, accelerator, state, logs, window, progress)
     if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
-        save_checkpoint(accelerator, state)
+        save_checkpoint(accelerator, state.global_step)
     # The last step is validated by `save_outputs`.
     if (
         args.validation_steps
@@ -828,8 +811,9 @@ def main(args):
     """Train the tokenizer (and its discriminator), then save it with its model card and optionally push it."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
-    if accelerator.is_main_process:
-        os.makedirs(args.output_dir, exist_ok=True)
+    prepare_output_dir(args.output_dir)
+    # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     args.num_processes = accelerator.num_processes
     set_seed(args.seed)
     # The perceptual network first: a wrong --perceptual_model fails before the data is read.
@@ -857,7 +841,13 @@ def main(args):
         name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
     }
     accelerator.init_trackers("train_tokenizer", config=tracker_config)
-    resume(args, accelerator, state)
+    if checkpoint is not None:
+        load_checkpoint(accelerator, checkpoint)
+        logger.info(
+            f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})."
+        )
+    elif args.resume_from_checkpoint is not None:
+        logger.info("No checkpoint to resume from: starting a new training run.")
     logger.info(
         f"Training {args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
         f"{args.gradient_accumulation_steps} accumulation images; discriminator from step {args.discriminator_start_step}."

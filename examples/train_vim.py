@@ -71,10 +71,18 @@ from tqdm.auto import tqdm
 from transformers import Adafactor
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, load_pretrained, push_folder_to_hub
+from vit_vqgan_hf.hub import (
+    add_hub_args,
+    create_model_card,
+    load_pretrained,
+    prepare_output_dir,
+    push_folder_to_hub,
+)
+from vit_vqgan_hf.training.arguments import check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
+    load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -235,13 +243,13 @@ def check_args(args):
             )
     if args.streaming and args.max_train_steps is None:
         raise ValueError("--streaming datasets have no length: set --max_train_steps.")
-    for name in (
-        "train_batch_size",
-        "gradient_accumulation_steps",
-        "logging_steps",
-        "max_nonfinite_steps",
-        "max_validation_sequences",
-    ):
+    if args.conditioning == "unconditional" and args.validation_classes is not None:
+        raise ValueError(
+            "--validation_classes names classes to sample, but --conditioning unconditional trains without classes: "
+            "drop one of the two."
+        )
+    check_shared_training_args(args)
+    for name in ("logging_steps", "max_nonfinite_steps", "max_validation_sequences"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
@@ -905,8 +913,9 @@ def main(args):
     """Train the VIM on the tokenizer's tokens; save the pipeline and its card (pushed with --push_to_hub)."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
-    if accelerator.is_main_process:
-        os.makedirs(args.output_dir, exist_ok=True)
+    prepare_output_dir(args.output_dir)
+    # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     tokenizer = load_tokenizer(args, accelerator.device)
     dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
     if args.save_best_model and validation_dataset is None:
@@ -937,9 +946,8 @@ def main(args):
         name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
     }
     accelerator.init_trackers("train_vim", config=tracker_config)
-    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
+        load_checkpoint(accelerator, checkpoint)
         logger.info(f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}).")
     elif args.resume_from_checkpoint is not None:
         logger.info("No checkpoint to resume from: starting a new training run.")

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from vit_vqgan_hf import VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
+from vit_vqgan_hf.training.checkpointing import is_complete
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tokenizer.py"
@@ -86,7 +87,9 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
 
     # The final validation metrics: in the results file, and in the card's model-index and evaluation table.
     validation = load_results(output_dir / "validation_results.json")
-    assert validation["task"] == "image-reconstruction" and validation["protocol"]["num_samples"] == 17
+    # 16 readable images: the corrupt one is left out of the metrics (its replacement would count twice), and counted.
+    assert validation["task"] == "image-reconstruction" and validation["protocol"]["num_samples"] == 16
+    assert validation["protocol"]["data"]["unreadable_images_skipped"] == 1
     card = ModelCard.load(output_dir / "README.md")
     assert card.data.library_name == "vit-vqgan-hf"
     card_metrics = {result.metric_type: result.metric_value for result in card.data.eval_results}
@@ -97,8 +100,10 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     results = json.loads((output_dir / "train_results.json").read_text())
     assert results["validation/psnr"] == pytest.approx(validation["metrics"]["psnr"])
     assert results["global_step"] == 3
-    # 3 steps x 4 images x 2 processes cover the 17 files, so the corrupt one was met, skipped and counted.
-    assert results["skipped_images"] >= 1
+    # 3 steps x 4 images x 2 processes cover the 17 files, so the corrupt one was met, skipped and counted (twice
+    # at most: the distributed sampler pads the epoch with repeated indices).
+    assert 1 <= results["skipped_images"] <= 2
+    assert results["unreadable_images"] == 1 and results["num_images"] == 16
     assert 0 < results["validation/codebook_usage"] <= 1 and results["validation/psnr"] > 0
     assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
     assert (output_dir / "validation_reconstructions.png").is_file()
@@ -115,11 +120,19 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     assert_success(run_script(tiny_args(image_folder, full_dir, tmp_path / "cache", *extra), tmp_path))
     assert checkpoint_names(full_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
 
-    # An interrupted run leaves its last checkpoint behind; resuming from it must end where the full run ended.
+    # An interrupted run leaves its last checkpoint behind; resuming from it must end where the full run ended. This
+    # one was killed while saving step 3: `latest` skips that partial folder, and the resumed run saves it anew.
     shutil.copytree(full_dir / "checkpoints" / "checkpoint_2", resumed_dir / "checkpoints" / "checkpoint_2")
+    partial = resumed_dir / "checkpoints" / "checkpoint_3"
+    partial.mkdir()
+    shutil.copy(full_dir / "checkpoints" / "checkpoint_3" / "model.safetensors", partial)
     arguments = tiny_args(image_folder, resumed_dir, tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest")
-    assert_success(run_script(arguments, tmp_path))
+    result = run_script(arguments, tmp_path)
+    assert_success(result)
+    assert "Skipping" in result.stderr and "checkpoint_3: its save did not finish" in result.stderr
+    assert "Resumed from" in result.stderr and "checkpoint_2 at step 2" in result.stderr
     assert checkpoint_names(resumed_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
+    assert all(is_complete(path) for path in (resumed_dir / "checkpoints").iterdir())
 
     for name in ("model.safetensors", "discriminator/model.safetensors"):
         full, resumed = load_file(full_dir / name), load_file(resumed_dir / name)
@@ -140,6 +153,17 @@ def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path)
     assert "had a non-finite loss or gradient, so training stopped" in result.stderr
     assert checkpoint_names(output_dir) == {"checkpoint_3"}
     assert not (output_dir / "model.safetensors").exists()
+
+    # Resuming with another model (here a larger image size) names the mismatch instead of listing every tensor.
+    arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", *extra, "--resolution", "64")
+    result = run_script([*arguments, "--resume_from_checkpoint", "latest"], tmp_path)
+    assert result.returncode != 0
+    assert "checkpoint_3 was saved from a model of another configuration (size mismatch for " in result.stderr
+    # A new run over these checkpoints is refused before any compute: `latest` would later resume the old run.
+    result = run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path)
+    assert (
+        result.returncode != 0 and "holds checkpoints of an earlier run (checkpoint_3 is the newest)" in result.stderr
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +188,13 @@ def test_perceptual_weight_needs_a_perceptual_model(train_tokenizer_module):
         (["--lr_end", "1.0"], "--lr_end"),
         (["--random_crop_scale", "0.5", "1.5"], "--random_crop_scale"),
         (["--max_nonfinite_steps", "0"], "--max_nonfinite_steps"),
+        # Shared with train_vim.py (`vit_vqgan_hf.training.arguments`): each would otherwise train nothing, or fail
+        # inside torch with a message that names no flag.
+        (["--num_train_epochs", "0"], "--num_train_epochs must be at least 1, got 0"),
+        (["--learning_rate", "-1"], "--learning_rate must be positive, got -1.0"),
+        (["--lr_warmup_steps", "-5"], "--lr_warmup_steps must be at least 0, got -5"),
+        (["--adam_beta1", "1.5"], r"--adam_beta1 must be in \[0, 1\), got 1.5"),
+        (["--num_validation_images", "-1"], "--num_validation_images must be at least 1"),
     ],
 )
 def test_invalid_arguments_are_reported(train_tokenizer_module, arguments, message):

@@ -186,6 +186,11 @@ def test_images_are_encoded_on_the_fly_without_pretokenized_data():
         (["--on_the_fly", "--streaming"], "--max_train_steps"),
         (["--on_the_fly", "--lr_end", "1"], "--lr_end"),
         (["--on_the_fly", "--max_validation_sequences", "0"], "--max_validation_sequences must be at least 1"),
+        (["--num_train_epochs", "-1"], "--num_train_epochs must be at least 1, got -1"),
+        (["--num_validation_images", "0"], "--num_validation_images must be at least 1, got 0"),
+        (["--adam_epsilon", "0"], "--adam_epsilon must be positive"),
+        (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0"),
+        (["--conditioning", "unconditional", "--validation_classes", "1"], "trains without classes"),
     ],
 )
 def test_invalid_arguments_are_reported(arguments, message):

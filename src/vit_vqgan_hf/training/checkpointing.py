@@ -6,14 +6,25 @@ and rotated by accelerate (`ProjectConfiguration(automatic_checkpoint_naming=Tru
 the automatic names is set to the global step before each save, so a folder's name says which step it holds. A
 [`TrainingState`] registered with `accelerator.register_for_checkpointing` carries the step, the epoch and the
 position inside the epoch, so a resumed run continues with the next batch (`accelerator.skip_first_batches`).
+
+accelerate writes straight into the checkpoint folder, so a run killed while saving leaves a partial folder behind;
+[`save_checkpoint`] marks a finished save with [`CHECKPOINT_COMPLETE_FILE`], `"latest"` skips unmarked folders, and
+saving the same step again replaces them.
 """
 
+import json
+import logging
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
+logger = logging.getLogger(__name__)
+
 CHECKPOINTS_FOLDER = "checkpoints"
+# Written by the main process after every process has saved: a checkpoint folder without it is incomplete.
+CHECKPOINT_COMPLETE_FILE = "checkpoint_complete.json"
 _CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)")
 
 
@@ -52,13 +63,15 @@ class TrainingState:
             setattr(self, name, value)
 
 
-def list_checkpoints(output_dir: str) -> list[Path]:
+def list_checkpoints(output_dir: str, complete_only: bool = True) -> list[Path]:
     """
     The checkpoint folders of a run, oldest first.
 
     Args:
         output_dir (`str`):
             The run's output folder (accelerate's `project_dir`).
+        complete_only (`bool`, *optional*, defaults to `True`):
+            Leave out folders whose save did not finish (no [`CHECKPOINT_COMPLETE_FILE`]: a run killed while saving).
 
     Returns:
         `list[pathlib.Path]`: `<output_dir>/checkpoints/checkpoint_<step>` folders sorted by step.
@@ -67,16 +80,23 @@ def list_checkpoints(output_dir: str) -> list[Path]:
     found = [
         (int(match.group(1)), path)
         for path in folder.glob("checkpoint_*")
-        if (match := _CHECKPOINT_NAME.fullmatch(path.name))
+        if (match := _CHECKPOINT_NAME.fullmatch(path.name)) and (is_complete(path) or not complete_only)
     ]
     return [path for _, path in sorted(found)]
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """Whether a checkpoint folder's save finished: its [`CHECKPOINT_COMPLETE_FILE`] is written last."""
+    return Path(checkpoint, CHECKPOINT_COMPLETE_FILE).is_file()
 
 
 def save_checkpoint(accelerator, global_step: int) -> Path:
     """
     `accelerator.save_state()` into `<project_dir>/checkpoints/checkpoint_<global_step>`, rotated by accelerate's
-    `total_limit`. Call it on every process (each saves its random states; FSDP gathers shards). Saving the same step
-    twice is a no-op.
+    `total_limit`, then [`CHECKPOINT_COMPLETE_FILE`] once every process has saved: a folder without it is the remains
+    of an interrupted save, which `"latest"` skips. Call it on every process (each saves its random states; FSDP
+    gathers shards). A folder of the same step that is already there (an interrupted save, or a step of the run's
+    abandoned continuation) is replaced.
 
     Args:
         accelerator (`accelerate.Accelerator`):
@@ -88,21 +108,26 @@ def save_checkpoint(accelerator, global_step: int) -> Path:
         `pathlib.Path`: the checkpoint folder.
     """
     path = Path(accelerator.project_dir, CHECKPOINTS_FOLDER, f"checkpoint_{global_step}")
-    if path.is_dir():
-        return path
+    if path.exists():
+        if accelerator.is_main_process:
+            shutil.rmtree(path)
+        accelerator.wait_for_everyone()
     accelerator.project_configuration.iteration = global_step
     accelerator.save_state()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        Path(path, CHECKPOINT_COMPLETE_FILE).write_text(json.dumps({"global_step": global_step}) + "\n")
     return path
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> Path | None:
     """
-    The checkpoint folder named by a `--resume_from_checkpoint` value.
+    The checkpoint folder named by a `--resume_from_checkpoint` value, checked before any compute.
 
     Args:
         resume_from_checkpoint (`str`, *optional*):
-            `"latest"` (the newest checkpoint of `output_dir`, or `None` when there is none: a fresh start), a
-            checkpoint folder, or `None`.
+            `"latest"` (the newest complete checkpoint of `output_dir`, or `None` when there is none: a fresh start),
+            a checkpoint folder, or `None` (a fresh start).
         output_dir (`str`):
             The run's output folder.
 
@@ -110,20 +135,84 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
         `pathlib.Path` or `None`.
 
     Raises:
-        `ValueError`: when an explicit folder does not exist.
+        `ValueError`: when an explicit folder does not exist or its save did not finish; when a fresh start would
+        write into an `output_dir` that holds checkpoints of an earlier run (a later `"latest"` would mix the two
+        runs); when `output_dir` holds complete checkpoints newer than the one to resume from (the resumed run would
+        replace them one by one, and `"latest"` would pick them after an interruption).
     """
+    checkpoints = list_checkpoints(output_dir)
     if resume_from_checkpoint is None:
+        if checkpoints:
+            raise ValueError(
+                f"{Path(output_dir, CHECKPOINTS_FOLDER)} holds checkpoints of an earlier run ({checkpoints[-1].name} "
+                "is the newest): pass --resume_from_checkpoint latest to continue it, or choose a new --output_dir."
+            )
         return None
     if resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(output_dir)
+        for path in list_checkpoints(output_dir, complete_only=False):
+            if not is_complete(path) and (not checkpoints or _step(path) > _step(checkpoints[-1])):
+                logger.warning(f"Skipping {path}: its save did not finish (the run was stopped while saving).")
         return checkpoints[-1] if checkpoints else None
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
         raise ValueError(
             f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a folder; pass `latest` or one of "
-            f"{[str(path) for path in list_checkpoints(output_dir)] or 'the checkpoint folders of a run'}."
+            f"{[str(path) for path in checkpoints] or 'the checkpoint folders of a run'}."
+        )
+    if not is_complete(path):
+        raise ValueError(
+            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: it has no "
+            f"{CHECKPOINT_COMPLETE_FILE}, so its save did not finish. Resume from an earlier checkpoint "
+            f"({[str(path) for path in checkpoints] or 'none in --output_dir'}) or with `latest`."
+        )
+    newer = [checkpoint for checkpoint in checkpoints if _step(checkpoint) > _step(path)]
+    if newer and path.resolve().parent == Path(output_dir, CHECKPOINTS_FOLDER).resolve():
+        raise ValueError(
+            f"--output_dir {output_dir!r} holds checkpoints newer than {path.name} "
+            f"({', '.join(checkpoint.name for checkpoint in newer)}): "
+            "the resumed run would replace them one by one, and an interrupted one would resume from them with "
+            "`latest`. Move or delete them, or copy the checkpoint into a new --output_dir and resume there."
         )
     return path
 
 
-__all__ = ["CHECKPOINTS_FOLDER", "TrainingState", "list_checkpoints", "resolve_checkpoint", "save_checkpoint"]
+def load_checkpoint(accelerator, checkpoint: Path):
+    """
+    `accelerator.load_state(checkpoint)`, with an error that says what went wrong when the checkpoint's model does not
+    match the run's model (a different `--model_config`), instead of the parameter-by-parameter size mismatches.
+
+    Args:
+        accelerator (`accelerate.Accelerator`):
+            The run's accelerator, with the model, optimizer and states prepared or registered.
+        checkpoint (`pathlib.Path`):
+            A checkpoint folder from [`resolve_checkpoint`].
+
+    Raises:
+        `ValueError`: when the saved weights do not fit the model.
+    """
+    try:
+        accelerator.load_state(str(checkpoint))
+    except RuntimeError as error:
+        if "size mismatch" not in str(error) and "Missing key" not in str(error):
+            raise
+        first_mismatch = str(error).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"{checkpoint} was saved from a model of another configuration ({first_mismatch}). Resume with the model "
+            "configuration of the run that saved it, or start a new run in a new --output_dir."
+        ) from error
+
+
+def _step(checkpoint: Path) -> int:
+    return int(_CHECKPOINT_NAME.fullmatch(checkpoint.name).group(1))
+
+
+__all__ = [
+    "CHECKPOINTS_FOLDER",
+    "CHECKPOINT_COMPLETE_FILE",
+    "TrainingState",
+    "is_complete",
+    "list_checkpoints",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "save_checkpoint",
+]

@@ -360,8 +360,8 @@ class ImageTrainingDataset(Dataset):
     Example `index` of epoch `epoch` is augmented with a generator seeded by `(seed, epoch, index)`; call
     [`ImageTrainingDataset.set_epoch`] before each epoch (before creating the dataloader's iterator, so that
     non-persistent workers receive it). An image that cannot be decoded is replaced by the next readable example
-    (`index + 1`, `index + 2`, ...), so batches keep their size in every process, and the replacement counts in the
-    example's `skipped` field.
+    (`index + 1`, `index + 2`, ...), so batches keep their size in every process, and the replacement sets the
+    example's `skipped` field to 1: over a pass, each unreadable image counts once.
 
     Args:
         dataset (`datasets.Dataset`):
@@ -420,7 +420,9 @@ class ImageTrainingDataset(Dataset):
                 pixel_values = self.transform(example[self.image_column], generator)
             except Exception:  # unreadable, truncated or unsupported file: any decoding error skips the example
                 continue
-            item = {"pixel_values": pixel_values, "skipped": skipped}
+            # The unreadable image counts once per pass, where its own index is read, not again each time it is
+            # passed over in place of an earlier unreadable one.
+            item = {"pixel_values": pixel_values, "skipped": int(skipped > 0)}
             if self.label_column is not None:
                 item["label"] = example[self.label_column]
             return item
