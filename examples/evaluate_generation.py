@@ -40,6 +40,7 @@ from vit_vqgan_hf.evaluation import (
     resize_description,
     save_results,
 )
+from vit_vqgan_hf.hub import prepare_output_dir
 
 
 logger = get_logger(__name__)
@@ -117,7 +118,63 @@ def parse_args(argv=None):
     parser.add_argument("--task", default=None, help="Task name in the results (default: inferred).")
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading worker processes.")
     parser.add_argument("--output_dir", required=True, help="Where results.json is written.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change, before any network or image is loaded."""
+    positive = ("batch_size", "images_per_class", "num_samples", "max_reference_features", "kid_subsets")
+    positive += ("precision_recall_k", "inception_score_splits")
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    if args.kid_subset_size < 2:
+        raise ValueError(
+            f"--kid_subset_size must be at least 2 (KID's unbiased estimate), got {args.kid_subset_size}."
+        )
+    for name in ("resolution", "top_k"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}.")
+    if args.guidance_scale is not None and args.guidance_scale < 1:
+        raise ValueError(
+            f"--guidance_scale must be at least 1 (1 disables guidance) when given, got {args.guidance_scale}."
+        )
+    if args.guidance_scale is not None and args.guidance_scale > 1 and args.unconditional:
+        raise ValueError(
+            f"--guidance_scale {args.guidance_scale} guides towards a class: it does not go with --unconditional."
+        )
+    negative = [class_id for class_id in args.class_ids or [] if class_id < 0]
+    if negative:
+        raise ValueError(f"--class_ids must be class ids (non-negative integers), got {negative}.")
+    if args.dataloader_num_workers < 0:
+        raise ValueError(
+            f"--dataloader_num_workers must be at least 0 (0: load in the main process), got "
+            f"{args.dataloader_num_workers}."
+        )
+    if args.save_reference_stats is not None and args.reference is None:
+        raise ValueError(
+            "--save_reference_stats saves the statistics of --reference images; with --reference_stats there is "
+            "nothing to compute. Pass --reference, or leave out --save_reference_stats."
+        )
+
+
+def prepare_output_paths(args) -> None:
+    """Create --output_dir and the folder of --save_reference_stats, or fail with the flag to change (main process)."""
+    prepare_output_dir(args.output_dir)
+    if args.save_reference_stats is not None:
+        stats = Path(args.save_reference_stats)
+        if stats.suffix != ".npz":  # the file ReferenceStatistics.save writes
+            stats = stats.with_name(stats.name + ".npz")
+        if stats.is_dir():
+            raise ValueError(
+                f"--save_reference_stats {args.save_reference_stats!r} is a folder ({str(stats)!r}). Expected the "
+                "path of an .npz file."
+            )
+        prepare_output_dir(stats.parent, flag="--save_reference_stats (its folder)")
 
 
 def add_image_set(image_set, evaluator, accelerator, args, real: bool) -> None:
@@ -283,6 +340,9 @@ def main(args, feature_network: torch.nn.Module | None = None):
     """Run the evaluation; `feature_network` replaces `--inception_model` (tests pass small random networks)."""
     accelerator = Accelerator()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if accelerator.is_main_process:
+        # Before any compute: output paths that cannot be written fail now, not when the results are saved.
+        prepare_output_paths(args)
     if feature_network is None:
         feature_network = load_fid_inception(args.inception_model)
     evaluator = GenerationEvaluator(

@@ -32,7 +32,7 @@ from vit_vqgan_hf.evaluation import (
     plot_code_usage,
     save_results,
 )
-from vit_vqgan_hf.hub import load_pretrained
+from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
 from vit_vqgan_hf.training import load_lpips
 
 
@@ -94,7 +94,24 @@ def parse_args(argv=None):
         "config.",
     )
     parser.add_argument("--output_dir", required=True, help="Where results.json and codebook_usage.png are written.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change, before any model or image is loaded."""
+    for name in ("batch_size", "usage_group_size", "inception_score_splits"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    for name in ("resolution", "max_eval_samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    if args.dataloader_num_workers < 0:
+        raise ValueError(
+            f"--dataloader_num_workers must be at least 0 (0: load in the main process), got "
+            f"{args.dataloader_num_workers}."
+        )
 
 
 def build_image_set(args, resolution: int):
@@ -196,6 +213,9 @@ def main(args):
     """Reconstruct the evaluation images on every process, gather the metrics and write the results file."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if accelerator.is_main_process:
+        # Before any compute: an --output_dir that cannot be a folder fails now, not when the results are saved.
+        prepare_output_dir(args.output_dir)
     model = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer).eval().to(accelerator.device)
     resolution = args.resolution or model.config.image_size
     image_set, data_description = build_image_set(args, resolution)

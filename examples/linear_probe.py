@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimForCausalLM, VimPipeline, VitVqganModel
 from vit_vqgan_hf.evaluation import class_balance, linear_probe_results, save_results
-from vit_vqgan_hf.hub import load_pretrained
+from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
 from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images, load_image_dataset
 from vit_vqgan_hf.training.tokens import vim_input_ids
 
@@ -72,7 +72,10 @@ def parse_args(input_args=None):
     data.add_argument("--train_split", default="train", help="Split the classifier is trained on.")
     data.add_argument("--validation_split", default="validation", help="Split the accuracy is measured on.")
     data.add_argument(
-        "--validation_fraction", type=float, default=0.2, help="Held-out share of train when there is no validation."
+        "--validation_fraction",
+        type=float,
+        default=0.2,
+        help="Held-out share of train, in (0, 1), when there is no validation split.",
     )
     data.add_argument("--image_column", default="image", help="Column holding the images.")
     data.add_argument("--label_column", default="label", help="Column of class labels.")
@@ -84,10 +87,17 @@ def parse_args(input_args=None):
     probe = parser.add_argument_group("classifier")
     probe.add_argument("--classifier_optimizer", default="lbfgs", choices=["lbfgs", "adamw"], help="Optimizer.")
     probe.add_argument(
-        "--weight_decay", type=float, nargs="+", default=[1e-3], help="L2 penalty(ies); several = model selection."
+        "--weight_decay",
+        type=float,
+        nargs="+",
+        default=[1e-3],
+        help="L2 penalty(ies), >= 0; several = model selection.",
     )
     probe.add_argument(
-        "--selection_fraction", type=float, default=0.1, help="Held-out share for --weight_decay choice."
+        "--selection_fraction",
+        type=float,
+        default=0.1,
+        help="Held-out share of train, in (0, 1), for the --weight_decay choice.",
     )
     probe.add_argument("--max_iter", type=int, default=500, help="L-BFGS iterations.")
     probe.add_argument("--epochs", type=int, default=90, help="AdamW epochs.")
@@ -111,7 +121,47 @@ def parse_args(input_args=None):
         parser.error(f"--block must be a block number or `all`, got {args.block!r}.")
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_args(args)
     return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change, before any model or image is loaded."""
+    if args.block != "all" and int(args.block) < 1:
+        raise ValueError(f"--block must be a block number from 1 (or `all`), got {args.block}.")
+    for name in ("raw_pixels_size", "max_iter", "epochs", "probe_batch_size", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    for name in ("resolution", "max_train_samples", "max_eval_samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    negative = [weight_decay for weight_decay in args.weight_decay if not weight_decay >= 0]
+    if negative:
+        raise ValueError(f"--weight_decay values are L2 penalties and must be >= 0, got {negative}.")
+    # Shares of a split that leave images on both sides: held out for the choice of the weight decay (several
+    # --weight_decay values) or for evaluation (no --validation_split in the dataset).
+    for name in ("selection_fraction", "validation_fraction"):
+        if not 0.0 < getattr(args, name) < 1.0:
+            raise ValueError(f"--{name} must lie in (0, 1), got {getattr(args, name)}.")
+    if not args.learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {args.learning_rate}.")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (it seeds numpy's split and shuffle), got {args.seed}.")
+    check_device(args.device)
+
+
+def check_device(device: str):
+    """Refuse a --device that this machine cannot run (before the dataset is loaded and the features extracted)."""
+    try:
+        device_type = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"--device {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device!r}: CUDA is not available on this machine; pass --device cpu.")
+    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if device_type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available on this machine; pass --device cpu.")
 
 
 def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:
@@ -295,6 +345,8 @@ def save_plot(path: Path, per_block: dict, title: str):
 def main(args):
     """Fit a linear classifier on the pooled features of each chosen VIM block (or raw pixels); save results."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    # Before any compute: an --output_dir that cannot be a folder fails now, not when the results are saved.
+    output_dir = prepare_output_dir(args.output_dir)
     tokenizer, transformer = load_models(args)
     if args.resolution is None:
         if tokenizer is None:
@@ -366,7 +418,6 @@ def main(args):
         classifier=classifier,
         model=model,
     )
-    output_dir = Path(args.output_dir)
     save_results(results, output_dir / "linear_probe.json")
     title = "raw pixels" if transformer is None else ("random-init VIM" if args.random_init else "VIM")
     save_plot(output_dir / "linear_probe.png", per_block, f"Linear probe ({title})")

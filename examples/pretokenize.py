@@ -32,7 +32,7 @@ from datasets import DatasetDict, Features, Sequence, Value
 from huggingface_hub import create_repo, upload_file
 
 from vit_vqgan_hf import VitVqganModel
-from vit_vqgan_hf.hub import load_pretrained
+from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
 
@@ -94,7 +94,30 @@ def parse_args(input_args=None):
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.num_proc and args.num_proc > 1 and args.device != "cpu":
         parser.error("--num_proc > 1 forks the tokenizer into CPU workers; use it with --device cpu only.")
+    check_args(args)
     return args
+
+
+def check_args(args):
+    """Sanity checks with messages that say which flag to change, before the tokenizer and the dataset are loaded."""
+    for name in ("max_samples", "resolution", "num_proc"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    check_device(args.device)
+
+
+def check_device(device: str):
+    """Refuse a --device that this machine cannot run (before the dataset is loaded and encoded)."""
+    try:
+        device_type = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"--device {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device!r}: CUDA is not available on this machine; pass --device cpu.")
+    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if device_type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available on this machine; pass --device cpu.")
 
 
 class TokenizeBatch:
@@ -218,6 +241,9 @@ def push_tokens_to_hub(args, dataset_dict: DatasetDict, description: str) -> str
 def main(args):
     """Encode the requested splits (default: all) with the frozen tokenizer; save the ids and its fingerprint."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if args.output_dir is not None:
+        # Before any compute: an --output_dir that cannot be a folder fails now, not at `save_to_disk`.
+        prepare_output_dir(args.output_dir)
     tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer).eval().requires_grad_(False)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size

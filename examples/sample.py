@@ -33,7 +33,7 @@ from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimPipeline
-from vit_vqgan_hf.hub import load_pretrained
+from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -87,8 +87,27 @@ def parse_args(input_args=None):
         parser.error("--class_ids takes class ids (non-negative integers) or `all`.")
     for name in ("num_images_per_class", "batch_size", "num_images"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be positive.")
+            parser.error(f"--{name} must be positive, got {getattr(args, name)}.")
+    check_args(args)
     return args
+
+
+def check_args(args):
+    """Sanity checks of the sampling settings (the pipeline's own rules), before the pipeline is loaded."""
+    if args.guidance_scale < 1:
+        raise ValueError(f"--guidance_scale must be at least 1 (1 disables guidance), got {args.guidance_scale}.")
+    if args.guidance_scale > 1 and args.unconditional:
+        raise ValueError(
+            f"--guidance_scale {args.guidance_scale} guides towards a class: it does not go with --unconditional."
+        )
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}.")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top_k must be at least 1 when given, got {args.top_k}.")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError(f"--top_p must lie in (0, 1] when given, got {args.top_p}.")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (it seeds numpy's SeedSequence), got {args.seed}.")
 
 
 def image_seed(seed: int, class_id: int | None, index: int) -> int:
@@ -183,8 +202,8 @@ def main(args):
     """Sample the requested images per class, sharded over the processes, skipping the ones already written."""
     accelerator = Accelerator()
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # On every process (a folder that exists is kept): an --output_dir that cannot be a folder fails on all of them.
+    output_dir = prepare_output_dir(args.output_dir)
 
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline, dtype=dtype).to(accelerator.device)

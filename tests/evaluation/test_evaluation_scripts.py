@@ -243,3 +243,75 @@ def test_generation_script_with_a_small_feature_network(tmp_path, fresh_accelera
             [*argv, f"--reference_stats={stats}", f"--output_dir={tmp_path / 'three'}"],
             feature_network=TinyFeatureNetwork(seed=2),
         )
+
+
+TOKENIZER_ARGV = ["--tokenizer=t", "--train_data_dir=x", "--output_dir=o"]
+GENERATION_ARGV = ["--pipeline=p", "--reference=r", "--inception_model=i", "--output_dir=o"]
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "flag"),
+    [
+        ("evaluate_tokenizer", ["--batch_size=0"], "--batch_size"),
+        ("evaluate_tokenizer", ["--usage_group_size=0"], "--usage_group_size"),
+        ("evaluate_tokenizer", ["--inception_score_splits=0"], "--inception_score_splits"),
+        ("evaluate_tokenizer", ["--resolution=0"], "--resolution"),
+        ("evaluate_tokenizer", ["--max_eval_samples=0"], "--max_eval_samples"),
+        ("evaluate_tokenizer", ["--dataloader_num_workers=-1"], "--dataloader_num_workers"),
+        ("evaluate_generation", ["--images_per_class=0"], "--images_per_class"),
+        ("evaluate_generation", ["--batch_size=0"], "--batch_size"),
+        ("evaluate_generation", ["--num_samples=0"], "--num_samples"),
+        ("evaluate_generation", ["--max_reference_features=0"], "--max_reference_features"),
+        ("evaluate_generation", ["--kid_subsets=0"], "--kid_subsets"),
+        ("evaluate_generation", ["--kid_subset_size=1"], "--kid_subset_size"),
+        ("evaluate_generation", ["--precision_recall_k=0"], "--precision_recall_k"),
+        ("evaluate_generation", ["--inception_score_splits=0"], "--inception_score_splits"),
+        ("evaluate_generation", ["--resolution=0"], "--resolution"),
+        ("evaluate_generation", ["--top_k=0"], "--top_k"),
+        ("evaluate_generation", ["--temperature=0"], "--temperature"),
+        ("evaluate_generation", ["--guidance_scale=0.5"], "--guidance_scale"),
+        ("evaluate_generation", ["--unconditional", "--guidance_scale=2"], "--guidance_scale"),
+        ("evaluate_generation", ["--class_ids", "0", "-1"], "--class_ids"),
+        ("evaluate_generation", ["--dataloader_num_workers=-1"], "--dataloader_num_workers"),
+    ],
+)
+def test_invalid_values_are_refused_before_loading(name, argv, flag):
+    base = TOKENIZER_ARGV if name == "evaluate_tokenizer" else GENERATION_ARGV
+    with pytest.raises(ValueError, match=flag):
+        load_script(name).parse_args([*base, *argv])
+
+
+def test_reference_stats_are_saved_from_reference_images_only():
+    argv = ["--pipeline=p", "--reference_stats=s.npz", "--save_reference_stats=t.npz", "--inception_model=i"]
+    with pytest.raises(ValueError, match="--save_reference_stats saves the statistics of --reference images"):
+        load_script("evaluate_generation").parse_args([*argv, "--output_dir=o"])
+
+
+@pytest.mark.parametrize("name", ["evaluate_tokenizer", "evaluate_generation"])
+@pytest.mark.parametrize("output_dir", ["file", "file/results"])
+def test_output_dir_that_cannot_be_a_folder_fails_before_loading(name, output_dir, tmp_path, fresh_accelerate_state):
+    (tmp_path / "file").write_text("not a folder")
+    # Nothing to evaluate exists: the error must come from --output_dir, before any network or image is loaded.
+    missing = str(tmp_path / "missing")
+    if name == "evaluate_tokenizer":
+        argv = [f"--tokenizer={missing}", f"--train_data_dir={missing}"]
+    else:
+        argv = [f"--pipeline={missing}", f"--reference={missing}", f"--inception_model={missing}"]
+    with pytest.raises(ValueError, match="--output_dir .* is a file"):
+        run_in_this_process(name, [*argv, f"--output_dir={tmp_path / output_dir}"])
+
+
+@pytest.mark.parametrize(
+    ("stats", "message"),
+    [("file/stats.npz", "--save_reference_stats \\(its folder\\) .* is a file"), ("folder.npz", "is a folder")],
+)
+def test_save_reference_stats_that_cannot_be_written_fails_before_loading(
+    stats, message, tmp_path, fresh_accelerate_state
+):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder.npz").mkdir()
+    missing = str(tmp_path / "missing")
+    argv = [f"--pipeline={missing}", f"--reference={missing}", f"--inception_model={missing}"]
+    argv += [f"--save_reference_stats={tmp_path / stats}", f"--output_dir={tmp_path / 'out'}"]
+    with pytest.raises(ValueError, match=message):
+        run_in_this_process("evaluate_generation", argv)

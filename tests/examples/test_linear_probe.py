@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from PIL import Image
 
@@ -77,3 +78,51 @@ def test_random_init_and_raw_pixel_baselines(vim_data, tmp_path):
     assert pixel_results["model"] == {"features": "raw_pixels", "raw_pixels_size": 8}
     assert list(pixel_results["details"]["per_block_top1_accuracy"]) == ["0"]
     assert (pixels_dir / "linear_probe.json").is_file() and (pixels_dir / "linear_probe.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["--weight_decay", "-1"], "--weight_decay"),
+        (["--weight_decay", "1e-3", "-0.01"], "--weight_decay"),
+        (["--selection_fraction", "1.5"], "--selection_fraction"),
+        (["--selection_fraction", "0"], "--selection_fraction"),
+        (["--selection_fraction", "1"], "--selection_fraction"),
+        (["--validation_fraction", "0"], "--validation_fraction"),
+        (["--validation_fraction", "1"], "--validation_fraction"),
+        (["--block", "0"], "--block"),
+        (["--raw_pixels_size", "0"], "--raw_pixels_size"),
+        (["--max_iter", "0"], "--max_iter"),
+        (["--epochs", "0"], "--epochs"),
+        (["--learning_rate", "0"], "--learning_rate"),
+        (["--probe_batch_size", "0"], "--probe_batch_size"),
+        (["--batch_size", "0"], "--batch_size"),
+        (["--resolution", "0"], "--resolution"),
+        (["--max_train_samples", "0"], "--max_train_samples"),
+        (["--max_eval_samples", "-1"], "--max_eval_samples"),
+        (["--seed", "-1"], "--seed"),
+        (["--device", "gpu"], "--device 'gpu' is not a torch device"),
+    ],
+)
+def test_invalid_values_are_refused_before_loading(arguments, flag):
+    linear_probe = load_example("linear_probe.py")
+    with pytest.raises(ValueError, match=flag):
+        linear_probe.parse_args(["--pipeline", "p", "--train_data_dir", "x", "--output_dir", "o", *arguments])
+
+
+def test_unavailable_cuda_is_refused_before_loading(monkeypatch):
+    linear_probe = load_example("linear_probe.py")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device 'cuda': CUDA is not available on this machine; pass --device cpu"):
+        linear_probe.parse_args(["--pipeline", "p", "--train_data_dir", "x", "--output_dir", "o", "--device", "cuda"])
+
+
+@pytest.mark.parametrize("output_dir", ["file", "file/probe"])
+def test_output_dir_that_cannot_be_a_folder_fails_before_loading(output_dir, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    linear_probe = load_example("linear_probe.py")
+    # Neither the pipeline nor the images exist: the error must come from --output_dir, before they are loaded.
+    arguments = ["--pipeline", str(tmp_path / "missing"), "--train_data_dir", str(tmp_path / "missing_images")]
+    args = linear_probe.parse_args([*arguments, "--output_dir", str(tmp_path / output_dir), "--device", "cpu"])
+    with pytest.raises(ValueError, match="--output_dir .* is a file"):
+        linear_probe.main(args)

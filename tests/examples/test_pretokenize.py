@@ -117,3 +117,41 @@ def test_invalid_arguments_are_reported(arguments, message, capsys):
     with pytest.raises(SystemExit):
         pretokenize.parse_args(["--tokenizer", "t", *arguments])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["--max_samples", "0"], "--max_samples"),
+        (["--max_samples", "-3"], "--max_samples"),
+        (["--resolution", "0"], "--resolution"),
+        (["--num_proc", "0"], "--num_proc"),
+        (["--device", "gpu"], "--device 'gpu' is not a torch device"),
+    ],
+)
+def test_invalid_values_are_refused_before_loading(arguments, flag):
+    pretokenize = load_example("pretokenize.py")
+    with pytest.raises(ValueError, match=flag):
+        pretokenize.parse_args(["--tokenizer", "t", "--train_data_dir", "x", "--output_dir", "o", *arguments])
+
+
+def test_unavailable_devices_are_refused_before_loading(monkeypatch):
+    pretokenize = load_example("pretokenize.py")
+    arguments = ["--tokenizer", "t", "--train_data_dir", "x", "--output_dir", "o", "--device"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device 'cuda': CUDA is not available on this machine; pass --device cpu"):
+        pretokenize.parse_args([*arguments, "cuda"])
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device 'mps': MPS is not available"):
+        pretokenize.parse_args([*arguments, "mps"])
+
+
+@pytest.mark.parametrize("output_dir", ["file", "file/tokens"])
+def test_output_dir_that_cannot_be_a_folder_fails_before_loading(output_dir, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    pretokenize = load_example("pretokenize.py")
+    # Neither the tokenizer nor the images exist: the error must come from --output_dir, before they are loaded.
+    arguments = ["--tokenizer", str(tmp_path / "missing"), "--train_data_dir", str(tmp_path / "missing_images")]
+    args = pretokenize.parse_args([*arguments, "--output_dir", str(tmp_path / output_dir), "--device", "cpu"])
+    with pytest.raises(ValueError, match="--output_dir .* is a file"):
+        pretokenize.main(args)

@@ -118,3 +118,43 @@ def test_settings_and_seeds(tmp_path):
     assert script.image_seed(0, 5, 2) == script.image_seed(0, 5, 2)
     with pytest.raises(SystemExit):
         script.parse_args(["--pipeline", "p", "--output_dir", "o", "--unconditional", "--class_ids", "1"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (["--guidance_scale", "0.5"], "--guidance_scale"),
+        (["--unconditional", "--guidance_scale", "2"], "--guidance_scale"),
+        (["--temperature", "0"], "--temperature"),
+        (["--top_k", "0"], "--top_k"),
+        (["--top_p", "0"], "--top_p"),
+        (["--top_p", "1.5"], "--top_p"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_invalid_sampling_settings_are_refused_before_loading(arguments, flag):
+    script = load_script()
+    with pytest.raises(ValueError, match=flag):
+        script.parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
+
+
+@pytest.mark.parametrize("flag", ["--num_images_per_class", "--batch_size"])
+def test_non_positive_counts_are_refused(flag, capsys):
+    with pytest.raises(SystemExit):
+        load_script().parse_args(["--pipeline", "p", "--output_dir", "o", flag, "0"])
+    assert f"{flag} must be positive, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output_dir", ["file", "file/samples"])
+def test_output_dir_that_cannot_be_a_folder_fails_before_the_pipeline_is_loaded(output_dir, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    (tmp_path / "file").write_text("not a folder")
+    script = load_script()
+    # The pipeline does not exist: the error must come from --output_dir, before the pipeline is loaded.
+    args = script.parse_args(["--pipeline", str(tmp_path / "missing"), "--output_dir", str(tmp_path / output_dir)])
+    try:
+        with pytest.raises(ValueError, match="--output_dir .* is a file"):
+            script.main(args)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
