@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from vit_vqgan_hf import VimForCausalLM, VimPipeline, VitVqganModel
 from vit_vqgan_hf.evaluation import class_balance, linear_probe_results, save_results
 from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
+from vit_vqgan_hf.training.arguments import check_device
 from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images, load_image_dataset
 from vit_vqgan_hf.training.tokens import vim_input_ids
 
@@ -148,20 +149,6 @@ def check_args(args):
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0 (it seeds numpy's split and shuffle), got {args.seed}.")
     check_device(args.device)
-
-
-def check_device(device: str):
-    """Refuse a --device that this machine cannot run (before the dataset is loaded and the features extracted)."""
-    try:
-        device_type = torch.device(device).type
-    except RuntimeError as error:
-        raise ValueError(f"--device {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
-    if device_type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device!r}: CUDA is not available on this machine; pass --device cpu.")
-    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if device_type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device!r}: MPS is not available on this machine; pass --device cpu.")
 
 
 def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:

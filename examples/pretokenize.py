@@ -33,6 +33,7 @@ from huggingface_hub import create_repo, upload_file
 
 from vit_vqgan_hf import VitVqganModel
 from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
+from vit_vqgan_hf.training.arguments import check_device
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
 
@@ -104,20 +105,6 @@ def check_args(args):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
     check_device(args.device)
-
-
-def check_device(device: str):
-    """Refuse a --device that this machine cannot run (before the dataset is loaded and encoded)."""
-    try:
-        device_type = torch.device(device).type
-    except RuntimeError as error:
-        raise ValueError(f"--device {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
-    if device_type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device!r}: CUDA is not available on this machine; pass --device cpu.")
-    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if device_type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device!r}: MPS is not available on this machine; pass --device cpu.")
 
 
 class TokenizeBatch:

@@ -1,7 +1,9 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Range checks of the command-line flags that both training scripts share, run before any compute."""
+"""Checks of command-line flags that several example scripts share, run before any compute."""
 
 import argparse
+
+import torch
 
 
 def check_shared_training_args(args: argparse.Namespace):
@@ -30,9 +32,35 @@ def check_shared_training_args(args: argparse.Namespace):
     _check(args, "max_grad_norm", args.max_grad_norm is None or args.max_grad_norm >= 0, "at least 0 (0: no clipping)")
 
 
+def check_device(device: str, flag: str = "--device"):
+    """
+    Refuse a device that this machine cannot run, before any data is loaded: otherwise a missing CUDA surfaces from
+    inside torch after the dataset has been read.
+
+    Args:
+        device (`str`):
+            A torch device string: `cpu`, `cuda`, `cuda:N` or `mps`.
+        flag (`str`, *optional*, defaults to `"--device"`):
+            The command-line flag that named it, for the error message.
+
+    Raises:
+        `ValueError`: when `device` is not a torch device, or this machine does not have it.
+    """
+    try:
+        device_type = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"{flag} {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {device!r}: CUDA is not available on this machine; pass {flag} cpu.")
+    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if device_type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{flag} {device!r}: MPS is not available on this machine; pass {flag} cpu.")
+
+
 def _check(args: argparse.Namespace, name: str, valid: bool, expected: str):
     if not valid:
         raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}.")
 
 
-__all__ = ["check_shared_training_args"]
+__all__ = ["check_device", "check_shared_training_args"]
