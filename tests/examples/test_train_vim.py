@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
+from vit_vqgan_hf.training.checkpointing import is_complete
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
 
 from .conftest import VIM_CLASSES, load_example, run_example
@@ -56,6 +57,11 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 3)
     arguments += ["--checkpointing_steps", 2, "--validation_steps", 2, "--num_validation_images", 2]
     arguments += ["--validation_classes", "fish", "0", "--report_to", "tensorboard"]
+    # The remains of an interrupted save of step 2 (no completion marker): not a checkpoint, so the run starts afresh,
+    # and both processes replace it at step 2.
+    partial = output_dir / "checkpoints" / "checkpoint_2"
+    partial.mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"truncated")
     run_example("train_vim.py", arguments, vim_data.hf_home, num_processes=2)
 
     pipe = VimPipeline.from_pretrained(output_dir)
@@ -67,6 +73,7 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert images.shape == (1, 3, 16, 16)
 
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_2"}
+    assert is_complete(partial) and (partial / "model.safetensors").stat().st_size > len(b"truncated")
     assert (output_dir / "validation_samples.png").is_file()
     assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
     card = ModelCard.load(output_dir / "README.md")

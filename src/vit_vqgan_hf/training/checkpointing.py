@@ -108,10 +108,10 @@ def save_checkpoint(accelerator, global_step: int) -> Path:
         `pathlib.Path`: the checkpoint folder.
     """
     path = Path(accelerator.project_dir, CHECKPOINTS_FOLDER, f"checkpoint_{global_step}")
-    if path.exists():
-        if accelerator.is_main_process:
-            shutil.rmtree(path)
-        accelerator.wait_for_everyone()
+    if accelerator.is_main_process and path.exists():
+        shutil.rmtree(path)
+    # Unconditional: a process that looked after the removal would otherwise skip the barrier the others wait at.
+    accelerator.wait_for_everyone()
     accelerator.project_configuration.iteration = global_step
     accelerator.save_state()
     accelerator.wait_for_everyone()
