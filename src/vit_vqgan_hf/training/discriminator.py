@@ -9,8 +9,6 @@ rosinality/stylegan2-pytorch `model.py` (`Discriminator`, `channel_multiplier=2`
 thuanz123/enhancing-transformers also uses. Only the tokenizer's training uses this model; it lives outside `models/`.
 """
 
-import dataclasses
-import difflib
 import math
 from dataclasses import dataclass
 
@@ -21,6 +19,8 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+
+from ..models.vit_vqgan.configuration_vit_vqgan import check_preset_overrides
 
 
 # Slope and gain of StyleGAN2's `fused_lrelu`: the sqrt(2) gain keeps the activations' second moment unchanged.
@@ -107,13 +107,7 @@ class VitVqganDiscriminatorConfig(PreTrainedConfig):
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown discriminator preset {name!r}; expected one of {sorted(PRESETS)}.")
-        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
-        field_names = [field.name for field in dataclasses.fields(cls)]
-        for key in overrides:
-            if key not in field_names:
-                close = difflib.get_close_matches(key, field_names, n=3)
-                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
+        check_preset_overrides(cls, overrides)
         return cls(**{**PRESETS[name], **overrides})
 
     def validate_architecture(self):

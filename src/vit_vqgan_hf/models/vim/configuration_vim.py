@@ -164,6 +164,7 @@ class VimConfig(PreTrainedConfig):
         if name not in PRESETS:
             raise ValueError(f"Unknown VIM preset {name!r}; expected one of {sorted(PRESETS)}.")
         # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
+        # (`configuration_vit_vqgan.check_preset_overrides` does the same; this file may import only its own folder.)
         field_names = [field.name for field in dataclasses.fields(cls)]
         for key in overrides:
             if key not in field_names:

@@ -48,6 +48,22 @@ ENCODER_HEAD_TYPES = ("mlp", "none")
 DECODER_HEAD_TYPES = ("mlp", "linear")
 
 
+def check_preset_overrides(config_class: type, overrides: dict):
+    """
+    Raise a `ValueError` for a `from_preset` override that is not a field of `config_class` (with the closest field
+    names): `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would silently
+    leave the preset's value in place.
+    """
+    field_names = [field.name for field in dataclasses.fields(config_class)]
+    for key in overrides:
+        if key not in field_names:
+            close = difflib.get_close_matches(key, field_names, n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"{key!r} is not a field of {config_class.__name__}, so it cannot override the preset.{hint}"
+            )
+
+
 @strict
 class VitVqganConfig(PreTrainedConfig):
     r"""
@@ -185,13 +201,7 @@ class VitVqganConfig(PreTrainedConfig):
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown ViT-VQGAN preset {name!r}; expected one of {sorted(PRESETS)}.")
-        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
-        field_names = [field.name for field in dataclasses.fields(cls)]
-        for key in overrides:
-            if key not in field_names:
-                close = difflib.get_close_matches(key, field_names, n=3)
-                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
+        check_preset_overrides(cls, overrides)
         return cls(**{**PRESETS[name], **overrides})
 
     def validate_architecture(self):
