@@ -41,6 +41,7 @@ from vit_vqgan_hf.evaluation import (
     save_results,
 )
 from vit_vqgan_hf.hub import prepare_output_dir
+from vit_vqgan_hf.training.arguments import check_launch
 
 
 logger = get_logger(__name__)
@@ -339,6 +340,7 @@ def write_results(args, evaluator, reference_description, samples, sampling, see
 def main(args, feature_network: torch.nn.Module | None = None):
     """Run the evaluation; `feature_network` replaces `--inception_model` (tests pass small random networks)."""
     accelerator = Accelerator()
+    check_launch(accelerator)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if accelerator.is_main_process:
         # Before any compute: output paths that cannot be written fail now, not when the results are saved.

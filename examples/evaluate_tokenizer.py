@@ -34,6 +34,7 @@ from vit_vqgan_hf.evaluation import (
 )
 from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
 from vit_vqgan_hf.training import load_lpips
+from vit_vqgan_hf.training.arguments import check_launch
 
 
 logger = get_logger(__name__)
@@ -212,6 +213,7 @@ def write_results(args, accelerator, model, output, data_description, networks, 
 def main(args):
     """Reconstruct the evaluation images on every process, gather the metrics and write the results file."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    check_launch(accelerator)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if accelerator.is_main_process:
         # Before any compute: an --output_dir that cannot be a folder fails now, not when the results are saved.

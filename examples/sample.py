@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
+from vit_vqgan_hf.training.arguments import check_launch
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -201,6 +202,7 @@ def write_npz(plan, output_dir: Path) -> Path:
 def main(args):
     """Sample the requested images per class, sharded over the processes, skipping the ones already written."""
     accelerator = Accelerator()
+    check_launch(accelerator)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     # On every process (a folder that exists is kept): an --output_dir that cannot be a folder fails on all of them.
     output_dir = prepare_output_dir(args.output_dir)

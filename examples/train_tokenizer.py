@@ -35,7 +35,7 @@ import PIL.Image
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
 from datasets import Dataset
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
@@ -60,7 +60,7 @@ from vit_vqgan_hf.training import (
     generator_loss,
     load_lpips,
 )
-from vit_vqgan_hf.training.arguments import check_shared_training_args
+from vit_vqgan_hf.training.arguments import check_launch, check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -811,6 +811,13 @@ def main(args):
     """Train the tokenizer (and its discriminator), then save it with its model card and optionally push it."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
+    check_launch(accelerator)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        # accelerate's FSDP2 takes one model per `prepare`, and this script trains two (tokenizer and discriminator).
+        raise ValueError(
+            "train_tokenizer.py trains with DDP, not FSDP: launch it with a multi-GPU accelerate config. The largest "
+            "preset (SL) fits 40-80 GB GPUs, or smaller ones with --gradient_checkpointing."
+        )
     prepare_output_dir(args.output_dir)
     # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)

@@ -78,7 +78,7 @@ from vit_vqgan_hf.hub import (
     prepare_output_dir,
     push_folder_to_hub,
 )
-from vit_vqgan_hf.training.arguments import check_shared_training_args
+from vit_vqgan_hf.training.arguments import check_launch, check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -913,6 +913,7 @@ def main(args):
     """Train the VIM on the tokenizer's tokens; save the pipeline and its card (pushed with --push_to_hub)."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     accelerator = build_accelerator(args)
+    check_launch(accelerator)
     prepare_output_dir(args.output_dir)
     # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)

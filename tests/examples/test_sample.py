@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from ..pipelines.vim.test_pipeline_vim import make_pipeline, make_transformer
 
@@ -158,3 +159,21 @@ def test_output_dir_that_cannot_be_a_folder_fails_before_the_pipeline_is_loaded(
             script.main(args)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_processes_that_form_no_group_are_refused_before_loading(tmp_path):
+    # Without ACCELERATE_USE_CPU on a machine without GPUs, `--multi_gpu` starts two processes that each set up a
+    # one-process run: both would sample every image. The pipeline does not exist: the launch check comes first.
+    if torch.cuda.is_available():
+        pytest.skip("On a GPU machine --multi_gpu forms a real process group.")
+    env = {key: value for key, value in os.environ.items() if key != "ACCELERATE_USE_CPU"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1")
+    launch = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", "0"]
+    arguments = ["--pipeline", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "samples")]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(SCRIPT), *arguments]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "`accelerate launch` started 2 processes, but each set up a run of 1" in result.stderr
+    assert "ACCELERATE_USE_CPU=true" in result.stderr
+    assert "is no local file or folder" not in result.stderr  # the missing pipeline was never looked up

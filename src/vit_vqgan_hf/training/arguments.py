@@ -1,9 +1,16 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Checks of command-line flags that several example scripts share, run before any compute."""
+"""Checks of command-line flags and of the `accelerate launch` setup that several example scripts share, run before
+any compute."""
 
 import argparse
+import logging
+import os
 
 import torch
+from accelerate.utils import DistributedType
+
+
+logger = logging.getLogger(__name__)
 
 
 def check_shared_training_args(args: argparse.Namespace):
@@ -58,9 +65,38 @@ def check_device(device: str, flag: str = "--device"):
         raise ValueError(f"{flag} {device!r}: MPS is not available on this machine; pass {flag} cpu.")
 
 
+def check_launch(accelerator):
+    """
+    Fail when `accelerate launch` started processes that did not join one process group, and warn when an FSDP config
+    was not applied. On a machine without GPUs, `accelerate launch --multi_gpu --num_processes 2` (without
+    `ACCELERATE_USE_CPU=true`) starts two processes that each set up a single-process run: both would do the whole job
+    and write the same files. And accelerate shards with FSDP only on GPUs: on CPUs an FSDP config runs DDP.
+
+    Args:
+        accelerator (`accelerate.Accelerator`):
+            The script's accelerator, just built.
+
+    Raises:
+        `RuntimeError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size != accelerator.num_processes:
+        raise RuntimeError(
+            f"`accelerate launch` started {world_size} processes, but each set up a run of "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}): they would each do the whole job and write "
+            "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true and --multi_gpu (examples/README.md)."
+        )
+    use_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    if use_fsdp and accelerator.distributed_type != DistributedType.FSDP and accelerator.is_main_process:
+        logger.warning(
+            f"The accelerate config asks for FSDP, but accelerate set up {accelerator.distributed_type}: it shards "
+            "only on GPUs (and other accelerators), so this run keeps a full copy of the model in every process."
+        )
+
+
 def _check(args: argparse.Namespace, name: str, valid: bool, expected: str):
     if not valid:
         raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}.")
 
 
-__all__ = ["check_device", "check_shared_training_args"]
+__all__ = ["check_device", "check_launch", "check_shared_training_args"]
