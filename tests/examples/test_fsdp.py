@@ -21,7 +21,7 @@ from vit_vqgan_hf import VimPipeline
 
 from .conftest import EXAMPLES_DIR, run_example
 from .test_train_tokenizer import tiny_args as tokenizer_args
-from .test_train_vim import tiny_args, tokens_with_validation_split
+from .test_train_vim import resume_scenario_arguments
 
 
 FSDP_CONFIG = """\
@@ -90,10 +90,7 @@ def test_vim_trains_saves_and_resumes_under_fsdp(vim_data, tmp_path):
     # The resume scenario of test_train_vim.py: dropout and label dropout on, gradient accumulation and an epoch
     # boundary after the step-3 checkpoint, validation and --save_best_model (gathers on every process).
     output_dir = tmp_path / "vim"
-    tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
-    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 7)
-    arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
-    arguments += ["--validation_steps", 3, "--num_validation_images", 1, "--save_best_model"]
+    arguments = resume_scenario_arguments(vim_data, tmp_path, output_dir)
     result = run_fsdp("train_vim.py", arguments, tmp_path, vim_data.hf_home)
 
     # Really sharded: accelerate's FSDP save path, one distributed-checkpoint file per process.

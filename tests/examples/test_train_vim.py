@@ -125,16 +125,22 @@ def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data,
     assert "unconditional" in (output_dir / "README.md").read_text()
 
 
+def resume_scenario_arguments(vim_data, tmp_path, output_dir) -> list:
+    """7 steps with a validation split, a checkpoint at step 3 and --save_best_model (also run under FSDP)."""
+    tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 7)
+    arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
+    arguments += ["--validation_steps", 3, "--num_validation_images", 1, "--save_best_model"]
+    return arguments
+
+
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
     # Validation (loss and samples) runs at step 3 before its checkpoint is saved, so the checkpoint holds the lowest
     # validation loss so far for --save_best_model, which the resumed run compares its later losses with.
     output_dir = tmp_path / "vim"
-    tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
-    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 7)
-    arguments += ["--gradient_accumulation_steps", 2, "--checkpointing_steps", 3, "--checkpoints_total_limit", 2]
-    arguments += ["--validation_steps", 3, "--num_validation_images", 1, "--save_best_model"]
+    arguments = resume_scenario_arguments(vim_data, tmp_path, output_dir)
     run_example("train_vim.py", arguments, vim_data.hf_home)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
