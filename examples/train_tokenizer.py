@@ -849,12 +849,7 @@ def main(args):
     }
     accelerator.init_trackers("train_tokenizer", config=tracker_config)
     if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-        logger.info(
-            f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})."
-        )
-    elif args.resume_from_checkpoint is not None:
-        logger.info("No checkpoint to resume from: starting a new training run.")
+        load_checkpoint(accelerator, checkpoint, state)
     logger.info(
         f"Training {args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
         f"{args.gradient_accumulation_steps} accumulation images; discriminator from step {args.discriminator_start_step}."

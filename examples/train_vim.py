@@ -948,10 +948,7 @@ def main(args):
     }
     accelerator.init_trackers("train_vim", config=tracker_config)
     if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-        logger.info(f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}).")
-    elif args.resume_from_checkpoint is not None:
-        logger.info("No checkpoint to resume from: starting a new training run.")
+        load_checkpoint(accelerator, checkpoint, state)
     num_parameters = sum(parameter.numel() for parameter in accelerator.unwrap_model(model).parameters())
     logger.info(
         f"Training a {num_parameters / 1e6:.1f}M-parameter VIM ({config.num_classes} classes, "

@@ -152,6 +152,8 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
         for path in list_checkpoints(output_dir, complete_only=False):
             if not is_complete(path) and (not checkpoints or _step(path) > _step(checkpoints[-1])):
                 logger.warning(f"Skipping {path}: its save did not finish (the run was stopped while saving).")
+        if not checkpoints:
+            logger.info(f"No checkpoint in {Path(output_dir, CHECKPOINTS_FOLDER)} yet: starting a new training run.")
         return checkpoints[-1] if checkpoints else None
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
@@ -165,8 +167,11 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
             f"{CHECKPOINT_COMPLETE_FILE}, so its save did not finish. Resume from an earlier checkpoint "
             f"({[str(path) for path in checkpoints] or 'none in --output_dir'}) or with `latest`."
         )
-    newer = [checkpoint for checkpoint in checkpoints if _step(checkpoint) > _step(path)]
-    if newer and path.resolve().parent == Path(output_dir, CHECKPOINTS_FOLDER).resolve():
+    # A checkpoint of this run's own folder (one copied elsewhere, or named otherwise, has no newer ones to clash with).
+    in_output_dir = path.resolve().parent == Path(output_dir, CHECKPOINTS_FOLDER).resolve()
+    in_output_dir = in_output_dir and _CHECKPOINT_NAME.fullmatch(path.name) is not None
+    newer = [checkpoint for checkpoint in checkpoints if in_output_dir and _step(checkpoint) > _step(path)]
+    if newer:
         raise ValueError(
             f"--output_dir {output_dir!r} holds checkpoints newer than {path.name} "
             f"({', '.join(checkpoint.name for checkpoint in newer)}): "
@@ -176,16 +181,19 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
     return path
 
 
-def load_checkpoint(accelerator, checkpoint: Path):
+def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState):
     """
-    `accelerator.load_state(checkpoint)`, with an error that says what went wrong when the checkpoint's model does not
-    match the run's model (a different `--model_config`), instead of the parameter-by-parameter size mismatches.
+    `accelerator.load_state(checkpoint)`, then a log line with where the run resumes; with an error that says what
+    went wrong when the checkpoint's model does not match the run's model (a different `--model_config`), instead of
+    the parameter-by-parameter size mismatches.
 
     Args:
         accelerator (`accelerate.Accelerator`):
             The run's accelerator, with the model, optimizer and states prepared or registered.
         checkpoint (`pathlib.Path`):
             A checkpoint folder from [`resolve_checkpoint`].
+        state ([`TrainingState`]):
+            The run's registered progress counters, which the checkpoint restores.
 
     Raises:
         `ValueError`: when the saved weights do not fit the model.
@@ -200,6 +208,11 @@ def load_checkpoint(accelerator, checkpoint: Path):
             f"{checkpoint} was saved from a model of another configuration ({first_mismatch}). Resume with the model "
             "configuration of the run that saved it, or start a new run in a new --output_dir."
         ) from error
+    if accelerator.is_main_process:
+        logger.info(
+            f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch "
+            f"{state.batches_in_epoch} of it)."
+        )
 
 
 def _step(checkpoint: Path) -> int:
