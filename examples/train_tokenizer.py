@@ -47,6 +47,7 @@ from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import build_results, save_results
 from vit_vqgan_hf.hub import (
     add_hub_args,
+    create_image_processor,
     create_model_card,
     load_pretrained,
     prepare_output_dir,
@@ -246,6 +247,10 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
         expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
         config = load_pretrained(VitVqganConfig.from_pretrained, args.model_config, expected=expected, **overrides)
         config.validate_architecture()
+    if config.num_channels != 3:
+        raise ValueError(
+            f"--model_config has num_channels={config.num_channels}; this script trains on RGB images (3 channels)."
+        )
     args.resolution = config.image_size
     if args.discriminator_config in DISCRIMINATOR_PRESETS:
         discriminator_config = VitVqganDiscriminatorConfig.from_preset(
@@ -526,6 +531,7 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
     if accelerator.is_main_process:
         export = export_tokenizer(accelerator, tokenizer, ema)
         export.save_pretrained(args.output_dir)
+        create_image_processor(export.config).save_pretrained(args.output_dir)
         accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
         results = validation_results(args, export.config, metrics, state)
         save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))

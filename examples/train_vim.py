@@ -73,6 +73,7 @@ from transformers import Adafactor
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
 from vit_vqgan_hf.hub import (
     add_hub_args,
+    create_image_processor,
     create_model_card,
     load_pretrained,
     prepare_output_dir,
@@ -697,6 +698,7 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
         if args.save_best_model and best.step is not None:
             transformer = best_transformer(args, best) or transformer
         VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
+        create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
         save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
         results = {**state.state_dict(), **losses}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")

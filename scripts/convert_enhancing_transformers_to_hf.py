@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.hub import add_hub_args, create_model_card, push_folder_to_hub
+from vit_vqgan_hf.hub import add_hub_args, create_image_processor, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
 
 
@@ -263,6 +263,7 @@ def convert_checkpoint(
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
     model.save_pretrained(output_dir)
+    create_image_processor(config).save_pretrained(output_dir)
 
     # The saved folder reloads to the same model.
     reloaded = VitVqganModel.from_pretrained(output_dir).eval()

@@ -2,10 +2,15 @@
 
 import argparse
 
+import numpy as np
+import PIL.Image
 import pytest
+import torch
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from transformers import AutoImageProcessor
 
-from vit_vqgan_hf import hub
+from vit_vqgan_hf import VitVqganConfig, VitVqganModel, hub
+from vit_vqgan_hf.training.data import ImageTransform
 
 
 FILES = [
@@ -126,3 +131,31 @@ def test_prepare_output_dir_creates_folders_and_names_a_file_in_the_way(tmp_path
     for path in (tmp_path / "results.json", tmp_path / "results.json" / "run"):
         with pytest.raises(ValueError, match=r"--samples_dir .* cannot be a folder: '.*results\.json' is a file"):
             hub.prepare_output_dir(path, flag="--samples_dir")
+
+
+def smooth_image(width: int, height: int, mode: str = "RGB") -> PIL.Image.Image:
+    """Upsampled noise: detail at every position, no edges sharper than the resampling filters."""
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return PIL.Image.fromarray(pixels).resize((width, height), PIL.Image.Resampling.BICUBIC).convert(mode)
+
+
+def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(tmp_path):
+    config = VitVqganConfig.from_preset("tiny")
+    hub.create_image_processor(config).save_pretrained(tmp_path)
+    # A stock transformers class: the folder needs neither this package nor remote code to prepare images.
+    image_processor = AutoImageProcessor.from_pretrained(tmp_path)
+    transform = ImageTransform(config.image_size)
+
+    def both(image):
+        processed = image_processor(image, return_tensors="pt").pixel_values
+        assert processed.shape == (1, 3, config.image_size, config.image_size)
+        return processed[0], transform(image, generator=None)
+
+    # Equal pixels, down- and upscaled, wide, tall, odd crop margins, greyscale.
+    for width, height, mode in [(50, 50, "RGB"), (80, 50, "RGB"), (41, 97, "RGB"), (20, 27, "RGB"), (50, 61, "L")]:
+        processed, expected = both(smooth_image(width, height, mode))
+        assert torch.equal(processed, expected), (width, height, mode)
+
+    pixel_values = image_processor([smooth_image(40, 70), smooth_image(90, 60)], return_tensors="pt").pixel_values
+    assert pixel_values.min() >= -1 and pixel_values.max() <= 1
+    assert VitVqganModel(config).encode(pixel_values).image_tokens.shape == (2, 8, 8)

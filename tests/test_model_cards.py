@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 import vit_vqgan_hf
 from vit_vqgan_hf import VimConfig, VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import build_results, linear_probe_results, save_results
-from vit_vqgan_hf.hub import create_model_card
+from vit_vqgan_hf.hub import create_image_processor, create_model_card
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -260,8 +260,10 @@ def run_usage_snippet(card: ModelCard) -> dict:
 
 def test_tokenizer_card_snippet_runs(tmp_path):
     torch.manual_seed(0)
-    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path)
-    namespace = run_usage_snippet(create_model_card(VitVqganConfig.from_preset("tiny"), repo_id=str(tmp_path)))
+    config = VitVqganConfig.from_preset("tiny")
+    VitVqganModel(config).save_pretrained(tmp_path)
+    create_image_processor(config).save_pretrained(tmp_path)
+    namespace = run_usage_snippet(create_model_card(config, repo_id=str(tmp_path)))
     assert namespace["image_tokens"].shape == (1, 8, 8) and namespace["reconstruction"].shape == (1, 3, 32, 32)
 
 

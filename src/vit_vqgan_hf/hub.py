@@ -15,9 +15,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import jinja2
+import PIL.Image
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from transformers import BitImageProcessorPil
 
 from .models.vim.configuration_vim import PRESETS as VIM_PRESETS
 from .models.vim.configuration_vim import VimConfig
@@ -407,6 +409,32 @@ def create_model_card(
     return ModelCard(environment.from_string(template).render(card_data=card_data.to_yaml(), **variables))
 
 
+def create_image_processor(config: VitVqganConfig) -> BitImageProcessorPil:
+    """
+    The image processor saved next to every tokenizer this package writes, so that
+    `AutoImageProcessor.from_pretrained(folder)` prepares images for it without this package: transformers' stock
+    `BitImageProcessor` set to the scripts' evaluation transform (shorter side resized to `config.image_size` with
+    bicubic resampling, central square crop, `pixels / 127.5 - 1`, i.e. mean = std = 0.5). It gives the same pixels
+    as `vit_vqgan_hf.training.data.resize_center_crop`, so results measured by the scripts can be reproduced with it.
+
+    Args:
+        config ([`VitVqganConfig`]):
+            The tokenizer's configuration; its `image_size` and `num_channels` set the output. Images are converted to
+            RGB only for a 3-channel tokenizer (other channel counts take images of that many bands).
+
+    Returns:
+        `BitImageProcessorPil`, the PIL backend (this package needs no torchvision); it saves as `BitImageProcessor`.
+    """
+    return BitImageProcessorPil(
+        size={"shortest_edge": config.image_size},
+        crop_size={"height": config.image_size, "width": config.image_size},
+        resample=PIL.Image.Resampling.BICUBIC,
+        image_mean=[0.5] * config.num_channels,
+        image_std=[0.5] * config.num_channels,
+        do_convert_rgb=config.num_channels == 3,
+    )
+
+
 def add_hub_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """
     Add the Hub flags every script shares: `--push_to_hub`, `--hub_model_id`, `--hub_private`, `--hub_token`.
@@ -600,6 +628,7 @@ def push_folder_to_hub(
 __all__ = [
     "UPLOAD_IGNORE_PATTERNS",
     "add_hub_args",
+    "create_image_processor",
     "create_model_card",
     "load_pretrained",
     "prepare_output_dir",

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
+from transformers import AutoImageProcessor
 
-from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 from vit_vqgan_hf.training.checkpointing import is_complete
@@ -79,7 +81,10 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     assert_success(run_script(arguments, tmp_path, num_processes=2))
 
     tokenizer = VitVqganModel.from_pretrained(output_dir).eval()
-    pixel_values = torch.rand(2, 3, 32, 32) * 2 - 1
+    # The stock image processor saved alongside prepares images for it.
+    image_processor = AutoImageProcessor.from_pretrained(output_dir)
+    images = [PIL.Image.new("RGB", (48, 40), (250, 20, 90))] * 2
+    pixel_values = image_processor(images, return_tensors="pt").pixel_values
     with torch.no_grad():
         assert tokenizer.decode_tokens(tokenizer.encode(pixel_values).image_tokens).shape == (2, 3, 32, 32)
     discriminator = VitVqganDiscriminator.from_pretrained(output_dir / "discriminator")
@@ -200,3 +205,12 @@ def test_perceptual_weight_needs_a_perceptual_model(train_tokenizer_module):
 def test_invalid_arguments_are_reported(train_tokenizer_module, arguments, message):
     with pytest.raises(ValueError, match=message):
         train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0", *arguments])
+
+
+def test_a_model_config_that_is_not_rgb_is_refused(train_tokenizer_module, tmp_path):
+    VitVqganConfig.from_preset("tiny", num_channels=1).save_pretrained(tmp_path)
+    args = train_tokenizer_module.parse_args(
+        ["--train_data_dir", "images", "--perceptual_weight", "0", "--model_config", str(tmp_path)]
+    )
+    with pytest.raises(ValueError, match="num_channels=1; this script trains on RGB images"):
+        train_tokenizer_module.load_configs(args)

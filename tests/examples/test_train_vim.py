@@ -9,6 +9,7 @@ import torch
 from datasets import DatasetDict, load_from_disk
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
+from transformers import AutoImageProcessor
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
@@ -94,6 +95,9 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     # What --push_to_hub would upload (no network): the pipeline and its card, not the checkpoints or the logs.
     uploaded = prepare_upload_folder(output_dir)
     assert {"README.md", "model_index.json", "transformer/config.json", "vqgan/config.json"} <= set(uploaded)
+    assert "vqgan/preprocessor_config.json" in uploaded
+    image_processor = AutoImageProcessor.from_pretrained(output_dir / "vqgan")
+    assert image_processor.crop_size == {"height": 16, "width": 16}
     assert not [path for path in uploaded if path.startswith(("checkpoints/", "logs/"))]
 
 

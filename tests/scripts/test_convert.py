@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from transformers import AutoImageProcessor
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import PRESETS
@@ -288,6 +289,8 @@ def test_command_line_writes_a_loadable_folder_with_its_card(tmp_path):
     assert card.data.license == "mit" and card.data.datasets == ["ILSVRC/imagenet-1k"]
     assert "thuanz123/enhancing-transformers" in card.text and "4.87" in card.text
     assert f'VitVqganModel.from_pretrained("{output_dir}")' in card.text
+    # The card's snippet prepares images with the processor saved next to the model.
+    assert AutoImageProcessor.from_pretrained(output_dir).crop_size == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
 
 
 def test_checkpoint_with_python_objects_is_refused(tmp_path):

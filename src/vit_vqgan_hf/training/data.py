@@ -180,7 +180,8 @@ def resize_center_crop(
 ) -> PIL.Image.Image:
     """
     Resize the shorter side to `size` and cut the central `size x size` square (torchvision's `Resize` then
-    `CenterCrop`), in one resampling step.
+    `CenterCrop`). The sizes and the crop offsets are those of transformers' image processors, so the processor that
+    `vit_vqgan_hf.hub.create_image_processor` saves with a tokenizer gives these pixels exactly.
 
     Args:
         image (`PIL.Image.Image`):
@@ -194,10 +195,12 @@ def resize_center_crop(
         `PIL.Image.Image` of size `(size, size)`.
     """
     width, height = image.size
-    side = min(width, height)
-    left = (width - side) / 2
-    top = (height - side) / 2
-    return image.resize((size, size), resample=resample, box=(left, top, left + side, top + side))
+    if width <= height:
+        width, height = size, int(size * height / width)
+    else:
+        width, height = int(size * width / height), size
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.resize((width, height), resample=resample).crop((left, top, left + size, top + size))
 
 
 def random_resized_crop(

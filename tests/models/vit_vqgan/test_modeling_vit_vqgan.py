@@ -254,6 +254,42 @@ def test_bad_pixel_values(pixel_values, message):
         model(pixel_values)
 
 
+def imagenet_normalized_pixels() -> torch.Tensor:
+    """[0, 1] images normalized with the ImageNet mean and std instead of 0.5 and 0.5: values in about [-2.1, 2.6]."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (torch.linspace(0, 1, 24).expand(1, 3, 24, 24) - mean) / std
+
+
+@pytest.mark.parametrize(
+    "pixel_values, message",
+    [
+        (torch.full((1, 3, 24, 24), 255.0), r"scaled to \[-1, 1\], got values in \[255, 255\]"),
+        (imagenet_normalized_pixels(), r"got values in \[-2.118, 2.64\].*not the ImageNet statistics"),
+        (torch.full((1, 3, 24, 24), -1.01), r"\[-1.01, -1.01\]"),
+        (make_pixels(1).index_put_((torch.tensor([0]),) * 4, torch.tensor(float("nan"))), "NaN or infinite"),
+        (make_pixels(1).index_put_((torch.tensor([0]),) * 4, torch.tensor(float("inf"))), "NaN or infinite"),
+    ],
+)
+def test_pixel_values_outside_the_range_are_refused(pixel_values, message):
+    model = make_model()
+    for call in (model.encode, model):
+        with pytest.raises(ValueError, match=message):
+            call(pixel_values)
+
+
+def test_pixel_values_at_the_ends_of_the_range_pass():
+    model = make_model().eval()
+    pixel_values = make_pixels(2)
+    pixel_values[0] = -1.0
+    pixel_values[1] = 1.0
+    expected = model.encode(pixel_values).image_tokens
+    # Rounding slack of a caller's normalization is tolerated and gives the same tokens.
+    nudged = pixel_values.clone()
+    nudged[0, 0, 0, 0], nudged[1, 0, 0, 0] = -1.0005, 1.0005
+    assert torch.equal(model.encode(nudged).image_tokens, expected)
+
+
 def test_bad_sizes_with_interpolation_and_bad_tokens():
     model = make_model()
     with pytest.raises(ValueError, match="multiple of the patch size"):

@@ -371,6 +371,10 @@ class VitVqganVectorQuantizer(nn.Module):
         return F.embedding(image_tokens, self.codebook())
 
 
+# Slack for rounding in the caller's normalization (e.g. a float16 `x / 127.5 - 1`).
+PIXEL_RANGE_TOLERANCE = 1e-3
+
+
 def straight_through_clamp(pixel_values: torch.Tensor) -> torch.Tensor:
     """Clamp to [-1, 1] in value, identity in gradient: returned images stay in range while pixel losses keep a
     gradient for out-of-range outputs."""
@@ -471,6 +475,23 @@ class VitVqganModel(VitVqganPreTrainedModel):
                 f"({config.patch_size})."
             )
 
+    @staticmethod
+    def _check_pixel_range(pixel_values: torch.Tensor):
+        # Images in [0, 255] or with ImageNet mean/std encode to plausible-looking tokens and decode to garbage, the
+        # most reported "bad reconstruction" of VQGAN ports, so the range is checked. It costs one device sync; a
+        # compiled graph skips it to stay whole. Images in [0, 1] fall inside the range and cannot be told apart.
+        if torch.compiler.is_compiling():
+            return
+        low, high = (value.item() for value in torch.aminmax(pixel_values.detach()))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("`pixel_values` contains NaN or infinite values.")
+        if low < -1 - PIXEL_RANGE_TOLERANCE or high > 1 + PIXEL_RANGE_TOLERANCE:
+            raise ValueError(
+                f"`pixel_values` must be scaled to [-1, 1], got values in [{low:.4g}, {high:.4g}]. Convert uint8 "
+                "images with `pixels / 127.5 - 1` (mean = std = 0.5, not the ImageNet statistics), or use the image "
+                "processor saved with the model (`AutoImageProcessor.from_pretrained`); clamp augmented images."
+            )
+
     def encode(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> VitVqganEncoderOutput:
         r"""
         Encode images to code ids.
@@ -486,6 +507,7 @@ class VitVqganModel(VitVqganPreTrainedModel):
             [`VitVqganEncoderOutput`]
         """
         self._check_pixel_values(pixel_values, interpolate_pos_encoding)
+        self._check_pixel_range(pixel_values)
         # Any float dtype is accepted, as in transformers' ViT: float64 arrays, or float32 images for a bf16 model.
         pixel_values = pixel_values.to(self.encoder.patch_embeddings.weight.dtype)
         height = pixel_values.shape[-2] // self.config.patch_size
