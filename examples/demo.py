@@ -70,6 +70,8 @@ VIM_CONFIG = {
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "intermediate_size": 512,
+    # Label dropout (not in the paper) so that the demo can also show classifier-free guidance.
+    "class_dropout_prob": 0.1,
 }
 
 
@@ -359,7 +361,7 @@ def main(args):
     classifier, real_accuracy = fit_classifier(splits)
     generation = {
         "paper_sampling": {
-            "sampling": "temperature 1.0, no top-k / top-p, no guidance (paper Sec. 7)",
+            "sampling": "temperature 1.0, no top-k / top-p, no guidance (paper Sec. 5.2)",
             "images": "samples.png",
             **sample_and_score(
                 output_dir / "pipeline", classifier, args.samples_per_class, args.seed, output_dir / "samples.png"

@@ -1,6 +1,6 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """Evaluate a ViT-VQGAN tokenizer on a split: PSNR, SSIM, LPIPS, l1, l2, logit-Laplace NLL, rFID, IS of the
-reconstructions, and codebook usage by the protocol of Yu et al. 2022 (Sec. 3.2: codes used per 256 test images).
+reconstructions, and codebook usage by the protocol of Yu et al. 2022 (Table 4 caption: codes used per 256 test images).
 
     accelerate launch examples/evaluate_tokenizer.py \\
         --tokenizer outputs/tokenizer --dataset_name ILSVRC/imagenet-1k --split validation \\

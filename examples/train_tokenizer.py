@@ -5,7 +5,7 @@
 
 The generator loss is paper Sec. 3.3, `L_VQ + 0.1 L_adv + 0.1 L_perceptual + 0.1 L_logit-Laplace + 1.0 L_2`, against
 a StyleGAN2 discriminator with the non-saturating loss and a lazy R1 penalty; AdamW (betas 0.9, 0.99, weight decay
-1e-4) for both networks, linear warm-up then cosine decay from 1e-4 to 5e-5 (paper Sec. 4.1 and Table 2). The
+1e-4) for both networks, linear warm-up then cosine decay from 1e-4 to 5e-5 (paper Sec. 5.1). The
 discriminator and the adversarial term start after `--discriminator_start_step`. Step counts (`--max_train_steps`,
 `--lr_warmup_steps`, `--discriminator_start_step`, ...) count optimizer steps; the paper's values are for a global
 batch of 256 over 500k steps, so scale them together when you change the batch or the length of the run.

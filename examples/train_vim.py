@@ -9,12 +9,12 @@ Modeling with Improved VQGAN").
 
 Data. Either token ids written by `examples/pretokenize.py` (`--pretokenized_dataset`, a folder or a Hub dataset; its
 recorded tokenizer fingerprint must match `--tokenizer`), or images (`--dataset_name` / `--train_data_dir`) that are
-augmented and encoded by the frozen tokenizer inside the training loop (`--on_the_fly`, the default without
-`--pretokenized_dataset`; under `torch.no_grad`), which is what the paper does. Each sequence is `[prefix, image
-tokens in raster order]`: the class token of the image's label (`--conditioning class`) or the null token
-(`--conditioning unconditional`, a model with `num_classes=0`). The codebook size and token grid come from the
-tokenizer, the classes and their names from the dataset's `ClassLabel` (image folder names, ImageNet class names), so
-`VimPipeline.get_label_ids("name")` works on the result.
+augmented (`--random_crop --random_flip`) and encoded by the frozen tokenizer inside the training loop
+(`--on_the_fly`, the default without `--pretokenized_dataset`; under `torch.no_grad`), which is what the paper does.
+Each sequence is `[prefix, image tokens in raster order]`: the class token of the image's label (`--conditioning
+class`) or the null token (`--conditioning unconditional`, a model with `num_classes=0`). The codebook size and
+token grid come from the tokenizer, the classes and their names from the dataset's `ClassLabel` (image folder names,
+ImageNet class names), so `VimPipeline.get_label_ids("name")` works on the result.
 
 Validation. Every `--validation_steps` steps and at the end: the mean next-token loss (nats per image token, like
 `train/loss`, but in eval mode) of up to `--max_validation_sequences` sequences of `--validation_split` (default
@@ -25,7 +25,7 @@ the training loss alone cannot show. Then a grid of samples of a few classes (`v
 `best_transformer/`, and the output pipeline gets that transformer rather than the last one; `train_results.json` and
 the model card say which step it is (`best_step`, `best_validation_loss`).
 
-Optimization (paper Sec. 4.2, Table 2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
+Optimization (paper Sec. 5.2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
 learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
 it reaches 1e-5 at the last step (the paper gives the start and the end value, not the end step):
 
@@ -155,7 +155,7 @@ def parse_args(input_args=None):
         "--class_dropout_prob",
         type=float,
         default=None,
-        help="Label dropout to the null token (for guidance); default: the config's (0.1). 0 = the paper.",
+        help="Label dropout to the null token; default: the config's (0, the paper). 0.1 enables guidance.",
     )
     model.add_argument(
         "--dropout", type=float, default=None, help="Residual/attention dropout; default: the config's (0.1)."
@@ -168,7 +168,7 @@ def parse_args(input_args=None):
     optim.add_argument(
         "--num_train_epochs",
         type=int,
-        default=100,
+        default=360,
         help="Epochs when --max_train_steps is unset (the paper: 450k steps of 1024 images, ~360 ImageNet epochs).",
     )
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")

@@ -223,7 +223,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=6)
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 6)
     arguments += ["--learning_rate", 0.05, "--lr_end", 0.05, "--validation_steps", 1, "--num_validation_images", 1]
-    arguments += ["--checkpointing_steps", 1, "--save_best_model", "--dropout", 0]
+    arguments += ["--checkpointing_steps", 1, "--save_best_model", "--dropout", 0, "--class_dropout_prob", 0.1]
     run_example("train_vim.py", arguments, vim_data.hf_home)
 
     results = json.loads((output_dir / "train_results.json").read_text())

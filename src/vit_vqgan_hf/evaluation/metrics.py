@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .inception import sha256_of_file, state_dict_sha256
 
 
-# Paper Sec. 3.2: "the percentage of codes used within a batch of 256 test images, averaged over the test set".
+# Paper, Table 4 caption: "the percentage of codes used within a batch of 256 test images, averaged over the test set".
 USAGE_GROUP_SIZE = 256
 REFERENCE_STATISTICS_FORMAT = "vit_vqgan_hf.reference_statistics/1"
 

@@ -87,11 +87,11 @@ IMPLEMENTATIONS = {
     ),
     "codebook_usage": (
         "vit_vqgan_hf.evaluation.CodebookUsageAccumulator: fraction of the codebook used within each group of "
-        "consecutive test images (paper Sec. 3.2: 256), mean over the full groups"
+        "consecutive test images (paper Table 4 caption: 256), mean over the full groups"
     ),
     "codebook_perplexity": "exp(entropy) of the code frequencies over the whole set",
     "dead_codes": "number of codes never used over the whole set",
-    "top1_accuracy": "top-1 accuracy of a linear classifier on frozen, average-pooled block features (paper Sec. 4.3)",
+    "top1_accuracy": "top-1 accuracy of a linear classifier on frozen, average-pooled block features (paper Sec. 5.3)",
 }
 
 # Metrics reported in model cards: results key -> (model-index metric type, display name).
@@ -386,7 +386,7 @@ def linear_probe_results(
     model: dict | None = None,
 ) -> dict:
     """
-    Linear-probe accuracies (paper Sec. 4.3, Table 7) as a results dict of the same format as the other evaluations.
+    Linear-probe accuracies (paper Sec. 5.3, Table 7) as a results dict of the same format as the other evaluations.
 
     The headline `top1_accuracy` is the accuracy of `best_block` (by default the best one); the accuracies of all
     probed blocks are kept under `details.per_block_top1_accuracy`.

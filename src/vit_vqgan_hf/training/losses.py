@@ -181,7 +181,8 @@ def lazy_r1_loss(penalty: torch.Tensor, gamma: float = 10.0, interval: int = 16)
 
     StyleGAN2 (Sec. 3.1, "lazy regularization") computes the penalty only every `interval` discriminator steps and
     multiplies it by `interval` to keep its average strength. StyleGAN2 also rescales the discriminator's Adam learning
-    rate and betas by `interval / (interval + 1)`; that belongs to the training script.
+    rate and betas by `interval / (interval + 1)`; `train_tokenizer.py` does not, since the paper gives the
+    discriminator the generator's optimizer settings.
 
     Args:
         penalty (`torch.FloatTensor` of shape `()`):

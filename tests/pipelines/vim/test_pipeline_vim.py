@@ -24,8 +24,10 @@ NUM_CLASSES = 3
 def make_transformer(num_classes=NUM_CLASSES, seed=0, **overrides) -> VimForCausalLM:
     torch.manual_seed(seed)
     sizes = {"codebook_size": CODEBOOK_SIZE, "token_grid_size": GRID, "hidden_size": 24, "num_attention_heads": 2}
+    # Label dropout marks the null token as trained, so guidance and unconditional sampling are allowed.
     config = VimConfig.from_preset(
-        "tiny", **{**sizes, "intermediate_size": 37, "num_classes": num_classes, **overrides}
+        "tiny",
+        **{**sizes, "intermediate_size": 37, "num_classes": num_classes, "class_dropout_prob": 0.1, **overrides},
     )
     return VimForCausalLM(config).eval()
 

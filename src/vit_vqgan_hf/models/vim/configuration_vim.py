@@ -67,10 +67,10 @@ class VimConfig(PreTrainedConfig):
             Epsilon of the layer norms.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initializer of linear layers and embeddings.
-        class_dropout_prob (`float`, *optional*, defaults to 0.1):
+        class_dropout_prob (`float`, *optional*, defaults to 0.0):
             Probability, in training mode only, of replacing a sequence's class token by the null token, so that one
-            model learns the conditional and the unconditional distributions (needed for classifier-free guidance).
-            The paper does not use guidance; 0.1 is the value of DiT and LlamaGen.
+            model learns the conditional and the unconditional distributions. 0 is the paper, which uses no guidance;
+            classifier-free guidance needs it above 0 (DiT and LlamaGen use 0.1).
         use_cache (`bool`, *optional*, defaults to `True`):
             Whether the model returns the key/value cache for incremental decoding.
 
@@ -100,7 +100,7 @@ class VimConfig(PreTrainedConfig):
     attention_bias: bool = True
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
-    class_dropout_prob: float | int = 0.1
+    class_dropout_prob: float | int = 0.0
     use_cache: bool = True
 
     def __post_init__(self, **kwargs):

@@ -359,6 +359,9 @@ class VitVqganVectorQuantizer(nn.Module):
             image_tokens = image_tokens.reshape(latents.shape[:-1])
             codes = F.embedding(image_tokens, codebook)
 
+            # Eq. 1 with means over tokens and code dimensions (taming-transformers' and enhancing-transformers'
+            # reduction): the paper's squared norms divided by `codebook_dim`, which sets the scale against the
+            # pixel losses that the weights of the reference implementations were tuned with.
             codebook_loss = F.mse_loss(codes, latents.detach())
             commitment_loss = F.mse_loss(latents, codes.detach())
             vq_loss = codebook_loss + self.commitment_cost * commitment_loss

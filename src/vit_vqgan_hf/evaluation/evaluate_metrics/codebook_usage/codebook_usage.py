@@ -1,5 +1,5 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""`evaluate` module: codebook usage of an image tokenizer by the protocol of Yu et al. 2022 (ViT-VQGAN, Sec. 3.2)."""
+"""`evaluate` module: codebook usage of an image tokenizer by the protocol of Yu et al. 2022 (ViT-VQGAN, Table 4 caption)."""
 
 import datasets
 import evaluate
