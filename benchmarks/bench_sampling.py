@@ -129,6 +129,7 @@ def build_pipeline(args, grid: int, device: str) -> VimPipeline:
             num_hidden_layers=args.num_layers,
             num_attention_heads=args.num_heads,
             intermediate_size=args.intermediate_size,
+            class_dropout_prob=0.1,  # random weights either way; this lets the pipeline run guidance
         )
     )
     # The tokenizer only has to match the codebook and the grid: "tokens" output never decodes.

@@ -3,12 +3,18 @@
 saved reference statistics, with the protocol (sample count, class balance, seeds, sampling settings, feature network
 and reference checksums) recorded in the results.
 
-Samples come from a VIM pipeline (class-balanced, `--images_per_class` per class, seeded per batch), a folder of
-images or an `.npz` (`arr_0`, uint8 NHWC, as written by examples/sample.py):
+Samples come from a VIM pipeline (class-balanced, `--images_per_class` per class, seeded per sample; optionally the
+best `--images_per_class` of `ceil(images_per_class / --acceptance_rate)` candidates per class by a `--classifier`), a
+folder of images or an `.npz` (`arr_0`, uint8 NHWC, as written by examples/sample.py):
 
     accelerate launch examples/evaluate_generation.py --pipeline outputs/vim --images_per_class 50 \\
         --reference_stats outputs/imagenet_train_stats.npz \\
         --inception_model path/to/pt_inception-2015-12-05-6726825d.pth --output_dir outputs/eval_vim
+
+    # classifier rejection sampling, the paper's Table 6 row at acceptance rate 0.5 (an ImageNet ResNet-101)
+    accelerate launch examples/evaluate_generation.py --pipeline outputs/vim --images_per_class 50 \\
+        --acceptance_rate 0.5 --classifier microsoft/resnet-101 --reference_stats outputs/imagenet_train_stats.npz \\
+        --inception_model path/to/pt_inception-2015-12-05-6726825d.pth --output_dir outputs/eval_vim_rejection
 
     # reference statistics, once: features of a reference image set, saved for reuse
     accelerate launch examples/evaluate_generation.py --samples samples.npz --reference path/to/train_images \\
@@ -33,9 +39,13 @@ from vit_vqgan_hf.evaluation import (
     GenerationEvaluator,
     ReferenceStatistics,
     build_results,
+    check_classifier_labels,
     class_balance,
+    classes_per_call,
     describe_feature_network,
     load_fid_inception,
+    load_image_classifier,
+    num_rejection_candidates,
     open_image_set,
     resize_description,
     save_results,
@@ -108,6 +118,19 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (the paper: 1.0).")
     parser.add_argument("--top_k", type=int, default=None, help="Top-k sampling (the paper: none).")
     parser.add_argument("--guidance_scale", type=float, default=None, help="Classifier-free guidance scale, if any.")
+    parser.add_argument(
+        "--acceptance_rate",
+        type=float,
+        default=None,
+        help="Classifier rejection sampling with --pipeline (the paper's Table 6: 0.5): keep the --images_per_class "
+        "best of ceil(images_per_class / rate) candidates per class by --classifier; 1.0 or none keeps every sample.",
+    )
+    parser.add_argument(
+        "--classifier",
+        default=None,
+        help="Image-classification model of --acceptance_rate (a transformers folder with its image processor, or a "
+        "Hub id, e.g. microsoft/resnet-101 for ImageNet); its labels must be the VIM's classes, in order.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Base seed of sampling, KID subsets and the IS shuffle.")
     parser.add_argument(
         "--metrics", nargs="+", choices=METRICS, default=list(METRICS), help="Metrics to compute (default: all)."
@@ -156,10 +179,37 @@ def check_args(args):
             f"--dataloader_num_workers must be at least 0 (0: load in the main process), got "
             f"{args.dataloader_num_workers}."
         )
+    check_rejection_args(args)
     if args.save_reference_stats is not None and args.reference is None:
         raise ValueError(
             "--save_reference_stats saves the statistics of --reference images; with --reference_stats there is "
             "nothing to compute. Pass --reference, or leave out --save_reference_stats."
+        )
+
+
+def check_rejection_args(args):
+    """The rejection-sampling flags: a rate in (0, 1], a classifier exactly when it rejects, class-conditional samples."""
+    rate = args.acceptance_rate
+    if rate is None and args.classifier is not None:
+        raise ValueError("--classifier ranks the candidates of rejection sampling: pass --acceptance_rate as well.")
+    if rate is None:
+        return
+    if not 0 < rate <= 1:
+        raise ValueError(f"--acceptance_rate must lie in (0, 1] when given, got {rate}.")
+    if args.pipeline is None:
+        raise ValueError(
+            "--acceptance_rate samples from --pipeline; samples from --samples were selected when they were made "
+            "(examples/sample.py --acceptance_rate records its rate in sample_settings.json)."
+        )
+    if rate < 1 and args.classifier is None:
+        raise ValueError(
+            f"--acceptance_rate {rate} keeps the samples a classifier ranks highest: pass --classifier (e.g. "
+            "microsoft/resnet-101 for ImageNet)."
+        )
+    if rate < 1 and args.unconditional:
+        raise ValueError(
+            f"--acceptance_rate {rate} ranks each sample by the probability of its class: it does not go with "
+            "--unconditional."
         )
 
 
@@ -239,45 +289,85 @@ def sampling_plan(args, pipeline) -> tuple[list[int], dict]:
         "top_p": None,
         "guidance_scale": args.guidance_scale,
         "batch_size": args.batch_size,
+        "acceptance_rate": args.acceptance_rate or 1.0,
         "rejection_sampling": "none (acceptance rate 1.0)",
     }
     return labels, settings
 
 
+def load_classifier(args, pipeline, accelerator, settings: dict):
+    """The classifier of rejection sampling (None without it), checked against the VIM and recorded in `settings`."""
+    if args.acceptance_rate is None or args.acceptance_rate == 1:
+        return None
+    classifier = load_image_classifier(args.classifier).to(accelerator.device)
+    check_classifier_labels(classifier, pipeline.transformer.config.num_classes)
+    settings["rejection_sampling"] = {
+        "candidates_per_class": num_rejection_candidates(args.images_per_class, args.acceptance_rate),
+        "kept": "the images_per_class candidates of each class with the highest classifier probability of the class",
+        "classifier": classifier.describe(),
+    }
+    return classifier
+
+
+def sampling_jobs(args, labels: list[int], conditional: bool, classifier) -> list[tuple[list[int], range, dict]]:
+    """
+    The pipeline calls, in sample order: the labels of the samples each returns, the seed offsets of its generators
+    (one per sampled image) and its arguments. With rejection a call holds whole classes, whose candidates it ranks.
+    """
+    if classifier is None:
+        jobs = []
+        for start in range(0, len(labels), args.batch_size):
+            batch = labels[start : start + args.batch_size]
+            request = {"class_labels": batch if conditional else None}
+            if not conditional:
+                request["num_images_per_label"] = len(batch)
+            jobs.append((batch, range(start, start + len(batch)), request))
+        return jobs
+    num_candidates = num_rejection_candidates(args.images_per_class, args.acceptance_rate)
+    class_ids = labels[:: args.images_per_class]
+    per_call = classes_per_call(num_candidates, args.batch_size)
+    jobs = []
+    for start in range(0, len(class_ids), per_call):
+        call = class_ids[start : start + per_call]
+        request = {"class_labels": call, "num_images_per_label": args.images_per_class, "classifier": classifier}
+        request.update(acceptance_rate=args.acceptance_rate, max_batch_size=args.batch_size)
+        # Candidate i of the class-ordered candidate list draws seed + i: without rejection, the samples' own rule.
+        seeds = range(start * num_candidates, (start + len(call)) * num_candidates)
+        jobs.append(([class_id for class_id in call for _ in range(args.images_per_class)], seeds, request))
+    return jobs
+
+
 def sample_from_pipeline(args, evaluator, accelerator):
-    """Sample batches round-robin over processes; sample i draws from its own generator seeded `seed + i`."""
+    """Sample calls round-robin over processes; sampled image i draws from its own generator seeded `seed + i`."""
     from vit_vqgan_hf import VimPipeline
     from vit_vqgan_hf.hub import load_pretrained
 
     pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline).to(accelerator.device)
     pipeline.set_progress_bar_config(disable=True)
     labels, settings = sampling_plan(args, pipeline)
+    classifier = load_classifier(args, pipeline, accelerator, settings)
+    jobs = sampling_jobs(args, labels, settings["conditional"], classifier)
     options = {"temperature": args.temperature, "top_k": args.top_k, "guidance_scale": args.guidance_scale or 1.0}
-    num_batches = math.ceil(len(labels) / args.batch_size)
-    # Every process takes part in every gather, also in the last round where some have no batch left.
-    for round_index in range(math.ceil(num_batches / accelerator.num_processes)):
-        batch_index = round_index * accelerator.num_processes + accelerator.process_index
-        start = batch_index * args.batch_size
-        batch_labels = labels[start : start + args.batch_size]
+    # Every process takes part in every gather, also in the last round where some have no call left.
+    for round_index in range(math.ceil(len(jobs) / accelerator.num_processes)):
+        job_index = round_index * accelerator.num_processes + accelerator.process_index
+        batch_labels, seeds, request = jobs[job_index] if job_index < len(jobs) else ([], range(0), {})
         images = torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
         if batch_labels:
-            # One generator per sample: a sample does not depend on the batch size or the number of processes.
-            generators = [
-                torch.Generator(device=accelerator.device).manual_seed(args.seed + index)
-                for index in range(start, start + len(batch_labels))
-            ]
-            if settings["conditional"]:
-                request = {"class_labels": batch_labels}
-            else:
-                request = {"class_labels": None, "num_images_per_label": len(batch_labels)}
+            # One generator per sampled image: a sample does not depend on the batch size or the number of processes.
+            generators = [torch.Generator(device=accelerator.device).manual_seed(args.seed + i) for i in seeds]
             output = pipeline(**request, generator=generators, output_type="pt", **options)
             images = _pipeline_images_to_uint8(output.images)
         evaluator.update(
             images.to(accelerator.device), torch.tensor(batch_labels, dtype=torch.long), variable_batch_sizes=True
         )
+    sampled = "sample i of the class-ordered plan"
+    if classifier is not None:
+        per_class = settings["rejection_sampling"]["candidates_per_class"]
+        sampled = f"candidate i of the class-ordered candidates ({per_class} per class)"
     seeds = {
         "seed": args.seed,
-        "sampling": f"sample i of the class-ordered plan draws from torch.Generator(device).manual_seed({args.seed} + i)",
+        "sampling": f"{sampled} draws from torch.Generator(device).manual_seed({args.seed} + i)",
         "kid_subsets_and_inception_score_shuffle": args.seed,
     }
     size = pipeline.vqgan.config.image_size

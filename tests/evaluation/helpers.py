@@ -1,4 +1,5 @@
-"""Helpers of the evaluation tests: a small random feature network, pytorch-fid names, image folders."""
+"""Helpers of the evaluation tests: a small random feature network, pytorch-fid names, image folders, a tiny image
+classifier."""
 
 import re
 
@@ -6,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from transformers import ConvNextImageProcessorPil, ResNetConfig, ResNetForImageClassification
 
 
 class TinyFeatureNetwork(nn.Module):
@@ -43,3 +45,19 @@ def write_image_folder(root, sizes_per_class, seed=0):
         for index, (width, height) in enumerate(sizes):
             Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{index}.png")
     return root
+
+
+# Classifier rejection sampling: a tiny ResNet and an image processor saved like microsoft/resnet-101's (ConvNeXT's
+# processor: shorter side to int(shortest_edge / crop_pct), central crop of shortest_edge), with a distinct mean/std.
+CLASSIFIER_PROCESSOR = {"size": {"shortest_edge": 12}, "crop_pct": 0.875, "image_std": [0.2, 0.25, 0.3]}
+CLASSIFIER_PROCESSOR["image_mean"] = [0.4, 0.5, 0.6]
+
+
+def save_tiny_classifier(folder, num_labels=3, image_processor=None):
+    """A random ResNet classifier of `num_labels` labels with its image processor in `folder`."""
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
+    config.num_labels = num_labels
+    ResNetForImageClassification(config).save_pretrained(folder)
+    (image_processor or ConvNextImageProcessorPil(**CLASSIFIER_PROCESSOR)).save_pretrained(folder)
+    return folder

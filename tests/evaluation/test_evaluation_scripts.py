@@ -16,10 +16,14 @@ from accelerate.state import AcceleratorState
 from safetensors.torch import save_file
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.evaluation import PROTOCOL_FIELDS, ReferenceStatistics, results_to_model_index
+from vit_vqgan_hf.evaluation import (
+    PROTOCOL_FIELDS,
+    ReferenceStatistics,
+    results_to_model_index,
+)
 from vit_vqgan_hf.training import LpipsVgg16
 
-from .helpers import TinyFeatureNetwork, write_image_folder
+from .helpers import TinyFeatureNetwork, save_tiny_classifier, write_image_folder
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -273,12 +277,23 @@ GENERATION_ARGV = ["--pipeline=p", "--reference=r", "--inception_model=i", "--ou
         ("evaluate_generation", ["--unconditional", "--guidance_scale=2"], "--guidance_scale"),
         ("evaluate_generation", ["--class_ids", "0", "-1"], "--class_ids"),
         ("evaluate_generation", ["--dataloader_num_workers=-1"], "--dataloader_num_workers"),
+        ("evaluate_generation", ["--acceptance_rate=0"], "--acceptance_rate must lie in"),
+        ("evaluate_generation", ["--acceptance_rate=1.5"], "--acceptance_rate must lie in"),
+        ("evaluate_generation", ["--acceptance_rate=0.5"], "pass --classifier"),
+        ("evaluate_generation", ["--classifier=c"], "pass --acceptance_rate"),
+        ("evaluate_generation", ["--unconditional", "--acceptance_rate=0.5", "--classifier=c"], "--unconditional"),
     ],
 )
 def test_invalid_values_are_refused_before_loading(name, argv, flag):
     base = TOKENIZER_ARGV if name == "evaluate_tokenizer" else GENERATION_ARGV
     with pytest.raises(ValueError, match=flag):
         load_script(name).parse_args([*base, *argv])
+
+
+def test_rejection_sampling_needs_a_pipeline():
+    argv = ["--samples=s.npz", "--reference=r", "--inception_model=i", "--output_dir=o", "--acceptance_rate=0.5"]
+    with pytest.raises(ValueError, match="--acceptance_rate samples from --pipeline"):
+        load_script("evaluate_generation").parse_args([*argv, "--classifier=c"])
 
 
 def test_reference_stats_are_saved_from_reference_images_only():
@@ -315,3 +330,39 @@ def test_save_reference_stats_that_cannot_be_written_fails_before_loading(
     argv += [f"--save_reference_stats={tmp_path / stats}", f"--output_dir={tmp_path / 'out'}"]
     with pytest.raises(ValueError, match=message):
         run_in_this_process("evaluate_generation", argv)
+
+
+def test_generation_evaluation_with_rejection_sampling(tmp_path, fresh_accelerate_state):
+    make_pipeline(tmp_path / "vim")
+    classifier = save_tiny_classifier(tmp_path / "classifier", num_labels=3)
+    write_image_folder(tmp_path / "reference", {"a": [(16, 16)] * 4})
+    argv = [f"--pipeline={tmp_path / 'vim'}", "--images_per_class=2", "--acceptance_rate=0.5", "--seed=3"]
+    argv += [f"--classifier={classifier}", f"--reference={tmp_path / 'reference'}", "--inception_model=unused"]
+    argv += ["--metrics", "fid", "inception_score"]
+    # 4 candidates per class: one class per call in batches of 4, three classes in one call in batches of 3.
+    for batch_size in (4, 3):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        run_in_this_process(
+            "evaluate_generation",
+            [*argv, f"--batch_size={batch_size}", f"--output_dir={tmp_path / str(batch_size)}"],
+            feature_network=TinyFeatureNetwork(),
+        )
+    results = json.loads((tmp_path / "4" / "results.json").read_text())
+    protocol = results["protocol"]
+    assert protocol["class_balance"]["images_per_class"] == {"0": 2, "1": 2, "2": 2}
+    assert protocol["sampling"]["acceptance_rate"] == 0.5
+    rejection = protocol["sampling"]["rejection_sampling"]
+    assert rejection["candidates_per_class"] == 4 and rejection["classifier"]["name_or_path"] == str(classifier)
+    assert "candidate i of the class-ordered candidates (4 per class)" in protocol["seeds"]["sampling"]
+    # The calls' composition does not change the kept samples.
+    other = json.loads((tmp_path / "3" / "results.json").read_text())
+    assert_same_metrics(results["metrics"], other["metrics"])
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    four_labels = save_tiny_classifier(tmp_path / "four_labels", num_labels=4)
+    with pytest.raises(ValueError, match="has 4 labels, but the VIM's transformer has 3 classes"):
+        run_in_this_process(
+            "evaluate_generation",
+            [*argv, f"--classifier={four_labels}", f"--output_dir={tmp_path / 'mismatch'}"],
+            feature_network=TinyFeatureNetwork(),
+        )

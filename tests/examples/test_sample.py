@@ -1,4 +1,4 @@
-"""End-to-end tests of examples/sample.py on a tiny saved pipeline, run as subprocesses (offline, CPU)."""
+"""End-to-end tests of examples/sample.py on a tiny saved pipeline, as subprocesses or in this process (offline, CPU)."""
 
 import importlib.util
 import json
@@ -7,13 +7,19 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 
-from ..pipelines.vim.test_pipeline_vim import make_pipeline, make_transformer
+from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.evaluation import load_image_classifier
+
+from ..evaluation.helpers import save_tiny_classifier
+from ..pipelines.vim.test_pipeline_vim import NUM_CLASSES, make_pipeline, make_transformer
 
 
 SCRIPT = Path(__file__).parents[2] / "examples" / "sample.py"
@@ -131,6 +137,11 @@ def test_settings_and_seeds(tmp_path):
         (["--top_p", "0"], "--top_p"),
         (["--top_p", "1.5"], "--top_p"),
         (["--seed", "-1"], "--seed"),
+        (["--acceptance_rate", "0"], "--acceptance_rate must lie in"),
+        (["--acceptance_rate", "1.5"], "--acceptance_rate must lie in"),
+        (["--acceptance_rate", "0.5"], "pass --classifier"),
+        (["--classifier", "c"], "pass --acceptance_rate"),
+        (["--unconditional", "--acceptance_rate", "0.5", "--classifier", "c"], "--unconditional"),
     ],
 )
 def test_invalid_sampling_settings_are_refused_before_loading(arguments, flag):
@@ -177,3 +188,113 @@ def test_processes_that_form_no_group_are_refused_before_loading(tmp_path):
     assert "`accelerate launch` started 2 processes, but each set up a run of 1" in result.stderr
     assert "ACCELERATE_USE_CPU=true" in result.stderr
     assert "is no local file or folder" not in result.stderr  # the missing pipeline was never looked up
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    return save_tiny_classifier(tmp_path_factory.mktemp("classifier"), num_labels=NUM_CLASSES)
+
+
+def run_in_this_process(arguments):
+    script = load_script()
+    try:
+        script.main(script.parse_args(arguments))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def png_scores(folder):
+    return {path.name: float(PIL.Image.open(path).info["classifier_score"]) for path in sorted(folder.glob("*.png"))}
+
+
+def test_rejection_sampling_keeps_the_best_candidates_of_a_run_without_it(pipeline_dir, classifier_dir, tmp_path):
+    common = ["--pipeline", str(pipeline_dir), "--class_ids", "0", "2", "--seed", "5"]
+    run_in_this_process([*common, "--num_images_per_class", "4", "--no_npz", "--output_dir", str(tmp_path / "plain")])
+    rejection = ["--num_images_per_class", "2", "--acceptance_rate", "0.5", "--classifier", str(classifier_dir)]
+    run_in_this_process([*common, *rejection, "--batch_size", "3", "--output_dir", str(tmp_path / "kept")])
+
+    kept, plain = pixels(tmp_path / "kept"), pixels(tmp_path / "plain")
+    assert list(kept) == ["0000_00000.png", "0000_00001.png", "0002_00000.png", "0002_00001.png"]
+    np.testing.assert_array_equal(np.load(tmp_path / "kept" / "samples_4x16x16x3.npz")["arr_1"], [0, 0, 2, 2])
+    settings = json.loads((tmp_path / "kept" / "sample_settings.json").read_text())
+    assert (settings["acceptance_rate"], settings["classifier"], settings["candidates_per_class"]) == (
+        0.5,
+        str(classifier_dir),
+        4,
+    )
+    # Candidate j of a class is image j of the run without rejection: the kept images are the two of four that the
+    # classifier scores highest (on the decoded float pixels, as the pipeline does), best first, each PNG carrying its
+    # score.
+    script, classifier = load_script(), load_image_classifier(classifier_dir)
+    pipeline = VimPipeline.from_pretrained(pipeline_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    scores = png_scores(tmp_path / "kept")
+    for class_id in (0, 2):
+        generator = [torch.Generator().manual_seed(script.image_seed(5, class_id, j)) for j in range(4)]
+        candidates = pipeline(class_labels=[class_id], num_images_per_label=4, generator=generator, output_type="pt")
+        with torch.no_grad():
+            candidate_scores = classifier(candidates.images * 2 - 1).softmax(-1)[:, class_id]
+        best = candidate_scores.argsort(descending=True)[:2].tolist()
+        for index, candidate in enumerate(best):
+            name = f"{class_id:04d}_{index:05d}.png"
+            np.testing.assert_array_equal(kept[name], plain[f"{class_id:04d}_{candidate:05d}.png"])
+            assert scores[name] == pytest.approx(candidate_scores[candidate].item(), rel=1e-5)
+    recorded = json.loads((tmp_path / "kept" / "classifier_scores.json").read_text())
+    assert recorded["scores"] == scores and recorded["candidates_per_class"] == 4
+
+
+def test_rejection_sampling_is_independent_of_sharding_and_resumable(pipeline_dir, classifier_dir, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--num_images_per_class", "2", "--class_ids", "0", "1", "2"]
+    arguments += ["--acceptance_rate", "0.5", "--classifier", str(classifier_dir), "--seed", "9", "--no_npz"]
+    # Batches of 3: one call samples the 3 x 4 candidates.
+    run_in_this_process([*arguments, "--batch_size", "3", "--output_dir", str(tmp_path / "one")])
+    reference = pixels(tmp_path / "one")
+    assert len(reference) == 6
+
+    # Two processes with batches of 4 (a class per call): the calls are shared out whole, each image written once.
+    script = load_script()
+    args = script.parse_args([*arguments, "--batch_size", "4", "--output_dir", str(tmp_path / "two")])
+    pipeline = VimPipeline.from_pretrained(pipeline_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    classifier = load_image_classifier(classifier_dir)
+    plan = script.sampling_plan(args, pipeline)
+    calls = script.rejection_calls(args, plan, plan)
+    (tmp_path / "two").mkdir()
+    written = [
+        script.sample_with_rejection(
+            args,
+            pipeline,
+            classifier,
+            calls[rank::2],
+            tmp_path / "two",
+            SimpleNamespace(process_index=rank, is_local_main_process=rank == 0),
+        )
+        for rank in (0, 1)
+    ]
+    assert calls == [[0], [1], [2]] and written == [4, 2]
+    assert all(np.array_equal(pixels(tmp_path / "two")[name], image) for name, image in reference.items())
+
+    # A resumed run samples the class with a missing image again and writes that image only.
+    (tmp_path / "one" / "0001_00001.png").unlink()
+    untouched = {path.name: path.stat().st_mtime_ns for path in (tmp_path / "one").glob("*.png")}
+    run_in_this_process([*arguments, "--batch_size", "4", "--output_dir", str(tmp_path / "one")])
+    assert all(np.array_equal(pixels(tmp_path / "one")[name], image) for name, image in reference.items())
+    assert all((tmp_path / "one" / name).stat().st_mtime_ns == mtime for name, mtime in untouched.items())
+    # Another acceptance rate, or none, would mix other images into the folder.
+    for other in (["--acceptance_rate", "0.25"], ["--acceptance_rate", "1.0"]):
+        with pytest.raises(ValueError, match="records other sampling settings"):
+            run_in_this_process([*arguments, *other, "--output_dir", str(tmp_path / "one")])
+
+
+def test_rejection_sampling_refuses_other_classes_and_unconditional_pipelines(pipeline_dir, tmp_path):
+    four_labels = save_tiny_classifier(tmp_path / "four_labels", num_labels=NUM_CLASSES + 1)
+    arguments = ["--num_images_per_class", "1", "--acceptance_rate", "0.5", "--classifier", str(four_labels)]
+    arguments += ["--output_dir", str(tmp_path / "samples")]
+    with pytest.raises(ValueError, match="has 4 labels, but the VIM's transformer has 3 classes"):
+        run_in_this_process(["--pipeline", str(pipeline_dir), *arguments])
+    assert not list((tmp_path / "samples").glob("*.png"))
+
+    unconditional = tmp_path / "unconditional"
+    make_pipeline(make_transformer(num_classes=0)).save_pretrained(unconditional)
+    with pytest.raises(ValueError, match="unconditional: pass --unconditional \\(and no --acceptance_rate"):
+        run_in_this_process(["--pipeline", str(unconditional), *arguments])

@@ -8,6 +8,7 @@
 - `evaluators`: batch-by-batch accumulation across accelerate processes.
 - `image_sets`: image folders, `.npz` files and `datasets` splits as `uint8` tensors, with clear errors.
 - `results`: results files and their model-card `model-index` entries.
+- `classifier`: the image classifier of classifier rejection sampling (`--acceptance_rate`, `--classifier`).
 - `evaluate_metrics/`: `evaluate` modules (`codebook_usage`, `reconstruction`, `fid`), see [`evaluate_metric_path`].
 
 Imported by the example scripts and tests only; the models never import it.
@@ -15,6 +16,13 @@ Imported by the example scripts and tests only; the models never import it.
 
 from pathlib import Path
 
+from .classifier import (
+    ImageClassifier,
+    check_classifier_labels,
+    classes_per_call,
+    load_image_classifier,
+    num_rejection_candidates,
+)
 from .evaluators import GenerationEvaluator, TokenizerEvaluator, extract_features, to_uint8_images
 from .image_sets import (
     DatasetImageSet,
@@ -94,12 +102,15 @@ __all__ = [
     "FeatureAccumulator",
     "FidInceptionV3",
     "GenerationEvaluator",
+    "ImageClassifier",
     "ImageFolderSet",
     "NpzImageSet",
     "ReferenceStatistics",
     "TokenizerEvaluator",
     "build_results",
+    "check_classifier_labels",
     "class_balance",
+    "classes_per_call",
     "codebook_statistics",
     "describe_feature_network",
     "evaluate_metric_path",
@@ -112,9 +123,11 @@ __all__ = [
     "library_versions",
     "linear_probe_results",
     "load_fid_inception",
+    "load_image_classifier",
     "load_results",
     "manifold_precision_recall",
     "mean_and_covariance",
+    "num_rejection_candidates",
     "open_image_set",
     "per_image_psnr",
     "per_image_ssim",

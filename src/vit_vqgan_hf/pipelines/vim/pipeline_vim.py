@@ -332,6 +332,15 @@ class VimPipeline(DiffusionPipeline):
         generator_device = generator.device if generator is not None else device
         return torch.rand(shape, generator=generator, device=generator_device, dtype=torch.float32).to(device)
 
+    @staticmethod
+    def num_rejection_candidates(num_images_per_label: int, acceptance_rate: float) -> int:
+        """
+        The candidates sampled per label to keep `num_images_per_label` of them at `acceptance_rate` < 1,
+        `ceil(num_images_per_label / acceptance_rate)`; a list of `generator`s has this many per label.
+        """
+        # Rounding first keeps e.g. 3 / 0.3 = 10.000000000000002 from asking for an 11th candidate.
+        return math.ceil(round(num_images_per_label / acceptance_rate, 6))
+
     def prepare_cache(self, batch_size: int, cache_implementation: str, device: torch.device) -> Cache:
         """
         The key/value cache of one batch. `"dynamic"`: buffers sized for the whole sequence whose filled part the
@@ -559,8 +568,9 @@ class VimPipeline(DiffusionPipeline):
             )
         device = self._execution_device
         use_rejection = acceptance_rate is not None and acceptance_rate < 1
-        # Rounding first keeps e.g. 3 / 0.3 = 10.000000000000002 from asking for an 11th candidate.
-        num_candidates = math.ceil(round(num_images_per_label / acceptance_rate, 6)) if use_rejection else None
+        num_candidates = (
+            self.num_rejection_candidates(num_images_per_label, acceptance_rate) if use_rejection else None
+        )
 
         # 2. Prefix tokens and the randomness of every image
         prefix_ids = self.prepare_prefix_ids(class_labels, num_candidates or num_images_per_label, device)
