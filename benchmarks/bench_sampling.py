@@ -32,8 +32,8 @@ On a slow or loaded CPU, `--max_steps N` times only the first N of the `--num_to
 `max_new_tokens=N`); the tokens/s and ratios are then those of the first N steps, printed as such. Early steps attend
 over a shorter prefix, so they are faster than the average step of a full run, for both sides alike.
 
-Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. Targets from the
-issue: pipeline / generate >= 2.0 at every batch size, cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x.
+Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. The project's
+targets: pipeline / generate >= 2.0 at every batch size, cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x.
 """
 
 import argparse

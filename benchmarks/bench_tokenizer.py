@@ -6,8 +6,8 @@ bf16 autocast, their ratio, and the share of the machine's measured matmul peak 
 
     python benchmarks/bench_tokenizer.py [--preset ss] [--batch_size 2] [--repeats 3] [--device cpu] [--precisions fp32]
 
-Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. Targets from the
-issue: ratio >= 3.0 in both precisions, ViT at >= 70% of the measured matmul peak.
+Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. The project's
+targets: ratio >= 3.0 in both precisions, ViT at >= 70% of the measured matmul peak.
 """
 
 import argparse

@@ -18,7 +18,7 @@ The perceptual (LPIPS-VGG) term is left out: its weights are not available offli
 forward and backward more per image. `--r1` adds the R1 penalty to every timed step (the script applies it every
 `--r1_interval` steps). A preset and precision whose timed steps would take longer than `--max_seconds` at the
 measured matmul peak is skipped, with the estimate (bf16 of "ss" on CPUs without bf16 matmul kernels). Absolute
-numbers depend on the machine and its load; the issue's target is a generator step of "ss" at >= 40% of the measured
+numbers depend on the machine and its load; the project's target is a generator step of "ss" at >= 40% of the measured
 fp32 matmul peak.
 """
 

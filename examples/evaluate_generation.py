@@ -251,6 +251,7 @@ def load_reference(args, evaluator, accelerator):
         return None, None
     statistics = evaluator.reference_statistics(image_set.describe())
     description = {"kind": "images", **image_set.describe(), "saved_statistics": None}
+    description["statistics_sha256"] = statistics.statistics_sha256()
     description["features_subset"] = statistics.metadata.get("features_subset")
     if args.save_reference_stats is not None:
         file_sha256 = statistics.save(

@@ -355,7 +355,8 @@ def main(args):
     for block in blocks:
         runs[block] = probe(args, train_features[block], train_labels, eval_features[block], eval_labels, num_classes)
         per_block[block] = runs[block]["top1_accuracy"]
-        logger.info(f"block {block}: top-1 {per_block[block]:.4f} (weight decay {runs[block]['weight_decay']})")
+        name = "raw pixels" if transformer is None else f"block {block}"
+        logger.info(f"{name}: top-1 {per_block[block]:.4f} (weight decay {runs[block]['weight_decay']})")
     if transformer is None:
         features = f"raw pixels, area-downsampled to {args.raw_pixels_size}x{args.raw_pixels_size}x3, flattened"
         pooling = None
@@ -409,7 +410,8 @@ def main(args):
     title = "raw pixels" if transformer is None else ("random-init VIM" if args.random_init else "VIM")
     save_plot(output_dir / "linear_probe.png", per_block, f"Linear probe ({title})")
     best = results["details"]["reported_block"]
-    logger.info(f"Best block {best}: top-1 {per_block[best]:.4f}; results in {output_dir}.")
+    name = "Raw pixels" if transformer is None else f"Best block {best}"
+    logger.info(f"{name}: top-1 {per_block[best]:.4f}; results in {output_dir}.")
     return results
 
 

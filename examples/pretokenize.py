@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 from datasets import DatasetDict, Features, Sequence, Value
-from huggingface_hub import create_repo, upload_file
+from huggingface_hub import upload_file
 
 from vit_vqgan_hf import VitVqganModel
-from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
+from vit_vqgan_hf.hub import create_hub_repo, load_pretrained, prepare_output_dir
 from vit_vqgan_hf.training.arguments import check_device
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
@@ -204,11 +204,8 @@ def push_tokens_to_hub(args, dataset_dict: DatasetDict, description: str) -> str
     dataset repository; `train_vim.py --pretokenized_dataset REPO_ID` reads both. Rerunning an interrupted push
     skips the shards already uploaded.
     """
-    repo_id = args.hub_model_id or Path(args.output_dir).name
+    repo_id = args.hub_model_id  # created by `main` before the encoding
     logger.info(f"Pushing the tokens to the Hub dataset repository {repo_id!r}.")
-    repo_id = create_repo(
-        repo_id, repo_type="dataset", private=args.hub_private, exist_ok=True, token=args.hub_token
-    ).repo_id
     dataset_dict.push_to_hub(
         repo_id, private=args.hub_private, token=args.hub_token, commit_message="ViT-VQGAN token ids"
     )
@@ -231,6 +228,15 @@ def main(args):
     if args.output_dir is not None:
         # Before any compute: an --output_dir that cannot be a folder fails now, not at `save_to_disk`.
         prepare_output_dir(args.output_dir)
+    if args.push_to_hub:
+        # Before any compute: an unreachable Hub or a token that cannot write fails now, not after the encoding.
+        args.hub_model_id = create_hub_repo(
+            args.output_dir or ".",
+            args.hub_model_id,
+            private=args.hub_private,
+            token=args.hub_token,
+            repo_type="dataset",
+        )
     tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer).eval().requires_grad_(False)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size

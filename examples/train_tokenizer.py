@@ -61,7 +61,7 @@ from vit_vqgan_hf.training import (
     generator_loss,
     load_lpips,
 )
-from vit_vqgan_hf.training.arguments import check_launch, check_shared_training_args
+from vit_vqgan_hf.training.arguments import check_hub_repo, check_launch, check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -194,6 +194,7 @@ def parse_args(input_args=None):
     add_hub_args(parser)
 
     args = parser.parse_args(input_args)
+    args.center_crop = not args.random_crop  # the default crop, recorded as such in the model card
     check_args(args)
     return args
 
@@ -291,7 +292,7 @@ def build_models(args, config, discriminator_config):
     """Tokenizer, discriminator and, with --use_ema, the EMA of the tokenizer's weights."""
     tokenizer = VitVqganModel(config)
     if args.gradient_checkpointing:
-        tokenizer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        tokenizer.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     discriminator = VitVqganDiscriminator(discriminator_config)
     ema = EMAModel(tokenizer.parameters(), decay=args.ema_decay) if args.use_ema else None
     return tokenizer.train(), discriminator.train(), ema
@@ -539,7 +540,10 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
         card.save(os.path.join(args.output_dir, "README.md"))
         results = {**state.state_dict(), **{name: value for name, value in metrics.items() if name != "source"}}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        logger.info(f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
+        logger.info(
+            f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
+            "(once per epoch for each such file)."
+        )
     return metrics
 
 
@@ -825,6 +829,7 @@ def main(args):
             "preset (SL) fits 40-80 GB GPUs, or smaller ones with --gradient_checkpointing."
         )
     prepare_output_dir(args.output_dir)
+    check_hub_repo(args, accelerator)
     # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     args.num_processes = accelerator.num_processes

@@ -79,7 +79,7 @@ from vit_vqgan_hf.hub import (
     prepare_output_dir,
     push_folder_to_hub,
 )
-from vit_vqgan_hf.training.arguments import check_launch, check_shared_training_args
+from vit_vqgan_hf.training.arguments import check_hub_repo, check_launch, check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,
@@ -220,6 +220,7 @@ def parse_args(input_args=None):
     add_hub_args(parser)
 
     args = parser.parse_args(input_args)
+    args.center_crop = not args.random_crop  # the default crop, recorded as such in the model card
     check_args(args)
     return args
 
@@ -362,9 +363,9 @@ def build_datasets(args, accelerator, tokenizer):
         args.data_hub_id = source.get("dataset_name") or (
             None if os.path.isdir(args.pretokenized_dataset) else args.pretokenized_dataset
         )
-        args.data_description = (
-            f"{len(raw)} token sequences of {public_name(args.pretokenized_dataset)} (pretokenized; "
-            f"{metadata['preprocessing']['num_augmented_copies']} augmented copies per image)"
+        copies = metadata["preprocessing"]["num_augmented_copies"]
+        args.data_description = f"{len(raw)} token sequences pretokenized from {public_name(args.data_source)}" + (
+            f" ({copies} augmented copies per image besides the center crop)" if copies else " (center crops)"
         )
         collate_fn = partial(collate_tokens, label_column=args.label_column)
         return dataset, validation_or_none(args, validation), collate_fn, names
@@ -630,7 +631,8 @@ def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.
             elif hasattr(tracker, "log_images"):
                 tracker.log_images({"validation/samples": [grid]}, step=global_step)
         PIL.Image.fromarray(grid).save(os.path.join(args.output_dir, "validation_samples.png"))
-        logger.info(f"step {global_step}: validation samples of classes {class_ids} saved.")
+        of_classes = "" if class_ids is None else f" of classes {class_ids}"
+        logger.info(f"step {global_step}: validation samples{of_classes} saved.")
     accelerator.wait_for_everyone()
     return grid
 
@@ -702,7 +704,10 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
         save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
         results = {**state.state_dict(), **losses}
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        logger.info(f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} unreadable images skipped.")
+        logger.info(
+            f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
+            "(once per epoch for each such file)."
+        )
     accelerator.wait_for_everyone()
 
 
@@ -917,6 +922,7 @@ def main(args):
     accelerator = build_accelerator(args)
     check_launch(accelerator)
     prepare_output_dir(args.output_dir)
+    check_hub_repo(args, accelerator)
     # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
     tokenizer = load_tokenizer(args, accelerator.device)
@@ -933,7 +939,7 @@ def main(args):
     # Checked now rather than at the first validation, thousands of steps in.
     validation_class_ids(args, VimPipeline(vqgan=tokenizer, transformer=model))
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     set_seed(args.seed, device_specific=True)
     dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
     validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)

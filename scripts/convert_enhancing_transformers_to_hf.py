@@ -210,6 +210,11 @@ def check_state_dict(model: VitVqganModel, state_dict: dict[str, torch.Tensor]):
 def load_original_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Tensor]:
     """The `state_dict` of a Lightning `.ckpt` (or of a file holding the bare `state_dict`), loaded without
     unpickling arbitrary objects."""
+    if not Path(checkpoint_path).is_file():
+        raise FileNotFoundError(
+            f"{checkpoint_path} is not a file. Expected a downloaded checkpoint of thuanz123/enhancing-transformers "
+            "(e.g. imagenet_vitvq_base.ckpt, linked from its README), or a file holding its `state_dict`."
+        )
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

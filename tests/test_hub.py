@@ -2,6 +2,7 @@
 
 import argparse
 
+import huggingface_hub
 import numpy as np
 import PIL.Image
 import pytest
@@ -86,9 +87,9 @@ def test_push_folder_to_hub_creates_the_repository_and_uploads_what_prepare_list
     RecordingHfApi.calls = []
     monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
     assert hub.push_folder_to_hub(folder, private=True, token="hf_x", ignore_patterns=["samples/"]) == "someone/run"
-    (_, init), (_, create), (_, upload) = RecordingHfApi.calls
-    assert init == {"token": "hf_x"}
-    assert create == {"repo_id": "run", "private": True, "exist_ok": True}
+    (_, init), (_, create), (_, init_upload), (_, upload) = RecordingHfApi.calls
+    assert init == init_upload == {"token": "hf_x"}
+    assert create == {"repo_id": "run", "private": True, "exist_ok": True, "repo_type": "model"}
     assert upload["repo_id"] == "someone/run" and upload["folder_path"] == folder
     # `upload_folder` adds huggingface_hub's own patterns and filters the folder's files with `filter_repo_objects`.
     every_file = sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
@@ -99,7 +100,8 @@ def test_push_folder_to_hub_creates_the_repository_and_uploads_what_prepare_list
 
     RecordingHfApi.calls = []
     hub.push_folder_to_hub(folder, "me/tokenizer")
-    assert RecordingHfApi.calls[1] == ("create_repo", {"repo_id": "me/tokenizer", "private": None, "exist_ok": True})
+    expected = {"repo_id": "me/tokenizer", "private": None, "exist_ok": True, "repo_type": "model"}
+    assert RecordingHfApi.calls[1] == ("create_repo", expected)
     with pytest.raises(ValueError, match="is not a folder"):
         hub.push_folder_to_hub(folder / "missing", "me/tokenizer")
 
@@ -159,3 +161,12 @@ def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(
     pixel_values = image_processor([smooth_image(40, 70), smooth_image(90, 60)], return_tensors="pt").pixel_values
     assert pixel_values.min() >= -1 and pixel_values.max() <= 1
     assert VitVqganModel(config).encode(pixel_values).image_tokens.shape == (2, 8, 8)
+
+
+def test_create_hub_repo_says_what_to_do_when_the_hub_cannot_be_reached(tmp_path, monkeypatch):
+    # Offline mode refuses every request before it is sent, as an unreachable Hub or a bad token would fail it.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match=r"repository 'run' could not be created.*OfflineModeIsEnabled.*--hub_token"):
+        hub.create_hub_repo(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"dataset repository 'me/tokens'"):
+        hub.create_hub_repo(tmp_path / "run", "me/tokens", repo_type="dataset")

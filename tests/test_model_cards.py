@@ -287,3 +287,17 @@ def test_results_file_and_dict_give_the_same_card(tmp_path):
     from_file = create_model_card(config, results=path, repo_id="a/b")
     from_dict = create_model_card(config, results=json.loads(Path(path).read_text()), repo_id="a/b")
     assert str(from_file) == str(from_dict)
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        ({"train_data_dir": "/data/images"}, "A local image folder (`--train_data_dir`)."),
+        ({"pretokenized_dataset": "/data/tokens"}, "written by `examples/pretokenize.py` (`--pretokenized_dataset`)"),
+    ],
+)
+def test_local_training_data_is_described_by_the_flag_that_gave_it(arguments, expected):
+    card = create_model_card(
+        VimConfig.from_preset("tiny"), arguments, tokenizer_config=VitVqganConfig.from_preset("tiny")
+    )
+    assert expected in check_card(card)

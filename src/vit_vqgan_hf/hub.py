@@ -185,6 +185,12 @@ def _training_data(dataset: str | None, training_args) -> tuple[str, str]:
     if dataset:
         return f"The [`{dataset}`](https://huggingface.co/datasets/{dataset}) dataset.", f"`{dataset}`"
     if training_args is not None:
+        arguments = vars(training_args) if isinstance(training_args, argparse.Namespace) else training_args
+        if arguments.get("pretokenized_dataset"):
+            return (
+                "Token ids of a local image dataset, written by `examples/pretokenize.py` (`--pretokenized_dataset`).",
+                "the training images",
+            )
         return "A local image folder (`--train_data_dir`).", "the training images"
     return "Not recorded with this checkpoint.", "the training images"
 
@@ -578,6 +584,48 @@ def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir"
     return path
 
 
+def create_hub_repo(
+    folder: str | os.PathLike,
+    repo_id: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    repo_type: str = "model",
+) -> str:
+    """
+    Create the Hub repository that `folder` will be pushed to, or find it, so that a script with `--push_to_hub` can
+    fail at its start, not after hours of work, when the Hub is unreachable, the token cannot write or the name is
+    invalid.
+
+    Args:
+        folder (`str` or `os.PathLike`):
+            The folder that will be uploaded; its name is the default repository name.
+        repo_id (`str`, *optional*):
+            `namespace/name` or `name` (under the token's account).
+        private (`bool`, *optional*):
+            Visibility of a newly created repository (an existing one keeps its own).
+        token (`str`, *optional*):
+            Hub token; defaults to the stored login or `HF_TOKEN`.
+        repo_type (`str`, *optional*, defaults to `"model"`):
+            `"model"`, or `"dataset"` for token datasets.
+
+    Returns:
+        `str`: the repository's full id.
+
+    Raises:
+        `ValueError`: saying which repository could not be created and what to change.
+    """
+    name = repo_id or Path(folder).resolve().name
+    try:
+        return HfApi(token=token).create_repo(name, private=private, exist_ok=True, repo_type=repo_type).repo_id
+    except (OSError, ValueError) as error:  # offline mode, connection and HTTP errors, invalid names
+        raise ValueError(
+            f"--push_to_hub: the Hub {repo_type} repository {name!r} could not be created or found "
+            f"({type(error).__name__}: {error}). Log in (`hf auth login`) or pass --hub_token, check --hub_model_id "
+            "and the network, or drop --push_to_hub."
+        ) from error
+
+
 def push_folder_to_hub(
     folder: str | os.PathLike,
     repo_id: str | None = None,
@@ -614,9 +662,8 @@ def push_folder_to_hub(
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{str(folder)!r} is not a folder.")
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id or folder.resolve().name, private=private, exist_ok=True).repo_id
-    api.upload_folder(
+    repo_id = create_hub_repo(folder, repo_id, private=private, token=token)
+    HfApi(token=token).upload_folder(
         repo_id=repo_id,
         folder_path=folder,
         commit_message=commit_message,
@@ -628,6 +675,7 @@ def push_folder_to_hub(
 __all__ = [
     "UPLOAD_IGNORE_PATTERNS",
     "add_hub_args",
+    "create_hub_repo",
     "create_image_processor",
     "create_model_card",
     "load_pretrained",

@@ -190,6 +190,8 @@ def test_generation_evaluation_from_a_pipeline_on_one_and_two_processes(
     assert {"fid", "inception_score", "kid", "precision", "recall"} <= one["metrics"].keys() and not one["skipped"]
     assert_same_metrics(one["metrics"], two["metrics"])
     protocol, other = one["protocol"], two["protocol"]
+    # The reference as images and as the statistics file saved from them: one checksum of its mean and covariance.
+    assert protocol["reference"]["statistics_sha256"] == other["reference"]["statistics_sha256"]
     assert one["task"] == "class-conditional-image-generation" and set(PROTOCOL_FIELDS) <= protocol.keys()
     expected_balance = {"0": 2, "1": 2, "2": 2}
     assert (

@@ -29,6 +29,8 @@ def test_empty_and_missing_folders_raise(tmp_path):
         ImageFolderSet(tmp_path)
     with pytest.raises(FileNotFoundError, match="neither a folder of images nor an .npz"):
         open_image_set(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="samples.npz' does not exist; expected a folder of images or an .npz"):
+        open_image_set(tmp_path / "samples.npz")
 
 
 def test_mixed_sizes_need_a_resolution(tmp_path):

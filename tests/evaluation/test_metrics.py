@@ -234,6 +234,10 @@ def test_reference_statistics_round_trip_and_refuse_another_feature_network(tmp_
     checksum = statistics.save(tmp_path / "stats.npz")
     loaded = ReferenceStatistics.load(tmp_path / "stats.npz")
     assert loaded.file_sha256 == checksum and loaded.num_samples == 12
+    # The mean and covariance checksum is the same for computed and saved statistics, and changes with the images.
+    assert loaded.statistics_sha256() == statistics.statistics_sha256() == loaded.describe()["statistics_sha256"]
+    evaluator.update(images[:2], real=True)
+    assert evaluator.reference_statistics({}).statistics_sha256() != statistics.statistics_sha256()
     torch.testing.assert_close(loaded.sigma, statistics.sigma)
     values, skipped = evaluator.compute(loaded)
     assert abs(values["fid"]) < 1e-6 and values["precision"] == values["recall"] == 1.0 and not skipped

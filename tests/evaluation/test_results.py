@@ -23,7 +23,13 @@ def generation_results():
         image_size=256,
         resize="none",
         feature_network={"name": "pytorch-fid InceptionV3", "weights_sha256": "ab" * 32},
-        reference={"kind": "statistics", "path": "stats.npz", "file_sha256": "cd" * 32, "num_samples": 1281167},
+        reference={
+            "kind": "statistics",
+            "path": "stats.npz",
+            "file_sha256": "cd" * 32,
+            "statistics_sha256": "ef" * 32,
+            "num_samples": 1281167,
+        },
         seeds={"seed": 0},
         sampling={"temperature": 1.0, "top_k": None, "images_per_class": 50},
         data={"source": {"kind": "pipeline", "path": "vim"}},
@@ -54,6 +60,7 @@ def test_results_to_model_index_reads_back_as_eval_results(tmp_path):
     metrics = {metric["type"]: metric for metric in entry["metrics"]}
     assert set(metrics) == {"fid", "inception_score", "precision"}  # std into args, inf PSNR left out
     assert metrics["fid"]["args"]["reference_sha256"] == "cd" * 32
+    assert metrics["fid"]["args"]["reference_statistics_sha256"] == "ef" * 32
     assert metrics["inception_score"]["args"]["std"] == 2.0
     name, eval_results = model_index_to_eval_results(model_index)
     assert name == "vim-large" and {result.metric_type for result in eval_results} == set(metrics)

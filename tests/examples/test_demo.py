@@ -36,6 +36,9 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
             "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"
         }  # fmt: skip
         assert 0 <= metrics["generation"][sampling]["class_accuracy"] <= 1
+    # The printed accuracies say when they miss the 90% target.
+    accuracies = [metrics["generation"][sampling]["class_accuracy"] for sampling in ("paper_sampling", "guided")]
+    assert first.count("(below the target)") == sum(accuracy < 0.9 for accuracy in accuracies)
     assert metrics["reconstruction (validation split)"]["psnr"] > 0
     # Validated every step here (--validation_steps is a sixth of the run), parsed back from the stage's log.
     assert metrics["tokenizer_validation_by_step"]["1"]["codebook_usage"] > 0

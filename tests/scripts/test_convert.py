@@ -293,6 +293,13 @@ def test_command_line_writes_a_loadable_folder_with_its_card(tmp_path):
     assert AutoImageProcessor.from_pretrained(output_dir).crop_size == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
 
 
+def test_a_missing_checkpoint_says_what_to_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="imagenet_vitvq_base.ckpt is not a file.*enhancing-transformers"):
+        convert.main(
+            ["--checkpoint", str(tmp_path / "imagenet_vitvq_base.ckpt"), "--output_dir", str(tmp_path / "out")]
+        )
+
+
 def test_checkpoint_with_python_objects_is_refused(tmp_path):
     checkpoint = tmp_path / "with_objects.ckpt"
     torch.save(

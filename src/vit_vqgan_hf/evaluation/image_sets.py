@@ -430,6 +430,8 @@ def open_image_set(
         return NpzImageSet(path, resolution=resolution)
     if path.is_dir():
         return ImageFolderSet(path, resolution=resolution, skip_unreadable_images=skip_unreadable_images)
+    if not path.exists():
+        raise FileNotFoundError(f"{str(path)!r} does not exist; expected a folder of images or an .npz file.")
     raise FileNotFoundError(f"{str(path)!r} is neither a folder of images nor an .npz file.")
 
 

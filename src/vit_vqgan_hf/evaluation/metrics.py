@@ -16,6 +16,7 @@ Everything here works on features and token ids that are already gathered in dat
 numbers of one.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -755,12 +756,23 @@ class ReferenceStatistics:
                 f"{feature_network.get('num_features')} features."
             )
 
+    def statistics_sha256(self) -> str:
+        """
+        Hex sha256 of the mean and covariance (float64 bytes): the same for statistics computed from a reference
+        image set and for a statistics file saved from them, so results of both forms can be matched.
+        """
+        digest = hashlib.sha256()
+        for tensor in (self.mu, self.sigma):
+            digest.update(tensor.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
     def describe(self) -> dict:
-        """Path, checksum, sample count and provenance of the statistics, for results files."""
+        """Path, checksums, sample count and provenance of the statistics, for results files."""
         return {
             "kind": "statistics",
             "path": self.path,
             "file_sha256": self.file_sha256,
+            "statistics_sha256": self.statistics_sha256(),
             "num_samples": self.num_samples,
             "num_features_stored": 0 if self.features is None else self.features.shape[0],
             "verified_feature_network": bool(self.metadata.get("feature_network")),

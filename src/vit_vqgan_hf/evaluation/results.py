@@ -289,6 +289,7 @@ def _metric_args(name: str, results: dict) -> dict:
             source = source.get("path") or source.get("name")
         args["reference"] = reference.get("path") or source
         args["reference_sha256"] = reference.get("file_sha256")
+        args["reference_statistics_sha256"] = reference.get("statistics_sha256")
         args["reference_num_samples"] = reference.get("num_samples")
     if name == "codebook_usage":
         usage = protocol.get("codebook_usage") or {}

@@ -7,7 +7,9 @@ import logging
 import os
 
 import torch
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, broadcast_object_list
+
+from ..hub import create_hub_repo
 
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,8 @@ def check_launch(accelerator):
         raise RuntimeError(
             f"`accelerate launch` started {world_size} processes, but each set up a run of "
             f"{accelerator.num_processes} ({accelerator.distributed_type}): they would each do the whole job and write "
-            "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true and --multi_gpu (examples/README.md)."
+            "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true (and --multi_gpu, or a multi-process "
+            "accelerate config; examples/README.md)."
         )
     use_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
     if use_fsdp and accelerator.distributed_type != DistributedType.FSDP and accelerator.is_main_process:
@@ -94,9 +97,40 @@ def check_launch(accelerator):
         )
 
 
+def check_hub_repo(args: argparse.Namespace, accelerator):
+    """
+    With `--push_to_hub`, create (or find) the repository before training, on the main process, so that an unreachable
+    Hub, a token that cannot write or an invalid `--hub_model_id` fails the run at its start on every process, and
+    not when the trained model is pushed. `args.hub_model_id` becomes the repository's full id.
+
+    Args:
+        args (`argparse.Namespace`):
+            The parsed arguments of a training script (`push_to_hub`, `hub_model_id`, `hub_private`, `hub_token`,
+            `output_dir`).
+        accelerator (`accelerate.Accelerator`):
+            The script's accelerator.
+
+    Raises:
+        `ValueError`: from [`~vit_vqgan_hf.hub.create_hub_repo`], on every process.
+    """
+    if not args.push_to_hub:
+        return
+    outcome = [None, args.hub_model_id]
+    if accelerator.is_main_process:
+        try:
+            outcome[1] = create_hub_repo(
+                args.output_dir, args.hub_model_id, private=args.hub_private, token=args.hub_token
+            )
+        except ValueError as error:
+            outcome[0] = str(error)
+    message, args.hub_model_id = broadcast_object_list(outcome)
+    if message is not None:
+        raise ValueError(message)
+
+
 def _check(args: argparse.Namespace, name: str, valid: bool, expected: str):
     if not valid:
         raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}.")
 
 
-__all__ = ["check_device", "check_launch", "check_shared_training_args"]
+__all__ = ["check_device", "check_hub_repo", "check_launch", "check_shared_training_args"]

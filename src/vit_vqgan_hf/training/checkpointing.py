@@ -41,7 +41,7 @@ class TrainingState:
         batches_in_epoch (`int`, *optional*, defaults to 0):
             Micro-batches of `epoch` already consumed, per process.
         skipped_images (`int`, *optional*, defaults to 0):
-            Unreadable images skipped so far, summed over processes.
+            Reads of unreadable images skipped so far, summed over processes: a file counts once per epoch.
         nonfinite_steps (`int`, *optional*, defaults to 0):
             Optimizer steps skipped because of a non-finite loss or gradient.
         consecutive_nonfinite_steps (`int`, *optional*, defaults to 0):
