@@ -301,3 +301,13 @@ def test_local_training_data_is_described_by_the_flag_that_gave_it(arguments, ex
         VimConfig.from_preset("tiny"), arguments, tokenizer_config=VitVqganConfig.from_preset("tiny")
     )
     assert expected in check_card(card)
+
+
+@pytest.mark.parametrize(
+    "class_dropout_prob, expected",
+    [(0.0, "no label dropout (the paper), so no guidance"), (0.1, "probability 0.1 in training")],
+)
+def test_pipeline_card_says_whether_guidance_was_trained(class_dropout_prob, expected):
+    config = VimConfig.from_preset("tiny", class_dropout_prob=class_dropout_prob)
+    text = check_card(create_model_card(config, tokenizer_config=VitVqganConfig.from_preset("tiny")))
+    assert expected in text and ("classifier-free guidance (`guidance_scale`)" in text) == (class_dropout_prob > 0)

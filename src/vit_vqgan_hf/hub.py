@@ -263,6 +263,8 @@ def _pipeline_variables(config: VimConfig, tokenizer_config: VitVqganConfig) -> 
         conditioning_row = (
             f"class-conditional, {config.num_classes} classes; class token replaced by the null token with "
             f"probability {config.class_dropout_prob} in training"
+            if config.class_dropout_prob > 0
+            else f"class-conditional, {config.num_classes} classes; no label dropout (the paper), so no guidance"
         )
     else:
         conditioning = "the null token (unconditional)"
