@@ -39,12 +39,12 @@ from vit_vqgan_hf.evaluation import (
     GenerationEvaluator,
     ReferenceStatistics,
     build_results,
-    check_classifier_labels,
+    check_rejection_flags,
     class_balance,
     classes_per_call,
     describe_feature_network,
     load_fid_inception,
-    load_image_classifier,
+    load_rejection_classifier,
     num_rejection_candidates,
     open_image_set,
     resize_description,
@@ -189,28 +189,12 @@ def check_args(args):
 
 def check_rejection_args(args):
     """The rejection-sampling flags: a rate in (0, 1], a classifier exactly when it rejects, class-conditional samples."""
-    rate = args.acceptance_rate
-    if rate is None and args.classifier is not None:
-        raise ValueError("--classifier ranks the candidates of rejection sampling: pass --acceptance_rate as well.")
-    if rate is None:
-        return
-    if not 0 < rate <= 1:
-        raise ValueError(f"--acceptance_rate must lie in (0, 1] when given, got {rate}.")
-    if args.pipeline is None:
+    if args.acceptance_rate is not None and args.pipeline is None:
         raise ValueError(
             "--acceptance_rate samples from --pipeline; samples from --samples were selected when they were made "
             "(examples/sample.py --acceptance_rate records its rate in sample_settings.json)."
         )
-    if rate < 1 and args.classifier is None:
-        raise ValueError(
-            f"--acceptance_rate {rate} keeps the samples a classifier ranks highest: pass --classifier (e.g. "
-            "microsoft/resnet-101 for ImageNet)."
-        )
-    if rate < 1 and args.unconditional:
-        raise ValueError(
-            f"--acceptance_rate {rate} ranks each sample by the probability of its class: it does not go with "
-            "--unconditional."
-        )
+    check_rejection_flags(args.acceptance_rate, args.classifier, args.unconditional)
 
 
 def prepare_output_paths(args) -> None:
@@ -300,8 +284,9 @@ def load_classifier(args, pipeline, accelerator, settings: dict):
     """The classifier of rejection sampling (None without it), checked against the VIM and recorded in `settings`."""
     if args.acceptance_rate is None or args.acceptance_rate == 1:
         return None
-    classifier = load_image_classifier(args.classifier).to(accelerator.device)
-    check_classifier_labels(classifier, pipeline.transformer.config.num_classes)
+    classifier = load_rejection_classifier(
+        args.classifier, pipeline.transformer.config.num_classes, accelerator.device
+    )
     settings["rejection_sampling"] = {
         "candidates_per_class": num_rejection_candidates(args.images_per_class, args.acceptance_rate),
         "kept": "the images_per_class candidates of each class with the highest classifier probability of the class",

@@ -45,9 +45,9 @@ from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.evaluation import (
-    check_classifier_labels,
+    check_rejection_flags,
     classes_per_call,
-    load_image_classifier,
+    load_rejection_classifier,
     num_rejection_candidates,
 )
 from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
@@ -145,21 +145,7 @@ def check_args(args):
         raise ValueError(f"--top_p must lie in (0, 1] when given, got {args.top_p}.")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0 (it seeds numpy's SeedSequence), got {args.seed}.")
-    rate = args.acceptance_rate
-    if rate is not None and not 0 < rate <= 1:
-        raise ValueError(f"--acceptance_rate must lie in (0, 1] when given, got {rate}.")
-    if args.classifier is not None and rate is None:
-        raise ValueError("--classifier ranks the candidates of rejection sampling: pass --acceptance_rate as well.")
-    if uses_rejection(args) and args.classifier is None:
-        raise ValueError(
-            f"--acceptance_rate {rate} keeps the samples a classifier ranks highest: pass --classifier (e.g. "
-            "microsoft/resnet-101 for ImageNet)."
-        )
-    if uses_rejection(args) and args.unconditional:
-        raise ValueError(
-            f"--acceptance_rate {rate} ranks each sample by the probability of its class: it does not go with "
-            "--unconditional."
-        )
+    check_rejection_flags(args.acceptance_rate, args.classifier, args.unconditional)
 
 
 def uses_rejection(args) -> bool:
@@ -356,9 +342,7 @@ def load_classifier(args, pipeline: VimPipeline, accelerator: Accelerator):
         if args.classifier is not None:
             logger.info("--acceptance_rate 1.0 keeps every sample: --classifier is not used.")
         return None
-    classifier = load_image_classifier(args.classifier).to(accelerator.device)
-    check_classifier_labels(classifier, pipeline.transformer.config.num_classes)
-    return classifier
+    return load_rejection_classifier(args.classifier, pipeline.transformer.config.num_classes, accelerator.device)
 
 
 def main(args):

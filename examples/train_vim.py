@@ -579,8 +579,18 @@ def export_transformer(accelerator, model) -> VimForCausalLM | None:
 
 
 def validation_class_ids(args, pipeline: VimPipeline) -> list[int] | None:
-    """The classes of the validation grid: --validation_classes (ids or names), or the first four."""
+    """
+    The classes of the validation grid: --validation_classes (ids or names), or the first four. Also checks that the
+    grid can be sampled with --validation_guidance_scale.
+    """
     config = pipeline.transformer.config
+    if args.validation_guidance_scale > 1 and not pipeline.has_trained_null_class:
+        raise ValueError(
+            f"--validation_guidance_scale {args.validation_guidance_scale} needs a transformer trained with label "
+            "dropout: pass --class_dropout_prob 0.1 as well (the paper uses neither), or drop the flag."
+        )
+    if args.validation_guidance_scale > 1 and config.num_classes == 0:
+        raise ValueError("--validation_guidance_scale > 1 guides towards a class: it needs --conditioning class.")
     if config.num_classes == 0:
         return None
     if args.validation_classes is None:

@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, httpx
 from transformers import AutoImageProcessor
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel, hub
@@ -71,6 +71,7 @@ class RecordingHfApi:
     """Stands in for `huggingface_hub.HfApi`, recording the calls instead of sending them."""
 
     calls = []
+    role = "write"
 
     def __init__(self, token=None):
         self.calls.append(("init", {"token": token}))
@@ -78,6 +79,10 @@ class RecordingHfApi:
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
         return type("RepoUrl", (), {"repo_id": repo_id if "/" in repo_id else f"someone/{repo_id}"})()
+
+    def whoami(self):
+        self.calls.append(("whoami", {}))
+        return {"name": "someone", "auth": {"type": "access_token", "accessToken": {"role": self.role}}}
 
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs))
@@ -87,7 +92,7 @@ def test_push_folder_to_hub_creates_the_repository_and_uploads_what_prepare_list
     RecordingHfApi.calls = []
     monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
     assert hub.push_folder_to_hub(folder, private=True, token="hf_x", ignore_patterns=["samples/"]) == "someone/run"
-    (_, init), (_, create), (_, init_upload), (_, upload) = RecordingHfApi.calls
+    (_, init), (_, create), (_, _), (_, init_upload), (_, upload) = RecordingHfApi.calls
     assert init == init_upload == {"token": "hf_x"}
     assert create == {"repo_id": "run", "private": True, "exist_ok": True, "repo_type": "model"}
     assert upload["repo_id"] == "someone/run" and upload["folder_path"] == folder
@@ -145,7 +150,7 @@ def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(
     config = VitVqganConfig.from_preset("tiny")
     hub.create_image_processor(config).save_pretrained(tmp_path)
     # A stock transformers class: the folder needs neither this package nor remote code to prepare images.
-    image_processor = AutoImageProcessor.from_pretrained(tmp_path)
+    image_processor = AutoImageProcessor.from_pretrained(tmp_path, backend="pil")
     transform = ImageTransform(config.image_size)
 
     def both(image):
@@ -170,3 +175,20 @@ def test_create_hub_repo_says_what_to_do_when_the_hub_cannot_be_reached(tmp_path
         hub.create_hub_repo(tmp_path / "run")
     with pytest.raises(ValueError, match=r"dataset repository 'me/tokens'"):
         hub.create_hub_repo(tmp_path / "run", "me/tokens", repo_type="dataset")
+
+
+def test_create_hub_repo_refuses_a_read_only_token_and_explains_network_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
+    RecordingHfApi.calls = []
+    assert hub.create_hub_repo(tmp_path / "run", token="hf_x") == "someone/run"
+    monkeypatch.setattr(RecordingHfApi, "role", "read")
+    with pytest.raises(ValueError, match="token is read-only, so nothing can be uploaded to 'someone/run'"):
+        hub.create_hub_repo(tmp_path / "run")
+
+    def unreachable(self, repo_id, **kwargs):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    # The HTTP client's transport errors derive neither from OSError nor from ValueError.
+    monkeypatch.setattr(RecordingHfApi, "create_repo", unreachable)
+    with pytest.raises(ValueError, match="'me/run' could not be created or found \\(ConnectError: .*refused"):
+        hub.create_hub_repo(tmp_path / "run", "me/run")

@@ -311,3 +311,4 @@ def test_pipeline_card_says_whether_guidance_was_trained(class_dropout_prob, exp
     config = VimConfig.from_preset("tiny", class_dropout_prob=class_dropout_prob)
     text = check_card(create_model_card(config, tokenizer_config=VitVqganConfig.from_preset("tiny")))
     assert expected in text and ("classifier-free guidance (`guidance_scale`)" in text) == (class_dropout_prob > 0)
+    assert ("or the null token." in text) == (class_dropout_prob > 0)

@@ -18,7 +18,7 @@ import jinja2
 import PIL.Image
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, httpx
 from transformers import BitImageProcessorPil
 
 from .models.vim.configuration_vim import PRESETS as VIM_PRESETS
@@ -30,6 +30,10 @@ from .models.vit_vqgan.modeling_vit_vqgan import VitVqganModel
 
 
 LIBRARY_NAME = "vit-vqgan-hf"
+
+# What a Hub call raises when the Hub cannot be reached or refuses: huggingface_hub's own errors (OSError subclasses,
+# ValueError for invalid ids) and the transport errors of its HTTP client (httpx2), which derive from neither.
+HUB_ERRORS = (OSError, ValueError, httpx.HTTPError)
 PAPER_TAG = "arxiv:2110.04627"
 
 # Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files, the
@@ -254,7 +258,9 @@ def _pipeline_variables(config: VimConfig, tokenizer_config: VitVqganConfig) -> 
         paper_reference = ""
     tokenizer = _tokenizer_variables(tokenizer_config)
     if config.num_classes:
-        conditioning = f"a class token (one of {config.num_classes} classes) or the null token"
+        conditioning = f"a class token (one of {config.num_classes} classes)"
+        if config.class_dropout_prob > 0:  # otherwise the null token was never trained
+            conditioning += " or the null token"
         example_label = 207 if config.num_classes == 1000 else 0
         example_name = config.id2label.get(example_label, "")
         intended_use = "class-conditional image generation: images of chosen classes (`class_labels`)"
@@ -422,8 +428,10 @@ def create_image_processor(config: VitVqganConfig) -> BitImageProcessorPil:
     The image processor saved next to every tokenizer this package writes, so that
     `AutoImageProcessor.from_pretrained(folder)` prepares images for it without this package: transformers' stock
     `BitImageProcessor` set to the scripts' evaluation transform (shorter side resized to `config.image_size` with
-    bicubic resampling, central square crop, `pixels / 127.5 - 1`, i.e. mean = std = 0.5). It gives the same pixels
-    as `vit_vqgan_hf.training.data.resize_center_crop`, so results measured by the scripts can be reproduced with it.
+    bicubic resampling, central square crop, `pixels / 127.5 - 1`, i.e. mean = std = 0.5). Its PIL backend
+    (`AutoImageProcessor.from_pretrained(folder, backend="pil")`, the default without torchvision) gives the same
+    pixels as `vit_vqgan_hf.training.data.resize_center_crop`, so results measured by the scripts can be reproduced
+    with it; the torchvision backend resamples differently by about one level in 255.
 
     Args:
         config ([`VitVqganConfig`]):
@@ -540,7 +548,7 @@ def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | 
     """
     try:
         return loader(name_or_path, **kwargs)
-    except (OSError, ValueError) as error:  # huggingface_hub's errors derive from these
+    except HUB_ERRORS as error:
         if os.path.exists(name_or_path):
             raise
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -596,8 +604,9 @@ def create_hub_repo(
 ) -> str:
     """
     Create the Hub repository that `folder` will be pushed to, or find it, so that a script with `--push_to_hub` can
-    fail at its start, not after hours of work, when the Hub is unreachable, the token cannot write or the name is
-    invalid.
+    fail at its start, not after hours of work, when the Hub is unreachable, there is no login, the token is
+    read-only or the name is invalid. (A fine-grained token without write access to an existing repository still
+    fails only at the upload: the Hub does not say so in advance.)
 
     Args:
         folder (`str` or `os.PathLike`):
@@ -618,14 +627,23 @@ def create_hub_repo(
         `ValueError`: saying which repository could not be created and what to change.
     """
     name = repo_id or Path(folder).resolve().name
+    api = HfApi(token=token)
     try:
-        return HfApi(token=token).create_repo(name, private=private, exist_ok=True, repo_type=repo_type).repo_id
-    except (OSError, ValueError) as error:  # offline mode, connection and HTTP errors, invalid names
+        repo_id = api.create_repo(name, private=private, exist_ok=True, repo_type=repo_type).repo_id
+        # `create_repo(exist_ok=True)` succeeds for an existing repository whatever the token may do with it.
+        role = api.whoami().get("auth", {}).get("accessToken", {}).get("role")
+    except HUB_ERRORS as error:
         raise ValueError(
             f"--push_to_hub: the Hub {repo_type} repository {name!r} could not be created or found "
             f"({type(error).__name__}: {error}). Log in (`hf auth login`) or pass --hub_token, check --hub_model_id "
             "and the network, or drop --push_to_hub."
         ) from error
+    if role == "read":
+        raise ValueError(
+            f"--push_to_hub: the Hub token is read-only, so nothing can be uploaded to {repo_id!r}. Pass a token with "
+            "write access (--hub_token, or `hf auth login`), or drop --push_to_hub."
+        )
+    return repo_id
 
 
 def push_folder_to_hub(

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from transformers import (
     BitImageProcessorPil,
     ConvNextImageProcessorPil,
+    EfficientNetImageProcessorPil,
+    LevitImageProcessorPil,
     ResNetForImageClassification,
     ViTImageProcessorPil,
 )
@@ -85,6 +87,20 @@ def test_classifier_loading_and_label_errors(tmp_path):
     with pytest.raises(ValueError, match="unconditional"):
         check_classifier_labels(classifier, 0)
     check_classifier_labels(classifier, 4)
+
+
+@pytest.mark.parametrize(
+    "image_processor, message",
+    [
+        (ViTImageProcessorPil(resample=PIL.Image.Resampling.LANCZOS), "resamples with"),
+        (EfficientNetImageProcessorPil(rescale_offset=True), "does not imitate"),
+        (LevitImageProcessorPil(), "does not imitate"),
+    ],
+    ids=["lanczos", "efficientnet-offset", "levit"],
+)
+def test_processors_the_wrapper_would_imitate_wrongly_are_refused(image_processor, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        load_image_classifier(save_tiny_classifier(tmp_path / "classifier", image_processor=image_processor))
 
 
 def test_rejection_call_sizes():

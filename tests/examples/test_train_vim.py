@@ -270,6 +270,9 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
             r"--validation_classes: Unknown class name 'dgo'. Did you mean one of \['dog'\]",
         ),
         (["--validation_classes", "7"], "--validation_classes: class id 7 is out of range for 3 classes"),
+        # The paper's default, no label dropout, leaves the null token of guidance untrained.
+        (["--validation_guidance_scale", "2"], "--validation_guidance_scale 2.0 needs a transformer trained with"),
+        (["--conditioning", "unconditional", "--validation_guidance_scale", "2"], "it needs --conditioning class"),
     ],
 )
 def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data, tmp_path, extra, message):

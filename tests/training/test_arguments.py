@@ -7,6 +7,7 @@ import pytest
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
+from vit_vqgan_hf import hub
 from vit_vqgan_hf.training.arguments import check_hub_repo
 
 
@@ -30,3 +31,24 @@ def test_a_push_that_cannot_reach_the_hub_fails_before_training(accelerator, mon
     args = hub_args(push_to_hub=False)
     check_hub_repo(args, accelerator)
     assert args.hub_model_id == "me/vim"
+
+
+class HubApi:
+    """Answers like the Hub for a write token: the repository exists (or is created) under the token's account."""
+
+    def __init__(self, token=None):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id if "/" in repo_id else f"someone/{repo_id}"})()
+
+    def whoami(self):
+        return {"auth": {"accessToken": {"role": "write"}}}
+
+
+def test_the_repository_id_is_resolved_before_training(accelerator, monkeypatch):
+    monkeypatch.setattr(hub, "HfApi", HubApi)
+    args = hub_args(hub_model_id=None)
+    check_hub_repo(args, accelerator)
+    # The model card and the final push use the full id; by default the name of --output_dir.
+    assert args.hub_model_id == "someone/vim"

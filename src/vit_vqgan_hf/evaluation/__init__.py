@@ -19,8 +19,10 @@ from pathlib import Path
 from .classifier import (
     ImageClassifier,
     check_classifier_labels,
+    check_rejection_flags,
     classes_per_call,
     load_image_classifier,
+    load_rejection_classifier,
     num_rejection_candidates,
 )
 from .evaluators import GenerationEvaluator, TokenizerEvaluator, extract_features, to_uint8_images
@@ -109,6 +111,7 @@ __all__ = [
     "TokenizerEvaluator",
     "build_results",
     "check_classifier_labels",
+    "check_rejection_flags",
     "class_balance",
     "classes_per_call",
     "codebook_statistics",
@@ -124,6 +127,7 @@ __all__ = [
     "linear_probe_results",
     "load_fid_inception",
     "load_image_classifier",
+    "load_rejection_classifier",
     "load_results",
     "manifold_precision_recall",
     "mean_and_covariance",

@@ -58,7 +58,9 @@ class ImageClassifier(nn.Module):
             Where the model came from, for [`~ImageClassifier.describe`]; by default the model's `name_or_path`.
 
     Raises:
-        `ValueError`: for a processor whose resizing is not one of the above (e.g. `longest_edge` only).
+        `ValueError`: for a processor whose preprocessing is not one of the above and would be imitated wrongly: a
+        `longest_edge` size, resampling other than bilinear or bicubic, EfficientNet's `rescale_offset`, or LeViT's
+        scaled shorter side.
     """
 
     def __init__(self, model: nn.Module, image_processor, name_or_path: str | None = None):
@@ -66,6 +68,7 @@ class ImageClassifier(nn.Module):
         self.model = model
         self.name_or_path = name_or_path or getattr(model.config, "name_or_path", None)
         self.resize_to, self.crop_size = self._sizes(image_processor)
+        self._check_supported(image_processor)
         bilinear = image_processor.resample in (PILImageResampling.BILINEAR, "bilinear")
         self.interpolation = "bilinear" if bilinear else "bicubic"
         # The processor sees 8-bit values v = 255 * x for x in [0, 1] and rescales them (or not) before normalizing.
@@ -78,6 +81,23 @@ class ImageClassifier(nn.Module):
         self.register_buffer("scale", scale / std, persistent=False)
         self.register_buffer("shift", mean / std, persistent=False)
         self.eval()
+
+    @staticmethod
+    def _check_supported(image_processor):
+        name = type(image_processor).__name__
+        resample = image_processor.resample
+        if image_processor.do_resize and resample not in (
+            PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, "bilinear", "bicubic"
+        ):  # fmt: skip
+            raise ValueError(
+                f"{name} resamples with {resample!r}; the classifier wrapper does bilinear or bicubic only."
+            )
+        if getattr(image_processor, "rescale_offset", False) or name.startswith("Levit"):
+            raise ValueError(
+                f"{name} preprocesses in a way the classifier wrapper does not imitate (an offset rescale or a scaled "
+                "shorter side); use a classifier whose processor resizes by `shortest_edge` or `height`/`width`, e.g. "
+                "microsoft/resnet-101."
+            )
 
     @staticmethod
     def _sizes(image_processor) -> tuple[tuple[str, int | tuple[int, int]] | None, tuple[int, int] | None]:
@@ -186,6 +206,53 @@ def load_image_classifier(name_or_path: str | os.PathLike, **kwargs) -> ImageCla
     return ImageClassifier(model, image_processor, name_or_path=str(name_or_path))
 
 
+def check_rejection_flags(acceptance_rate: float | None, classifier: str | None, unconditional: bool) -> None:
+    """
+    The rejection-sampling flags of the sampling scripts (`--acceptance_rate`, `--classifier`, `--unconditional`),
+    checked before anything is loaded: a rate in (0, 1], a classifier exactly when the rate rejects, class-conditional
+    samples. A rate of 1 keeps every sample, so it needs no classifier.
+
+    Args:
+        acceptance_rate (`float`, *optional*):
+            `--acceptance_rate`, or `None`.
+        classifier (`str`, *optional*):
+            `--classifier`, or `None`.
+        unconditional (`bool`):
+            Whether unconditional samples are asked for.
+
+    Raises:
+        `ValueError`: naming the flag to change.
+    """
+    if acceptance_rate is None:
+        if classifier is not None:
+            raise ValueError(
+                "--classifier ranks the candidates of rejection sampling: pass --acceptance_rate as well."
+            )
+        return
+    if not 0 < acceptance_rate <= 1:
+        raise ValueError(f"--acceptance_rate must lie in (0, 1] when given, got {acceptance_rate}.")
+    if acceptance_rate < 1 and classifier is None:
+        raise ValueError(
+            f"--acceptance_rate {acceptance_rate} keeps the samples a classifier ranks highest: pass --classifier (e.g. "
+            "microsoft/resnet-101 for ImageNet)."
+        )
+    if acceptance_rate < 1 and unconditional:
+        raise ValueError(
+            f"--acceptance_rate {acceptance_rate} ranks each sample by the probability of its class: it does not go "
+            "with --unconditional."
+        )
+
+
+def load_rejection_classifier(name_or_path: str | os.PathLike, num_classes: int, device) -> ImageClassifier:
+    """
+    [`load_image_classifier`] on `device`, refused by [`check_classifier_labels`] before any sampling when it cannot
+    score the VIM's `num_classes` classes.
+    """
+    classifier = load_image_classifier(name_or_path).to(device)
+    check_classifier_labels(classifier, num_classes)
+    return classifier
+
+
 def check_classifier_labels(classifier: ImageClassifier, num_classes: int) -> None:
     """
     Refuse a classifier that cannot score the VIM's classes: rejection sampling reads class `i`'s probability from the
@@ -226,7 +293,9 @@ def classes_per_call(num_candidates: int, batch_size: int, max_batches: int = 32
 __all__ = [
     "ImageClassifier",
     "check_classifier_labels",
+    "check_rejection_flags",
     "classes_per_call",
     "load_image_classifier",
+    "load_rejection_classifier",
     "num_rejection_candidates",
 ]

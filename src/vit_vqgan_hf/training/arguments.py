@@ -121,8 +121,8 @@ def check_hub_repo(args: argparse.Namespace, accelerator):
             outcome[1] = create_hub_repo(
                 args.output_dir, args.hub_model_id, private=args.hub_private, token=args.hub_token
             )
-        except ValueError as error:
-            outcome[0] = str(error)
+        except Exception as error:  # any failure must reach the broadcast, or the other processes wait in it forever
+            outcome[0] = str(error) if isinstance(error, ValueError) else f"--push_to_hub: {error!r}"
     message, args.hub_model_id = broadcast_object_list(outcome)
     if message is not None:
         raise ValueError(message)

@@ -179,9 +179,9 @@ def resize_center_crop(
     image: PIL.Image.Image, size: int, resample: PIL.Image.Resampling = PIL.Image.Resampling.BICUBIC
 ) -> PIL.Image.Image:
     """
-    Resize the shorter side to `size` and cut the central `size x size` square (torchvision's `Resize` then
-    `CenterCrop`). The sizes and the crop offsets are those of transformers' image processors, so the processor that
-    `vit_vqgan_hf.hub.create_image_processor` saves with a tokenizer gives these pixels exactly.
+    Resize the shorter side to `size` and cut the central `size x size` square. The sizes and the crop offsets are
+    those of transformers' image processors (which floor an odd margin where torchvision rounds it), so the processor
+    that `vit_vqgan_hf.hub.create_image_processor` saves with a tokenizer gives these pixels exactly (PIL backend).
 
     Args:
         image (`PIL.Image.Image`):
