@@ -30,11 +30,11 @@ from .models.vit_vqgan.modeling_vit_vqgan import VitVqganModel
 
 
 LIBRARY_NAME = "vit-vqgan-hf"
+PAPER_TAG = "arxiv:2110.04627"
 
 # What a Hub call raises when the Hub cannot be reached or refuses: huggingface_hub's own errors (OSError subclasses,
 # ValueError for invalid ids) and the transport errors of its HTTP client (httpx2), which derive from neither.
 HUB_ERRORS = (OSError, ValueError, httpx.HTTPError)
-PAPER_TAG = "arxiv:2110.04627"
 
 # Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files, the
 # best-so-far copy of `train_vim.py --save_best_model`.
