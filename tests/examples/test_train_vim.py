@@ -281,3 +281,17 @@ def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data,
     with pytest.raises(AssertionError, match=message) as error:
         run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
     assert "Training a" not in str(error.value)
+
+
+def test_a_push_that_cannot_reach_the_hub_stops_every_process_before_training(vim_data, tmp_path):
+    # Offline, the main process cannot create the repository; the other process learns it through the broadcast and
+    # fails with the same message instead of waiting for a peer that left.
+    arguments = tiny_args(
+        vim_data, tmp_path / "vim", "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 1
+    )
+    arguments += ["--push_to_hub", "--hub_model_id", "someone/vim-test"]
+    with pytest.raises(AssertionError) as error:
+        run_example("train_vim.py", arguments, vim_data.hf_home, num_processes=2)
+    output = str(error.value)
+    assert output.count("model repository 'someone/vim-test' could not be created or found") >= 2
+    assert "Training a" not in output and not (tmp_path / "vim" / "checkpoints").exists()
