@@ -35,23 +35,25 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
+from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.cli import (
+    check_launch,
+    check_rejection_flags,
+    load_pretrained,
+    load_rejection_classifier,
+    prepare_output_dir,
+)
 from vit_vqgan_hf.evaluation import (
     GenerationEvaluator,
     ReferenceStatistics,
     build_results,
-    check_rejection_flags,
-    class_balance,
-    classes_per_call,
-    describe_feature_network,
     load_fid_inception,
-    load_rejection_classifier,
-    num_rejection_candidates,
     open_image_set,
-    resize_description,
     save_results,
 )
-from vit_vqgan_hf.hub import prepare_output_dir
-from vit_vqgan_hf.training.arguments import check_launch
+from vit_vqgan_hf.evaluation.classifier import classes_per_call
+from vit_vqgan_hf.evaluation.frechet import describe_feature_network
+from vit_vqgan_hf.evaluation.image_sets import class_balance, resize_description
 
 
 logger = get_logger(__name__)
@@ -288,7 +290,7 @@ def load_classifier(args, pipeline, accelerator, settings: dict):
         args.classifier, pipeline.transformer.config.num_classes, accelerator.device
     )
     settings["rejection_sampling"] = {
-        "candidates_per_class": num_rejection_candidates(args.images_per_class, args.acceptance_rate),
+        "candidates_per_class": VimPipeline.num_rejection_candidates(args.images_per_class, args.acceptance_rate),
         "kept": "the images_per_class candidates of each class with the highest classifier probability of the class",
         "classifier": classifier.describe(),
     }
@@ -309,7 +311,7 @@ def sampling_jobs(args, labels: list[int], conditional: bool, classifier) -> lis
                 request["num_images_per_label"] = len(batch)
             jobs.append((batch, range(start, start + len(batch)), request))
         return jobs
-    num_candidates = num_rejection_candidates(args.images_per_class, args.acceptance_rate)
+    num_candidates = VimPipeline.num_rejection_candidates(args.images_per_class, args.acceptance_rate)
     class_ids = labels[:: args.images_per_class]
     per_call = classes_per_call(num_candidates, args.batch_size)
     jobs = []
@@ -325,9 +327,6 @@ def sampling_jobs(args, labels: list[int], conditional: bool, classifier) -> lis
 
 def sample_from_pipeline(args, evaluator, accelerator):
     """Sample calls round-robin over processes; sampled image i draws from its own generator seeded `seed + i`."""
-    from vit_vqgan_hf import VimPipeline
-    from vit_vqgan_hf.hub import load_pretrained
-
     pipeline = load_pretrained(VimPipeline.from_pretrained, args.pipeline).to(accelerator.device)
     pipeline.set_progress_bar_config(disable=True)
     labels, settings = sampling_plan(args, pipeline)

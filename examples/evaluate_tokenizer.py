@@ -21,20 +21,19 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 
 from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.cli import check_launch, load_pretrained, prepare_output_dir
 from vit_vqgan_hf.evaluation import (
     USAGE_GROUP_SIZE,
     DatasetImageSet,
     ImageFolderSet,
     TokenizerEvaluator,
     build_results,
-    describe_feature_network,
     load_fid_inception,
     plot_code_usage,
     save_results,
 )
-from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
+from vit_vqgan_hf.evaluation.frechet import describe_feature_network
 from vit_vqgan_hf.training import load_lpips
-from vit_vqgan_hf.training.arguments import check_launch
 
 
 logger = get_logger(__name__)

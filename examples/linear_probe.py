@@ -41,9 +41,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.evaluation import class_balance, linear_probe_results, save_results
-from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
-from vit_vqgan_hf.training.arguments import check_device
+from vit_vqgan_hf.cli import check_device, load_pretrained, prepare_output_dir
+from vit_vqgan_hf.evaluation import save_results
+from vit_vqgan_hf.evaluation.image_sets import class_balance
+from vit_vqgan_hf.evaluation.results import linear_probe_results
 from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images, load_image_dataset
 from vit_vqgan_hf.training.tokens import vim_input_ids
 

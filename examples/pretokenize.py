@@ -32,8 +32,8 @@ from datasets import DatasetDict, Features, Sequence, Value
 from huggingface_hub import upload_file
 
 from vit_vqgan_hf import VitVqganModel
-from vit_vqgan_hf.hub import create_hub_repo, load_pretrained, prepare_output_dir
-from vit_vqgan_hf.training.arguments import check_device
+from vit_vqgan_hf.cli import check_device, load_pretrained, prepare_output_dir
+from vit_vqgan_hf.hub import create_hub_repo
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
 

@@ -44,14 +44,14 @@ from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
 from vit_vqgan_hf import VimPipeline
-from vit_vqgan_hf.evaluation import (
+from vit_vqgan_hf.cli import (
+    check_launch,
     check_rejection_flags,
-    classes_per_call,
+    load_pretrained,
     load_rejection_classifier,
-    num_rejection_candidates,
+    prepare_output_dir,
 )
-from vit_vqgan_hf.hub import load_pretrained, prepare_output_dir
-from vit_vqgan_hf.training.arguments import check_launch
+from vit_vqgan_hf.evaluation.classifier import classes_per_call
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -188,7 +188,7 @@ def sampling_settings(args) -> dict:
     settings["acceptance_rate"] = args.acceptance_rate if rejection else 1.0
     settings["classifier"] = args.classifier if rejection else None
     settings["candidates_per_class"] = (
-        num_rejection_candidates(args.num_images_per_class, args.acceptance_rate) if rejection else None
+        VimPipeline.num_rejection_candidates(args.num_images_per_class, args.acceptance_rate) if rejection else None
     )
     return settings
 
@@ -254,7 +254,7 @@ def rejection_calls(args, plan, missing) -> list[list[int]]:
     from what is missing, so that a class meets the same batches whatever the processes or the resumed state.
     """
     class_ids = list(dict.fromkeys(class_id for class_id, _ in plan))
-    num_candidates = num_rejection_candidates(args.num_images_per_class, args.acceptance_rate)
+    num_candidates = VimPipeline.num_rejection_candidates(args.num_images_per_class, args.acceptance_rate)
     size = classes_per_call(num_candidates, args.batch_size)
     calls = [class_ids[start : start + size] for start in range(0, len(class_ids), size)]
     missing_classes = {class_id for class_id, _ in missing}
@@ -263,7 +263,7 @@ def rejection_calls(args, plan, missing) -> list[list[int]]:
 
 def sample_with_rejection(args, pipeline, classifier, calls, output_dir: Path, accelerator: Accelerator) -> int:
     """Sample, rank and keep the best candidates of this process's classes, call by call; returns the PNGs written."""
-    num_candidates = num_rejection_candidates(args.num_images_per_class, args.acceptance_rate)
+    num_candidates = VimPipeline.num_rejection_candidates(args.num_images_per_class, args.acceptance_rate)
     progress = tqdm(calls, desc="sampling", unit="call", disable=not accelerator.is_local_main_process)
     written = 0
     for class_ids in progress:

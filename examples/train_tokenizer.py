@@ -44,15 +44,17 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.evaluation import build_results, save_results
-from vit_vqgan_hf.hub import (
+from vit_vqgan_hf.cli import (
     add_hub_args,
-    create_image_processor,
-    create_model_card,
+    check_hub_repo,
+    check_launch,
+    check_shared_training_args,
     load_pretrained,
     prepare_output_dir,
-    push_folder_to_hub,
 )
+from vit_vqgan_hf.evaluation import build_results, save_results
+from vit_vqgan_hf.hub import create_model_card, push_folder_to_hub
+from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training import (
     VitVqganDiscriminator,
     VitVqganDiscriminatorConfig,
@@ -61,7 +63,6 @@ from vit_vqgan_hf.training import (
     generator_loss,
     load_lpips,
 )
-from vit_vqgan_hf.training.arguments import check_hub_repo, check_launch, check_shared_training_args
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINTS_FOLDER,
     TrainingState,

@@ -42,7 +42,9 @@ from pathlib import Path
 import torch
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.hub import add_hub_args, create_image_processor, create_model_card, push_folder_to_hub
+from vit_vqgan_hf.cli import add_hub_args
+from vit_vqgan_hf.hub import create_model_card, push_folder_to_hub
+from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
 
 

@@ -9,8 +9,9 @@ import PIL.Image
 import pytest
 
 import vit_vqgan_hf
-from vit_vqgan_hf import evaluation, hub, training
-from vit_vqgan_hf.training import arguments, checkpointing, data, tokens
+from vit_vqgan_hf import cli, evaluation, hub, training, utils
+from vit_vqgan_hf.models import vit_vqgan
+from vit_vqgan_hf.training import checkpointing, data, tokens
 
 
 # `name (`type`, *optional*, defaults to X):` — an argument entry of an HF-format `Args:` section.
@@ -21,7 +22,7 @@ NO_DEFAULT = inspect.Parameter.empty
 
 def public_objects():
     # `training`'s script helpers are not re-exported by the package: their modules are listed one by one.
-    for module in (vit_vqgan_hf, training, arguments, checkpointing, data, tokens, evaluation, hub):
+    for module in (vit_vqgan_hf, vit_vqgan, training, checkpointing, data, tokens, evaluation, hub, cli, utils):
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):

@@ -16,8 +16,10 @@ from huggingface_hub import ModelCard
 
 import vit_vqgan_hf
 from vit_vqgan_hf import VimConfig, VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.evaluation import build_results, linear_probe_results, save_results
-from vit_vqgan_hf.hub import create_image_processor, create_model_card
+from vit_vqgan_hf.evaluation import build_results, save_results
+from vit_vqgan_hf.evaluation.results import linear_probe_results
+from vit_vqgan_hf.hub import create_model_card
+from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -110,7 +112,7 @@ def test_the_wheel_carries_the_templates(tmp_path):
     (wheel,) = tmp_path.glob("vit_vqgan_hf-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"vit_vqgan_hf/model_cards/{name}" for name in TEMPLATES} <= names
-    assert "vit_vqgan_hf/hub.py" in names
+    assert "vit_vqgan_hf/hub/model_cards.py" in names
 
 
 @pytest.mark.parametrize("preset", ["ss", "bb", "sl", "tiny"])

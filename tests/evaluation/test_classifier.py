@@ -15,13 +15,10 @@ from transformers import (
     ViTImageProcessorPil,
 )
 
-from vit_vqgan_hf.evaluation import (
-    ImageClassifier,
-    check_classifier_labels,
-    classes_per_call,
-    load_image_classifier,
-    num_rejection_candidates,
-)
+from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.cli import load_image_classifier
+from vit_vqgan_hf.evaluation import ImageClassifier
+from vit_vqgan_hf.evaluation.classifier import check_classifier_labels, classes_per_call
 
 from .helpers import CLASSIFIER_PROCESSOR, save_tiny_classifier
 
@@ -106,7 +103,7 @@ def test_processors_the_wrapper_would_imitate_wrongly_are_refused(image_processo
 def test_rejection_call_sizes():
     # The pipeline's rounding: 3 / 0.3 is 10 candidates, not 11.
     cases = {(3, 0.3): 10, (50, 0.5): 100, (2, 0.6): 4, (1, 1.0): 1}
-    assert {case: num_rejection_candidates(*case) for case in cases} == cases
+    assert {case: VimPipeline.num_rejection_candidates(*case) for case in cases} == cases
     # Whole classes that fill whole batches (100 candidates in batches of 16: 4 classes, 25 batches), within bounds.
     cases = {(100, 16): 4, (4, 4): 1, (4, 3): 3, (999, 16): 1, (101, 64): 20}
     assert {case: classes_per_call(*case) for case in cases} == cases

@@ -16,11 +16,8 @@ from accelerate.state import AcceleratorState
 from safetensors.torch import save_file
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.evaluation import (
-    PROTOCOL_FIELDS,
-    ReferenceStatistics,
-    results_to_model_index,
-)
+from vit_vqgan_hf.evaluation import ReferenceStatistics, results_to_model_index
+from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 from vit_vqgan_hf.training import LpipsVgg16
 
 from .helpers import TinyFeatureNetwork, save_tiny_classifier, write_image_folder

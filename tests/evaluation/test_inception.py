@@ -1,3 +1,4 @@
+import huggingface_hub
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -82,13 +83,10 @@ def test_rejects_missing_and_foreign_weights(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="pt_inception-2015-12-05-6726825d.pth"):
         load_fid_inception(tmp_path / "missing.pth")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no weight files"):
+    with pytest.raises(FileNotFoundError, match="No weight files"):
         load_fid_inception(tmp_path / "empty")
 
-    def offline_snapshot_download(*args, **kwargs):
-        raise OSError("offline")
-
-    monkeypatch.setattr(inception_module, "snapshot_download", offline_snapshot_download)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(OSError, match="downloading it from the Hugging Face Hub failed.*FID InceptionV3 weights"):
         load_fid_inception("someone/fid-inception")
 

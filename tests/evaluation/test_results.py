@@ -4,14 +4,8 @@ import pytest
 from huggingface_hub import ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from vit_vqgan_hf.evaluation import (
-    PROTOCOL_FIELDS,
-    build_results,
-    linear_probe_results,
-    load_results,
-    results_to_model_index,
-    save_results,
-)
+from vit_vqgan_hf.evaluation import build_results, load_results, results_to_model_index, save_results
+from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS, linear_probe_results
 
 
 def generation_results():

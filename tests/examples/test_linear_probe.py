@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.evaluation import PROTOCOL_FIELDS
+from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 
 from .conftest import VIM_CLASSES, load_example
 

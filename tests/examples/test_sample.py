@@ -15,7 +15,7 @@ import torch
 from accelerate.state import AcceleratorState
 
 from vit_vqgan_hf import VimPipeline
-from vit_vqgan_hf.evaluation import load_image_classifier
+from vit_vqgan_hf.cli import load_image_classifier
 
 from ..evaluation.helpers import save_tiny_classifier
 from ..pipelines.vim.test_pipeline_vim import NUM_CLASSES, make_pipeline, make_transformer

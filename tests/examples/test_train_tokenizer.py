@@ -193,7 +193,7 @@ def test_perceptual_weight_needs_a_perceptual_model(train_tokenizer_module):
         (["--lr_end", "1.0"], "--lr_end"),
         (["--random_crop_scale", "0.5", "1.5"], "--random_crop_scale"),
         (["--max_nonfinite_steps", "0"], "--max_nonfinite_steps"),
-        # Shared with train_vim.py (`vit_vqgan_hf.training.arguments`): each would otherwise train nothing, or fail
+        # Shared with train_vim.py (`vit_vqgan_hf.cli`): each would otherwise train nothing, or fail
         # inside torch with a message that names no flag.
         (["--num_train_epochs", "0"], "--num_train_epochs must be at least 1, got 0"),
         (["--learning_rate", "-1"], "--learning_rate must be positive, got -1.0"),

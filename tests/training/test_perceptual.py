@@ -1,10 +1,10 @@
+import huggingface_hub
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from vit_vqgan_hf.training import LpipsVgg16, load_lpips
-from vit_vqgan_hf.training import perceptual as perceptual_module
 
 
 # Thin VGG16 widths so that the random test networks stay tiny.
@@ -138,10 +138,7 @@ def test_loader_reports_missing_path_and_empty_folder(tmp_path):
 
 
 def test_loader_reports_an_unreachable_hub_repository(monkeypatch):
-    def offline_snapshot_download(*args, **kwargs):
-        raise OSError("offline")
-
-    # Stands in for the network, which tests must not use.
-    monkeypatch.setattr(perceptual_module, "snapshot_download", offline_snapshot_download)
+    # Offline mode refuses the download before anything is sent, as an unreachable Hub would fail it.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(OSError, match="not a local path, and downloading it from the Hugging Face Hub failed"):
         load_lpips("someone/lpips-vgg16")

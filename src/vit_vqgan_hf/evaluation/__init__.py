@@ -3,66 +3,36 @@
 
 - `inception`: the FID InceptionV3 (pytorch-fid's TensorFlow-compatible variant) in plain PyTorch, loaded from a
   file or a Hub repository.
-- `metrics`: FID, IS, KID, precision/recall, PSNR/SSIM, codebook usage by the paper's 256-image protocol,
-  reference statistics that refuse another feature network.
+- `frechet`: FID and rFID, features accumulated in dataset order, reference statistics that refuse another feature
+  network.
+- `generation_metrics`: IS, KID, precision/recall, and all generation metrics against reference statistics.
+- `reconstruction_metrics`: PSNR/SSIM and codebook usage by the paper's 256-image protocol.
+- `plots`: the codebook-usage plot.
 - `evaluators`: batch-by-batch accumulation across accelerate processes.
 - `image_sets`: image folders, `.npz` files and `datasets` splits as `uint8` tensors, with clear errors.
 - `results`: results files and their model-card `model-index` entries.
 - `classifier`: the image classifier of classifier rejection sampling (`--acceptance_rate`, `--classifier`).
 - `evaluate_metrics/`: `evaluate` modules (`codebook_usage`, `reconstruction`, `fid`), see [`evaluate_metric_path`].
 
-Imported by the example scripts and tests only; the models never import it.
+Nothing in the layers below (models, pipelines, training) imports it.
 """
 
 from pathlib import Path
 
-from .classifier import (
-    ImageClassifier,
-    check_classifier_labels,
-    check_rejection_flags,
-    classes_per_call,
-    load_image_classifier,
-    load_rejection_classifier,
-    num_rejection_candidates,
-)
-from .evaluators import GenerationEvaluator, TokenizerEvaluator, extract_features, to_uint8_images
-from .image_sets import (
-    DatasetImageSet,
-    ImageFolderSet,
-    NpzImageSet,
-    class_balance,
-    open_image_set,
-    resize_description,
-    to_uint8_tensor,
-)
-from .inception import FidInceptionV3, load_fid_inception, sha256_of_file, state_dict_sha256
-from .metrics import (
-    USAGE_GROUP_SIZE,
-    CodebookUsageAccumulator,
-    FeatureAccumulator,
-    ReferenceStatistics,
-    codebook_statistics,
-    describe_feature_network,
-    fid_from_features,
-    frechet_distance,
+from .classifier import ImageClassifier
+from .evaluators import GenerationEvaluator, TokenizerEvaluator
+from .frechet import FeatureAccumulator, ReferenceStatistics, fid_from_features, frechet_distance
+from .generation_metrics import (
     generation_metrics,
     inception_score,
     kernel_inception_distance,
     manifold_precision_recall,
-    mean_and_covariance,
-    per_image_psnr,
-    per_image_ssim,
-    plot_code_usage,
 )
-from .results import (
-    PROTOCOL_FIELDS,
-    build_results,
-    library_versions,
-    linear_probe_results,
-    load_results,
-    results_to_model_index,
-    save_results,
-)
+from .image_sets import DatasetImageSet, ImageFolderSet, NpzImageSet, open_image_set
+from .inception import FidInceptionV3, load_fid_inception
+from .plots import plot_code_usage
+from .reconstruction_metrics import USAGE_GROUP_SIZE, CodebookUsageAccumulator, per_image_psnr, per_image_ssim
+from .results import build_results, load_results, results_to_model_index, save_results
 
 
 EVALUATE_METRICS = ("codebook_usage", "reconstruction", "fid")
@@ -97,7 +67,6 @@ def evaluate_metric_path(name: str) -> str:
 
 __all__ = [
     "EVALUATE_METRICS",
-    "PROTOCOL_FIELDS",
     "USAGE_GROUP_SIZE",
     "CodebookUsageAccumulator",
     "DatasetImageSet",
@@ -110,37 +79,19 @@ __all__ = [
     "ReferenceStatistics",
     "TokenizerEvaluator",
     "build_results",
-    "check_classifier_labels",
-    "check_rejection_flags",
-    "class_balance",
-    "classes_per_call",
-    "codebook_statistics",
-    "describe_feature_network",
     "evaluate_metric_path",
-    "extract_features",
     "fid_from_features",
     "frechet_distance",
     "generation_metrics",
     "inception_score",
     "kernel_inception_distance",
-    "library_versions",
-    "linear_probe_results",
     "load_fid_inception",
-    "load_image_classifier",
-    "load_rejection_classifier",
     "load_results",
     "manifold_precision_recall",
-    "mean_and_covariance",
-    "num_rejection_candidates",
     "open_image_set",
     "per_image_psnr",
     "per_image_ssim",
     "plot_code_usage",
-    "resize_description",
     "results_to_model_index",
     "save_results",
-    "sha256_of_file",
-    "state_dict_sha256",
-    "to_uint8_images",
-    "to_uint8_tensor",
 ]

@@ -1,33 +1,18 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """The classifier of classifier rejection sampling (Yu et al. 2022, Table 6: a ResNet-101 trained on ImageNet).
 
-[`load_image_classifier`] loads any transformers image-classification model (e.g. `microsoft/resnet-101`) with the
-settings of its image processor, and [`ImageClassifier`] wraps it the way `VimPipeline(classifier=...)` calls it:
-pixel values in [-1, 1] in, logits out, resized, cropped and normalized in torch on the pixels' device (no
-torchvision, no round trip through PIL).
+[`ImageClassifier`] wraps any transformers image-classification model (e.g. `microsoft/resnet-101`, loaded from the
+command line by `vit_vqgan_hf.cli.load_image_classifier`) with the settings of its image processor, the way
+`VimPipeline(classifier=...)` calls it: pixel values in [-1, 1] in, logits out, resized, cropped and normalized in
+torch on the pixels' device (no torchvision, no round trip through PIL).
 """
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoImageProcessor, AutoModelForImageClassification
 from transformers.image_utils import PILImageResampling
-
-from ..hub import load_pretrained
-from ..pipelines.vim.pipeline_vim import VimPipeline
-
-
-# What the scripts pass as one generator per candidate must match the pipeline's count exactly.
-num_rejection_candidates = VimPipeline.num_rejection_candidates
-
-
-EXPECTED_CLASSIFIER = (
-    "a transformers image-classification model with its image processor (a `save_pretrained` folder holding "
-    "config.json, the weights and preprocessor_config.json) or a Hub id such as microsoft/resnet-101"
-)
 
 
 def _size_entry(size, key: str):
@@ -175,84 +160,6 @@ class ImageClassifier(nn.Module):
         }
 
 
-def load_image_classifier(name_or_path: str | os.PathLike, **kwargs) -> ImageClassifier:
-    r"""
-    Load a transformers image-classification model and its image processor's settings as an [`ImageClassifier`].
-
-    Args:
-        name_or_path (`str` or `os.PathLike`):
-            A `save_pretrained` folder holding the model and its `preprocessor_config.json`, or a Hub id (e.g.
-            `"microsoft/resnet-101"`, ImageNet-1k in the standard class order); offline, it must be in the cache.
-        **kwargs:
-            Passed to `AutoModelForImageClassification.from_pretrained` (e.g. `revision`).
-
-    Returns:
-        [`ImageClassifier`]: in eval mode, on the CPU.
-
-    Raises:
-        `ValueError`: when `name_or_path` is no local path and does not load from the Hub, or a folder lacks the image
-        processor.
-    """
-    model = load_pretrained(
-        AutoModelForImageClassification.from_pretrained, name_or_path, expected=EXPECTED_CLASSIFIER, **kwargs
-    )
-    try:
-        image_processor = AutoImageProcessor.from_pretrained(name_or_path, revision=kwargs.get("revision"))
-    except OSError as error:
-        raise ValueError(
-            f"The classifier {str(name_or_path)!r} has no image processor (preprocessor_config.json), whose resize, "
-            f"crop and normalization the classifier expects. Expected {EXPECTED_CLASSIFIER}."
-        ) from error
-    return ImageClassifier(model, image_processor, name_or_path=str(name_or_path))
-
-
-def check_rejection_flags(acceptance_rate: float | None, classifier: str | None, unconditional: bool) -> None:
-    """
-    The rejection-sampling flags of the sampling scripts (`--acceptance_rate`, `--classifier`, `--unconditional`),
-    checked before anything is loaded: a rate in (0, 1], a classifier exactly when the rate rejects, class-conditional
-    samples. A rate of 1 keeps every sample, so it needs no classifier.
-
-    Args:
-        acceptance_rate (`float`, *optional*):
-            `--acceptance_rate`, or `None`.
-        classifier (`str`, *optional*):
-            `--classifier`, or `None`.
-        unconditional (`bool`):
-            Whether unconditional samples are asked for.
-
-    Raises:
-        `ValueError`: naming the flag to change.
-    """
-    if acceptance_rate is None:
-        if classifier is not None:
-            raise ValueError(
-                "--classifier ranks the candidates of rejection sampling: pass --acceptance_rate as well."
-            )
-        return
-    if not 0 < acceptance_rate <= 1:
-        raise ValueError(f"--acceptance_rate must lie in (0, 1] when given, got {acceptance_rate}.")
-    if acceptance_rate < 1 and classifier is None:
-        raise ValueError(
-            f"--acceptance_rate {acceptance_rate} keeps the samples a classifier ranks highest: pass --classifier (e.g. "
-            "microsoft/resnet-101 for ImageNet)."
-        )
-    if acceptance_rate < 1 and unconditional:
-        raise ValueError(
-            f"--acceptance_rate {acceptance_rate} ranks each sample by the probability of its class: it does not go "
-            "with --unconditional."
-        )
-
-
-def load_rejection_classifier(name_or_path: str | os.PathLike, num_classes: int, device) -> ImageClassifier:
-    """
-    [`load_image_classifier`] on `device`, refused by [`check_classifier_labels`] before any sampling when it cannot
-    score the VIM's `num_classes` classes.
-    """
-    classifier = load_image_classifier(name_or_path).to(device)
-    check_classifier_labels(classifier, num_classes)
-    return classifier
-
-
 def check_classifier_labels(classifier: ImageClassifier, num_classes: int) -> None:
     """
     Refuse a classifier that cannot score the VIM's classes: rejection sampling reads class `i`'s probability from the
@@ -293,9 +200,5 @@ def classes_per_call(num_candidates: int, batch_size: int, max_batches: int = 32
 __all__ = [
     "ImageClassifier",
     "check_classifier_labels",
-    "check_rejection_flags",
     "classes_per_call",
-    "load_image_classifier",
-    "load_rejection_classifier",
-    "num_rejection_candidates",
 ]

@@ -14,20 +14,11 @@ functional forms on per-image values.
 import torch
 from torch import nn
 
-from ..training.losses import l2_loss, logit_laplace_loss
+from ..utils.pixel_losses import l2_loss, logit_laplace_loss
+from .frechet import FeatureAccumulator, ReferenceStatistics, describe_feature_network, fid_from_features
+from .generation_metrics import generation_metrics, inception_score
 from .image_sets import class_balance
-from .metrics import (
-    USAGE_GROUP_SIZE,
-    CodebookUsageAccumulator,
-    FeatureAccumulator,
-    ReferenceStatistics,
-    describe_feature_network,
-    fid_from_features,
-    generation_metrics,
-    inception_score,
-    per_image_psnr,
-    per_image_ssim,
-)
+from .reconstruction_metrics import USAGE_GROUP_SIZE, CodebookUsageAccumulator, per_image_psnr, per_image_ssim
 
 
 def to_uint8_images(pixel_values: torch.Tensor) -> torch.Tensor:

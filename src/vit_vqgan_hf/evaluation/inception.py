@@ -15,13 +15,12 @@ The layout follows pytorch-fid `src/pytorch_fid/inception.py` and torchvision `m
 import hashlib
 import os
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import snapshot_download
-from safetensors.torch import load_file
 from torch import nn
+
+from ..utils.weight_files import read_state_dict, resolve_weight_files
 
 
 FID_INCEPTION_NAME = "pytorch-fid InceptionV3 (TensorFlow inception-2015-12-05)"
@@ -34,8 +33,6 @@ PREPROCESSING = (
     "uint8 RGB / 255 (float input taken as [0, 1]), resized to 299x299 with bilinear interpolation "
     "(align_corners=False, no antialiasing) as in pytorch-fid, then scaled to [-1, 1]"
 )
-
-WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 # pytorch-fid's `fid_inception_v3()` state dict names top-level modules like torchvision (`Conv2d_1a_3x3`,
 # `Mixed_5b`); ours are the same names in lower case. pytorch-fid's `InceptionV3` wrapper stores the same modules as
@@ -386,43 +383,6 @@ def state_dict_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _resolve_weight_files(path_or_hub_id, revision: str | None) -> list[Path]:
-    path = Path(path_or_hub_id)
-    if not path.exists():
-        looks_like_hub_id = isinstance(path_or_hub_id, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_hub_id)
-        if not looks_like_hub_id:
-            raise FileNotFoundError(f"No FID Inception weights at {str(path)!r}. Expected {EXPECTED_LAYOUT}.")
-        try:
-            path = Path(
-                snapshot_download(
-                    path_or_hub_id, revision=revision, allow_patterns=[f"*{suffix}" for suffix in WEIGHT_FILE_SUFFIXES]
-                )
-            )
-        except Exception as error:  # offline, unknown repository, gated, ...: all mean "no weights here"
-            raise OSError(
-                f"{path_or_hub_id!r} is not a local path, and downloading it from the Hugging Face Hub failed "
-                f"({type(error).__name__}: {error}). Expected {EXPECTED_LAYOUT}."
-            ) from error
-    if path.is_file():
-        return [path]
-    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.endswith(WEIGHT_FILE_SUFFIXES))
-    if len(files) != 1:
-        found = "no weight files" if not files else f"several weight files ({[file.name for file in files]})"
-        raise FileNotFoundError(f"Found {found} in {str(path)!r}; expected exactly one. Expected {EXPECTED_LAYOUT}.")
-    return files
-
-
-def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
-    if file.suffix == ".safetensors":
-        return load_file(file)
-    state_dict = torch.load(file, map_location="cpu", weights_only=True)
-    if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
-        state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
-        raise ValueError(f"{str(file)!r} does not hold a flat state dict of tensors. Expected {EXPECTED_LAYOUT}.")
-    return state_dict
-
-
 def load_fid_inception(path_or_hub_id: str | os.PathLike, revision: str | None = None) -> FidInceptionV3:
     """
     Build a frozen [`FidInceptionV3`] from local weights or a Hugging Face Hub repository.
@@ -466,9 +426,9 @@ def load_fid_inception(path_or_hub_id: str | os.PathLike, revision: str | None =
     >>> inception.weights_sha256  # doctest: +SKIP
     ```
     """
-    files = _resolve_weight_files(path_or_hub_id, revision)
+    files = resolve_weight_files(path_or_hub_id, EXPECTED_LAYOUT, revision, single=True)
     state_dict = {}
-    for key, tensor in _read_state_dict(files[0]).items():
+    for key, tensor in read_state_dict(files[0], EXPECTED_LAYOUT).items():
         if _IGNORED_KEYS.search(key):
             continue
         state_dict[_canonical_key(key)] = tensor

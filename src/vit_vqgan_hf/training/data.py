@@ -181,7 +181,7 @@ def resize_center_crop(
     """
     Resize the shorter side to `size` and cut the central `size x size` square. The sizes and the crop offsets are
     those of transformers' image processors (which floor an odd margin where torchvision rounds it), so the processor
-    that `vit_vqgan_hf.hub.create_image_processor` saves with a tokenizer gives these pixels exactly (PIL backend).
+    that `vit_vqgan_hf.models.vit_vqgan.create_image_processor` saves with a tokenizer gives these pixels exactly (PIL backend).
 
     Args:
         image (`PIL.Image.Image`):

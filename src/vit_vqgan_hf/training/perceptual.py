@@ -11,12 +11,11 @@ a path or a Hub repository the user names.
 
 import os
 import re
-from pathlib import Path
 
 import torch
-from huggingface_hub import snapshot_download
-from safetensors.torch import load_file
 from torch import nn
+
+from ..utils.weight_files import read_state_dict, resolve_weight_files
 
 
 # lpips `ScalingLayer`: maps inputs in [-1, 1] to the ImageNet statistics VGG16 was trained with.
@@ -30,8 +29,6 @@ VGG16_CHANNELS = (64, 128, 256, 512, 512)
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 # The last conv of each block, whose output width is that block's width.
 VGG16_BLOCK_LAST_CONV = (2, 7, 14, 21, 28)
-
-WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 # Other names of the same tensors: the lpips package's heads (`lin{k}.model.1` behind a dropout, `lin{k}.model.0`
 # without) and the trunk inside a full `lpips.LPIPS` state dict (`net.slice{k}.{i}` keeps torchvision's index i).
@@ -131,47 +128,6 @@ class LpipsVgg16(nn.Module):
         return distance
 
 
-def _resolve_weight_files(path_or_hub_id, revision: str | None) -> list[Path]:
-    """Weight files named by a file, a list of files, a folder or a Hub repository id."""
-    if isinstance(path_or_hub_id, (list, tuple)):
-        files = [Path(path) for path in path_or_hub_id]
-        missing = [str(path) for path in files if not path.is_file()]
-        if missing:
-            raise FileNotFoundError(f"LPIPS weight files not found: {missing}. Expected {EXPECTED_LAYOUT}.")
-        return files
-    path = Path(path_or_hub_id)
-    if not path.exists():
-        looks_like_hub_id = isinstance(path_or_hub_id, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_hub_id)
-        if not looks_like_hub_id:
-            raise FileNotFoundError(f"No LPIPS weights at {str(path)!r}. Expected {EXPECTED_LAYOUT}.")
-        try:
-            path = Path(
-                snapshot_download(
-                    path_or_hub_id, revision=revision, allow_patterns=[f"*{suffix}" for suffix in WEIGHT_FILE_SUFFIXES]
-                )
-            )
-        except Exception as error:  # offline, unknown repository, gated, ...: all mean "no weights here"
-            raise OSError(
-                f"{path_or_hub_id!r} is not a local path, and downloading it from the Hugging Face Hub failed "
-                f"({type(error).__name__}: {error}). Expected {EXPECTED_LAYOUT}."
-            ) from error
-    if path.is_file():
-        return [path]
-    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.endswith(WEIGHT_FILE_SUFFIXES))
-    if not files:
-        raise FileNotFoundError(f"No weight files in {str(path)!r}. Expected {EXPECTED_LAYOUT}.")
-    return files
-
-
-def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
-    if file.suffix == ".safetensors":
-        return load_file(file)
-    state_dict = torch.load(file, map_location="cpu", weights_only=True)
-    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
-        raise ValueError(f"{str(file)!r} does not hold a flat state dict of tensors.")
-    return state_dict
-
-
 def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = None) -> LpipsVgg16:
     """
     Build a frozen [`LpipsVgg16`] from local weights or a Hugging Face Hub repository.
@@ -213,8 +169,8 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
     ```
     """
     state_dict = {}
-    for file in _resolve_weight_files(path_or_hub_id, revision):
-        for key, tensor in _read_state_dict(file).items():
+    for file in resolve_weight_files(path_or_hub_id, EXPECTED_LAYOUT, revision):
+        for key, tensor in read_state_dict(file, EXPECTED_LAYOUT).items():
             if IGNORED_KEYS.match(key):
                 continue
             for pattern, replacement in KEY_ALIASES:

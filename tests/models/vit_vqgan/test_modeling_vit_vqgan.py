@@ -9,7 +9,7 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModel
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import codebook_statistics
+from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import code_counts_of, codebook_statistics
 
 
 # Deliberately odd, distinct sizes so that a swapped dimension fails loudly.
@@ -154,11 +154,12 @@ def test_straight_through_gradients_reach_the_encoder():
 
 def test_codebook_statistics_on_a_constructed_case():
     image_tokens = torch.tensor([[[0, 0], [1, 1]], [[2, 2], [3, 3]]])  # 4 of 8 codes, each used twice
-    counts, usage, perplexity = codebook_statistics(image_tokens, 8)
+    counts = code_counts_of(image_tokens, 8)
     assert counts.tolist() == [2, 2, 2, 2, 0, 0, 0, 0]
+    usage, perplexity = codebook_statistics(counts)
     assert usage.item() == 0.5
     assert perplexity.item() == pytest.approx(4.0)
-    counts, usage, perplexity = codebook_statistics(torch.zeros(1, 2, 2, dtype=torch.long), 8)
+    usage, perplexity = codebook_statistics(code_counts_of(torch.zeros(1, 2, 2, dtype=torch.long), 8))
     assert usage.item() == 1 / 8 and perplexity.item() == pytest.approx(1.0)
 
     model = make_model().eval()

@@ -1,4 +1,5 @@
 from .configuration_vit_vqgan import VitVqganConfig
+from .image_processing_vit_vqgan import create_image_processor
 from .modeling_vit_vqgan import (
     VitVqganEncoderOutput,
     VitVqganModel,
@@ -13,4 +14,5 @@ __all__ = [
     "VitVqganModel",
     "VitVqganModelOutput",
     "VitVqganPreTrainedModel",
+    "create_image_processor",
 ]

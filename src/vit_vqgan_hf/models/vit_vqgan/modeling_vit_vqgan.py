@@ -384,12 +384,24 @@ def straight_through_clamp(pixel_values: torch.Tensor) -> torch.Tensor:
     return pixel_values + (pixel_values.clamp(-1, 1) - pixel_values).detach()
 
 
-def codebook_statistics(image_tokens: torch.Tensor, codebook_size: int):
-    """Counts, used fraction and perplexity of the codes in `image_tokens`, from the indices alone."""
-    code_counts = torch.bincount(image_tokens.flatten(), minlength=codebook_size)
-    probabilities = code_counts.float() / code_counts.sum().clamp(min=1)
-    entropy = -(probabilities * probabilities.clamp(min=1e-12).log()).sum()
-    return code_counts, (code_counts > 0).float().mean(), entropy.exp()
+def code_counts_of(image_tokens: torch.Tensor, codebook_size: int) -> torch.LongTensor:
+    """How often each code occurs in `image_tokens` (any shape), `(codebook_size,)`. A scatter-add rather than
+    `torch.bincount`, which reads the largest id back to the host on CUDA."""
+    image_tokens = image_tokens.flatten()
+    counts = torch.zeros(codebook_size, dtype=torch.long, device=image_tokens.device)
+    return counts.scatter_add_(0, image_tokens, torch.ones_like(image_tokens))
+
+
+def codebook_statistics(code_counts: torch.Tensor, dtype: torch.dtype = torch.float32):
+    """
+    Fraction of the codebook used and perplexity (`exp` of the entropy of the code distribution; `codebook_size` when
+    all codes are used equally) of code counts `(codebook_size,)`, as tensors on their device. The one definition
+    behind the model's per-batch outputs, the training logs and the evaluation over whole sets.
+    """
+    counts = code_counts.to(dtype)
+    probabilities = counts / counts.sum().clamp(min=1)
+    entropy = -(probabilities * probabilities.clamp(min=torch.finfo(dtype).tiny).log()).sum()
+    return (counts > 0).to(dtype).mean(), entropy.exp()
 
 
 class VitVqganPreTrainedModel(PreTrainedModel):
@@ -518,7 +530,8 @@ class VitVqganModel(VitVqganPreTrainedModel):
         latents = self.quant_proj(self.encoder(pixel_values, interpolate_pos_encoding))
         quantized, image_tokens, vq_loss, codebook_loss, commitment_loss = self.quantizer(latents)
         image_tokens = image_tokens.reshape(-1, height, width)
-        code_counts, usage, perplexity = codebook_statistics(image_tokens, self.config.codebook_size)
+        code_counts = code_counts_of(image_tokens, self.config.codebook_size)
+        usage, perplexity = codebook_statistics(code_counts)
         quantized = quantized.reshape(-1, height, width, quantized.shape[-1]).permute(0, 3, 1, 2)
         return VitVqganEncoderOutput(
             quantized=quantized,

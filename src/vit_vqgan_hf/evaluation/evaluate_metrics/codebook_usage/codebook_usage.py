@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import torch
 
-from vit_vqgan_hf.evaluation.metrics import USAGE_GROUP_SIZE, CodebookUsageAccumulator
+from vit_vqgan_hf.evaluation.reconstruction_metrics import USAGE_GROUP_SIZE, CodebookUsageAccumulator
 
 
 _DESCRIPTION = """

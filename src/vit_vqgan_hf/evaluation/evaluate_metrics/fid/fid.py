@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from vit_vqgan_hf.evaluation.evaluators import extract_features
-from vit_vqgan_hf.evaluation.metrics import (
+from vit_vqgan_hf.evaluation.frechet import (
     FeatureAccumulator,
     ReferenceStatistics,
     describe_feature_network,

@@ -6,7 +6,7 @@ import evaluate
 import numpy as np
 import torch
 
-from vit_vqgan_hf.evaluation.metrics import per_image_psnr, per_image_ssim
+from vit_vqgan_hf.evaluation.reconstruction_metrics import per_image_psnr, per_image_ssim
 
 
 _DESCRIPTION = """

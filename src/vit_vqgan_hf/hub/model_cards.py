@@ -1,6 +1,5 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Hugging Face Hub integration: model cards filled from a training run, the `--push_to_hub` flags every script
-shares, and resumable folder uploads.
+"""Model cards filled from a training run.
 
 The card templates are `vit_vqgan_hf/model_cards/{vit-vqgan,vim}.md` (shipped with the package; the repository's
 top-level `model_cards/` links to that folder). They are Jinja templates in the form `ModelCard.from_template` of
@@ -15,32 +14,20 @@ from importlib.resources import files
 from pathlib import Path
 
 import jinja2
-import PIL.Image
 import torch
-from huggingface_hub import HfApi, ModelCard, ModelCardData
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, httpx
-from transformers import BitImageProcessorPil
+from huggingface_hub import ModelCard, ModelCardData
 
-from .models.vim.configuration_vim import PRESETS as VIM_PRESETS
-from .models.vim.configuration_vim import VimConfig
-from .models.vim.modeling_vim import VimForCausalLM
-from .models.vit_vqgan.configuration_vit_vqgan import PRESETS as VIT_VQGAN_PRESETS
-from .models.vit_vqgan.configuration_vit_vqgan import VitVqganConfig
-from .models.vit_vqgan.modeling_vit_vqgan import VitVqganModel
+from ..evaluation.results import load_results, results_to_model_index
+from ..models.vim.configuration_vim import PRESETS as VIM_PRESETS
+from ..models.vim.configuration_vim import VimConfig
+from ..models.vim.modeling_vim import VimForCausalLM
+from ..models.vit_vqgan.configuration_vit_vqgan import PRESETS as VIT_VQGAN_PRESETS
+from ..models.vit_vqgan.configuration_vit_vqgan import VitVqganConfig
+from ..models.vit_vqgan.modeling_vit_vqgan import VitVqganModel
 
 
 LIBRARY_NAME = "vit-vqgan-hf"
 PAPER_TAG = "arxiv:2110.04627"
-
-# What a Hub call raises when the Hub cannot be reached or refuses: huggingface_hub's own errors (OSError subclasses,
-# ValueError for invalid ids) and the transport errors of its HTTP client (httpx2), which derive from neither.
-HUB_ERRORS = (OSError, ValueError, httpx.HTTPError)
-
-# Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files, the
-# best-so-far copy of `train_vim.py --save_best_model`.
-UPLOAD_IGNORE_PATTERNS = [
-    "checkpoints/", "checkpoint-*/", "checkpoint_*/", "logs/", "runs/", "*.ckpt", "best_transformer/"
-]  # fmt: skip
 
 # Training arguments left out of a card: local paths and Hub settings say nothing about the model (and may be private).
 _UNRECORDED_ARGUMENTS = {
@@ -137,9 +124,6 @@ def _evaluation(results, model_name: str) -> tuple[list[dict] | None, list[tuple
     """(model-index entries, metric rows, protocol rows) of a results file of `vit_vqgan_hf.evaluation`."""
     if results is None:
         return None, [], []
-    # Imported here: the evaluation package needs the `training` extras (torchmetrics), model cards alone do not.
-    from .evaluation.results import load_results, results_to_model_index
-
     if not isinstance(results, Mapping):
         results = load_results(results)
     model_index = results_to_model_index(dict(results), model_name)
@@ -423,283 +407,4 @@ def create_model_card(
     return ModelCard(environment.from_string(template).render(card_data=card_data.to_yaml(), **variables))
 
 
-def create_image_processor(config: VitVqganConfig) -> BitImageProcessorPil:
-    """
-    The image processor saved next to every tokenizer this package writes, so that
-    `AutoImageProcessor.from_pretrained(folder)` prepares images for it without this package: transformers' stock
-    `BitImageProcessor` set to the scripts' evaluation transform (shorter side resized to `config.image_size` with
-    bicubic resampling, central square crop, `pixels / 127.5 - 1`, i.e. mean = std = 0.5). Its PIL backend
-    (`AutoImageProcessor.from_pretrained(folder, backend="pil")`, the default without torchvision) gives the same
-    pixels as `vit_vqgan_hf.training.data.resize_center_crop`, so results measured by the scripts can be reproduced
-    with it; the torchvision backend resamples differently by about one level in 255.
-
-    Args:
-        config ([`VitVqganConfig`]):
-            The tokenizer's configuration; its `image_size` and `num_channels` set the output. Images are converted to
-            RGB only for a 3-channel tokenizer (other channel counts take images of that many bands).
-
-    Returns:
-        `BitImageProcessorPil`, the PIL backend (this package needs no torchvision); it saves as `BitImageProcessor`.
-    """
-    return BitImageProcessorPil(
-        size={"shortest_edge": config.image_size},
-        crop_size={"height": config.image_size, "width": config.image_size},
-        resample=PIL.Image.Resampling.BICUBIC,
-        image_mean=[0.5] * config.num_channels,
-        image_std=[0.5] * config.num_channels,
-        do_convert_rgb=config.num_channels == 3,
-    )
-
-
-def add_hub_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """
-    Add the Hub flags every script shares: `--push_to_hub`, `--hub_model_id`, `--hub_private`, `--hub_token`.
-
-    Args:
-        parser (`argparse.ArgumentParser`):
-            The script's parser.
-
-    Returns:
-        `argparse.ArgumentParser`: the same parser.
-    """
-    group = parser.add_argument_group("Hugging Face Hub")
-    group.add_argument(
-        "--push_to_hub",
-        action="store_true",
-        help="Upload the final folder (weights, configuration, modeling code, model card) to the Hub.",
-    )
-    group.add_argument(
-        "--hub_model_id",
-        type=str,
-        default=None,
-        help="Repository to push to (`namespace/name`); defaults to the name of --output_dir under your account.",
-    )
-    group.add_argument(
-        "--hub_private", action="store_true", help="Create the repository as private if it does not exist yet."
-    )
-    group.add_argument(
-        "--hub_token",
-        type=str,
-        default=None,
-        help="Hub access token; defaults to the one stored by `hf auth login` or the HF_TOKEN variable.",
-    )
-    return parser
-
-
-def _upload_ignore_patterns(ignore_patterns: list[str] | None) -> list[str]:
-    return [*UPLOAD_IGNORE_PATTERNS, *(ignore_patterns or [])]
-
-
-def prepare_upload_folder(folder: str | os.PathLike, ignore_patterns: list[str] | None = None) -> list[str]:
-    """
-    The files [`push_folder_to_hub`] uploads from `folder` (a dry run, no network).
-
-    Args:
-        folder (`str` or `os.PathLike`):
-            Folder to upload.
-        ignore_patterns (`list[str]`, *optional*):
-            Glob patterns of further files to leave out, on top of `UPLOAD_IGNORE_PATTERNS` (training checkpoints,
-            logs, `*.ckpt`) and huggingface_hub's own (`.git`, `.cache/huggingface`).
-
-    Returns:
-        `list[str]`: paths relative to `folder`, with `/` separators, sorted.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{str(folder)!r} is not a folder.")
-    paths = sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
-    patterns = _upload_ignore_patterns(ignore_patterns) + DEFAULT_IGNORE_PATTERNS
-    return list(filter_repo_objects(paths, ignore_patterns=patterns))
-
-
-def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | None = None, **kwargs):
-    """
-    `loader(name_or_path, **kwargs)` (a `from_pretrained`, `load_dataset`, ...), with an error that says what was
-    expected when `name_or_path` is no local path and does not load as a Hub id either: a mistyped local folder
-    otherwise surfaces as a Hub connection or repository-id error.
-
-    Args:
-        loader (`Callable`):
-            The loading function, e.g. `VitVqganModel.from_pretrained` or `VimPipeline.from_pretrained`.
-        name_or_path (`str` or `os.PathLike`):
-            A local folder or file, or a Hub id.
-        expected (`str`, *optional*, defaults to `None`):
-            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id");
-            by default "a saved <class> folder or a Hub id", from the class whose `from_pretrained` is `loader`.
-        **kwargs:
-            Passed to `loader`.
-
-    Returns:
-        Whatever `loader` returns.
-
-    Raises:
-        `ValueError`: when `name_or_path` does not exist locally and loading it from the Hub (or the offline cache)
-        failed; the Hub's error is chained.
-
-    Example:
-
-    ```python
-    >>> from vit_vqgan_hf import VitVqganModel
-    >>> from vit_vqgan_hf.hub import load_pretrained
-
-    >>> load_pretrained(VitVqganModel.from_pretrained, "outputs/no-such-tokenizer")  # doctest: +SKIP
-    ValueError: 'outputs/no-such-tokenizer' is no local file or folder, and it does not load as a Hub id ...
-    ```
-    """
-    try:
-        return loader(name_or_path, **kwargs)
-    except HUB_ERRORS as error:
-        if os.path.exists(name_or_path):
-            raise
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if expected is None:
-            owner = getattr(loader, "__self__", None)
-            expected = f"a saved {owner.__name__} folder or a Hub id" if owner else "a local folder or a Hub id"
-        raise ValueError(
-            f"{str(name_or_path)!r} is no local file or folder, and it does not load as a Hub id either ({reason}). "
-            f"Expected {expected}."
-        ) from error
-
-
-def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Path:
-    """
-    Create a script's output folder (and its parents) before any compute, with an error that names the flag when the
-    path cannot be a folder: otherwise a mistyped path surfaces as a bare `FileExistsError` or `NotADirectoryError`,
-    or only when the results are saved, after the whole run.
-
-    Args:
-        output_dir (`str` or `os.PathLike`):
-            The folder to create; an existing folder is kept as it is.
-        flag (`str`, *optional*, defaults to `"--output_dir"`):
-            The command-line flag that named it, for the error message.
-
-    Returns:
-        `pathlib.Path`: the folder.
-
-    Raises:
-        `ValueError`: when the path or one of its parents is an existing file, or the folder cannot be created.
-    """
-    path = Path(output_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as error:
-        file = next((parent for parent in (path, *path.parents) if parent.exists() and not parent.is_dir()), path)
-        raise ValueError(
-            f"{flag} {str(output_dir)!r} cannot be a folder: {str(file)!r} is a file. Expected a folder path."
-        ) from error
-    except OSError as error:
-        raise ValueError(
-            f"{flag} {str(output_dir)!r} cannot be created ({error.strerror}). Expected a writable folder path."
-        ) from error
-    return path
-
-
-def create_hub_repo(
-    folder: str | os.PathLike,
-    repo_id: str | None = None,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    repo_type: str = "model",
-) -> str:
-    """
-    Create the Hub repository that `folder` will be pushed to, or find it, so that a script with `--push_to_hub` can
-    fail at its start, not after hours of work, when the Hub is unreachable, there is no login, the token is
-    read-only or the name is invalid. (A fine-grained token without write access to an existing repository still
-    fails only at the upload: the Hub does not say so in advance.)
-
-    Args:
-        folder (`str` or `os.PathLike`):
-            The folder that will be uploaded; its name is the default repository name.
-        repo_id (`str`, *optional*):
-            `namespace/name` or `name` (under the token's account).
-        private (`bool`, *optional*):
-            Visibility of a newly created repository (an existing one keeps its own).
-        token (`str`, *optional*):
-            Hub token; defaults to the stored login or `HF_TOKEN`.
-        repo_type (`str`, *optional*, defaults to `"model"`):
-            `"model"`, or `"dataset"` for token datasets.
-
-    Returns:
-        `str`: the repository's full id.
-
-    Raises:
-        `ValueError`: saying which repository could not be created and what to change.
-    """
-    name = repo_id or Path(folder).resolve().name
-    api = HfApi(token=token)
-    try:
-        repo_id = api.create_repo(name, private=private, exist_ok=True, repo_type=repo_type).repo_id
-        # `create_repo(exist_ok=True)` succeeds for an existing repository whatever the token may do with it.
-        role = api.whoami().get("auth", {}).get("accessToken", {}).get("role")
-    except HUB_ERRORS as error:
-        raise ValueError(
-            f"--push_to_hub: the Hub {repo_type} repository {name!r} could not be created or found "
-            f"({type(error).__name__}: {error}). Log in (`hf auth login`) or pass --hub_token, check --hub_model_id "
-            "and the network, or drop --push_to_hub."
-        ) from error
-    if role == "read":
-        raise ValueError(
-            f"--push_to_hub: the Hub token is read-only, so nothing can be uploaded to {repo_id!r}. Pass a token with "
-            "write access (--hub_token, or `hf auth login`), or drop --push_to_hub."
-        )
-    return repo_id
-
-
-def push_folder_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str | None = None,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload with vit-vqgan-hf",
-    ignore_patterns: list[str] | None = None,
-) -> str:
-    """
-    Create the model repository if it is missing and upload `folder` to it.
-
-    `HfApi.upload_folder` of huggingface_hub 2.x streams the files through `hf_xet` and commits large folders in
-    several batches; running the same call again after an interruption skips what was already committed and
-    deduplicates what was already uploaded, so a failed push resumes by rerunning the script's push.
-
-    Args:
-        folder (`str` or `os.PathLike`):
-            Folder to upload, e.g. a `save_pretrained` folder with its `README.md`.
-        repo_id (`str`, *optional*):
-            `namespace/name` or `name` (under the token's account); defaults to the folder's name.
-        private (`bool`, *optional*):
-            Visibility of a newly created repository (an existing one keeps its own).
-        token (`str`, *optional*):
-            Hub token; defaults to the stored login or `HF_TOKEN`.
-        commit_message (`str`, *optional*, defaults to `"Upload with vit-vqgan-hf"`):
-            Message of the commit(s).
-        ignore_patterns (`list[str]`, *optional*):
-            Further files to leave out; see [`prepare_upload_folder`], which lists what is uploaded.
-
-    Returns:
-        `str`: the full id of the repository pushed to.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{str(folder)!r} is not a folder.")
-    repo_id = create_hub_repo(folder, repo_id, private=private, token=token)
-    HfApi(token=token).upload_folder(
-        repo_id=repo_id,
-        folder_path=folder,
-        commit_message=commit_message,
-        ignore_patterns=_upload_ignore_patterns(ignore_patterns),
-    )
-    return repo_id
-
-
-__all__ = [
-    "UPLOAD_IGNORE_PATTERNS",
-    "add_hub_args",
-    "create_hub_repo",
-    "create_image_processor",
-    "create_model_card",
-    "load_pretrained",
-    "prepare_output_dir",
-    "prepare_upload_folder",
-    "push_folder_to_hub",
-]
+__all__ = ["LIBRARY_NAME", "create_model_card"]
