@@ -34,6 +34,7 @@ for the base one (enhancing-transformers issue #18), which is the figure to expe
 """
 
 import argparse
+import logging
 import math
 import pickle
 import re
@@ -46,6 +47,9 @@ from vit_vqgan_hf.cli import add_hub_args
 from vit_vqgan_hf.hub import create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
+
+
+logger = logging.getLogger(__name__)
 
 
 # Original key (regex) -> converted key. Position embeddings and `to_qkv` land on intermediate names that
@@ -114,9 +118,20 @@ def get_vit_vqgan_config(state_dict: dict[str, torch.Tensor]) -> VitVqganConfig:
     codebook_size, codebook_dim = state_dict["quantizer.embedding.weight"].shape
     sizes = {}
     for stack in ("encoder", "decoder"):
-        layer_ids = {
-            int(match[1]) for key in state_dict if (match := re.match(rf"{stack}\.transformer\.layers\.(\d+)\.", key))
-        }
+        layer_ids = sorted(
+            {
+                int(match[1])
+                for key in state_dict
+                if (match := re.match(rf"{stack}\.transformer\.layers\.(\d+)\.", key))
+            }
+        )
+        if layer_ids != list(range(len(layer_ids))):
+            # A missing layer would otherwise convert silently into a shallower model.
+            missing = sorted(set(range(layer_ids[-1] + 1)) - set(layer_ids))
+            raise ValueError(
+                f"The checkpoint's {stack} layers are not numbered 0..{layer_ids[-1]} without gaps: layers {missing} "
+                "are missing. Is the checkpoint complete?"
+            )
         hidden_size = state_dict[f"{stack}.transformer.layers.0.0.norm.weight"].shape[0]
         attention_width = state_dict[f"{stack}.transformer.layers.0.0.fn.to_qkv.weight"].shape[0] // 3
         if attention_width != hidden_size:
@@ -228,9 +243,14 @@ def load_original_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Ten
     return checkpoint.get("state_dict", checkpoint)
 
 
+# The released ImageNet configurations (`configs/imagenet_vitvq_{small,base}.yaml`): width and encoder/decoder depths.
+RELEASED_SIZES = {(512, 8, 8): "small", (768, 12, 12): "base"}
+
+
 def original_size_name(config: VitVqganConfig) -> str:
-    sizes = {(512, 8): "small", (768, 12): "base"}
-    return sizes.get((config.encoder_hidden_size, config.encoder_num_hidden_layers), "custom-size")
+    """`"small"` or `"base"` for the released configurations, else `"custom-size"`."""
+    size = (config.encoder_hidden_size, config.encoder_num_hidden_layers, config.decoder_num_hidden_layers)
+    return RELEASED_SIZES.get(size, "custom-size")
 
 
 def model_card_text(size: str) -> tuple[str, str]:
@@ -266,6 +286,12 @@ def convert_checkpoint(
 ) -> VitVqganModel:
     """Convert `checkpoint_path`, save the model and its card to `output_dir`, optionally push the folder."""
     config, state_dict = convert_state_dict(load_original_state_dict(checkpoint_path))
+    if original_size_name(config) == "custom-size":
+        logger.warning(
+            f"The checkpoint has width {config.encoder_hidden_size} and {config.encoder_num_hidden_layers} encoder / "
+            f"{config.decoder_num_hidden_layers} decoder layers, which matches neither released configuration (small: "
+            "512 wide, 8/8 layers; base: 768 wide, 12/12 layers). Converting it as it is."
+        )
     model = VitVqganModel(config).eval()
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True)

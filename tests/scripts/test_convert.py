@@ -254,6 +254,27 @@ def test_released_sizes_are_read_from_shapes(size, preset):
     assert convert.original_size_name(config) == size
 
 
+def test_a_checkpoint_missing_a_layer_is_refused():
+    # Renumbering the encoder's layer 1 as 2 leaves a gap where a layer is missing; reading the depth from the keys
+    # would otherwise convert the rest silently into a shallower model.
+    state_dict = {
+        key.replace("encoder.transformer.layers.1.", "encoder.transformer.layers.2."): value
+        for key, value in original_state_dict().items()
+    }
+    with pytest.raises(
+        ValueError, match=r"encoder layers are not numbered 0\.\.2 without gaps: layers \[1\] are missing"
+    ):
+        convert.get_vit_vqgan_config(state_dict)
+
+
+def test_sizes_of_neither_released_configuration_are_named(tmp_path, caplog):
+    checkpoint = tmp_path / "state_dict.pt"
+    torch.save(original_state_dict(), checkpoint)
+    with caplog.at_level("WARNING"):
+        convert.convert_checkpoint(checkpoint, tmp_path / "converted")
+    assert "matches neither released configuration (small: 512 wide, 8/8 layers; base: 768 wide, 12/12" in caplog.text
+
+
 def test_command_line_writes_a_loadable_folder_with_its_card(tmp_path):
     state_dict = original_state_dict()
     checkpoint = tmp_path / "imagenet_vitvq_tiny.ckpt"
