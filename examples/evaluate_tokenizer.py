@@ -33,6 +33,7 @@ from vit_vqgan_hf.evaluation import (
     save_results,
 )
 from vit_vqgan_hf.evaluation.frechet import describe_feature_network
+from vit_vqgan_hf.evaluation.image_sets import RESIZE_MODES
 from vit_vqgan_hf.training import load_lpips
 
 
@@ -58,8 +59,16 @@ def parse_args(argv=None):
         "--resolution",
         type=int,
         default=None,
-        help="Images are resized (shorter side, bicubic) and center-cropped to this size; default: the tokenizer's "
-        "`image_size`.",
+        help="Images are resized to this size (see --resize); default: the tokenizer's `image_size`.",
+    )
+    parser.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default="center_crop",
+        help="center_crop: shorter side resized (bicubic), center crop (the training scripts' evaluation transform "
+        "and the tokenizer's image processor). squash: both sides resized (bilinear, aspect ratio not kept), the "
+        "ImageNet validation of thuanz123/enhancing-transformers, whose published rFID it reproduces; rFID depends "
+        "on it.",
     )
     parser.add_argument("--batch_size", type=int, default=32, help="Images per process and step.")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate only the first N images.")
@@ -120,14 +129,14 @@ def build_image_set(args, resolution: int):
         root = Path(args.train_data_dir)
         candidates = [root / args.split] + ([root / "val"] if args.split == "validation" else [])
         folder = next((path for path in candidates if path.is_dir()), root)
-        image_set = ImageFolderSet(folder, resolution=resolution, skip_unreadable_images=args.skip_unreadable_images)
+        image_set = ImageFolderSet(folder, resolution, args.skip_unreadable_images, args.resize)
         split_note = {"split": args.split, "split_folder_used": folder != root}
     else:
         from datasets import load_dataset
 
         dataset = load_dataset(args.dataset_name, args.dataset_config_name, split=args.split, cache_dir=args.cache_dir)
         image_set = DatasetImageSet(
-            dataset, args.image_column, args.label_column, resolution, name=args.dataset_name, split=args.split
+            dataset, args.image_column, args.label_column, resolution, args.dataset_name, args.split, args.resize
         )
         split_note = {"split": args.split, "config": args.dataset_config_name}
     description = image_set.describe()

@@ -19,9 +19,9 @@ written for it:
 | 3 output channels, no logit-Laplace output | `use_logit_laplace=False` |
 | pixels in [0, 1] in and out | the affine maps to [-1, 1] are folded into the patch embedding and the output layer |
 
-Usage:
+Usage (`--checkpoint`: a downloaded `.ckpt`, or the Hub repository holding it):
 
-    python scripts/convert_enhancing_transformers_to_hf.py --checkpoint imagenet_vitvq_base.ckpt \
+    python scripts/convert_enhancing_transformers_to_hf.py --checkpoint thuanz123/vitvqgan-imagenet-base \
         --output_dir vit-vqgan-imagenet-base [--push_to_hub --hub_model_id NAME]
 
 The size (small or base) is read from the checkpoint's shapes. Every key of the checkpoint must match the key table
@@ -40,11 +40,13 @@ import pickle
 import re
 from pathlib import Path
 
+import huggingface_hub
 import torch
+from huggingface_hub import HfApi, hf_hub_download
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.cli import add_hub_args
-from vit_vqgan_hf.hub import create_model_card, push_folder_to_hub
+from vit_vqgan_hf.hub import HUB_ERRORS, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
 
@@ -224,14 +226,54 @@ def check_state_dict(model: VitVqganModel, state_dict: dict[str, torch.Tensor]):
         raise ValueError("The converted weights do not fit VitVqganModel; " + "; ".join(problems))
 
 
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+EXPECTED_CHECKPOINT = (
+    "a downloaded checkpoint of thuanz123/enhancing-transformers (e.g. imagenet_vitvq_base.ckpt, linked from its "
+    "README) or a file holding its `state_dict`, or a Hub repository holding one, optionally with the file name "
+    "(e.g. thuanz123/vitvqgan-imagenet-base or thuanz123/vitvqgan-imagenet-base/FILE.ckpt)"
+)
+
+
+def resolve_checkpoint(checkpoint: str, revision: str | None = None, token: str | None = None) -> Path:
+    """
+    The local file named by `--checkpoint`: a path, or `owner/name[/file]` on the Hub, downloaded once through
+    huggingface_hub into its cache. Without a file name the repository must hold exactly one checkpoint file.
+    """
+    path = Path(checkpoint)
+    if path.is_file():
+        return path
+    parts = checkpoint.split("/")
+    is_hub_name = all(re.fullmatch(r"[\w.-]+", part) and part not in (".", "..") for part in parts)
+    # `dir/file.ckpt` is a local path; a Hub checkpoint is `owner/name` or `owner/name/file`.
+    if path.exists() or not is_hub_name or len(parts) < 2 or (len(parts) == 2 and path.suffix in CHECKPOINT_SUFFIXES):
+        raise FileNotFoundError(f"{checkpoint} is not a file. Expected {EXPECTED_CHECKPOINT}.")
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:]) or None
+    offline = " (offline mode is on: HF_HUB_OFFLINE=1)" if huggingface_hub.constants.HF_HUB_OFFLINE else ""
+    try:
+        if filename is None:
+            files = HfApi(token=token).list_repo_files(repo_id, revision=revision)
+            candidates = [name for name in files if name.endswith(CHECKPOINT_SUFFIXES)]
+            if len(candidates) != 1:
+                found = f"the checkpoint files {candidates}" if candidates else f"no checkpoint file (only {files})"
+                raise LookupError(f"{repo_id} holds {found}; name one: --checkpoint {repo_id}/FILE.")
+            filename = candidates[0]
+        return Path(hf_hub_download(repo_id, filename, revision=revision, token=token))
+    except LookupError as error:
+        raise ValueError(str(error)) from error
+    except HUB_ERRORS as error:  # offline, no network, unknown or gated repository, missing file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"--checkpoint {checkpoint!r} is no local file, and it could not be downloaded from the Hugging Face "
+            f"Hub{offline} ({type(error).__name__}: {reason}). Expected {EXPECTED_CHECKPOINT}; download it where the "
+            "Hub can be reached, or pass the local file."
+        ) from error
+
+
 def load_original_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Tensor]:
     """The `state_dict` of a Lightning `.ckpt` (or of a file holding the bare `state_dict`), loaded without
     unpickling arbitrary objects."""
     if not Path(checkpoint_path).is_file():
-        raise FileNotFoundError(
-            f"{checkpoint_path} is not a file. Expected a downloaded checkpoint of thuanz123/enhancing-transformers "
-            "(e.g. imagenet_vitvq_base.ckpt, linked from its README), or a file holding its `state_dict`."
-        )
+        raise FileNotFoundError(f"{checkpoint_path} is not a file. Expected {EXPECTED_CHECKPOINT}.")
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -277,14 +319,17 @@ def model_card_text(size: str) -> tuple[str, str]:
 
 @torch.no_grad()
 def convert_checkpoint(
-    checkpoint_path: str | Path,
+    checkpoint: str | Path,
     output_dir: str | Path,
     push_to_hub: bool = False,
     hub_model_id: str | None = None,
     hub_private: bool = False,
     hub_token: str | None = None,
+    revision: str | None = None,
 ) -> VitVqganModel:
-    """Convert `checkpoint_path`, save the model and its card to `output_dir`, optionally push the folder."""
+    """Convert `checkpoint` (a file or a Hub repository, see [`resolve_checkpoint`]), save the model and its card to
+    `output_dir`, optionally push the folder."""
+    checkpoint_path = resolve_checkpoint(str(checkpoint), revision=revision, token=hub_token)
     config, state_dict = convert_state_dict(load_original_state_dict(checkpoint_path))
     if original_size_name(config) == "custom-size":
         logger.warning(
@@ -325,9 +370,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--checkpoint",
         type=str,
         required=True,
-        help="The original Lightning `.ckpt` (imagenet_vitvq_small.ckpt or imagenet_vitvq_base.ckpt), or a file "
-        "holding its `state_dict` alone.",
+        help="The original Lightning `.ckpt` (imagenet_vitvq_small.ckpt or imagenet_vitvq_base.ckpt), a file "
+        "holding its `state_dict` alone, or a Hub repository holding one (`owner/name` or `owner/name/FILE`), "
+        "downloaded once into the huggingface_hub cache.",
     )
+    parser.add_argument("--revision", default=None, help="Branch, tag or commit of a Hub --checkpoint.")
     parser.add_argument(
         "--output_dir", type=str, required=True, help="Folder to write the converted model and its model card to."
     )
@@ -338,7 +385,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None):
     args = parse_args(argv)
     model = convert_checkpoint(
-        args.checkpoint, args.output_dir, args.push_to_hub, args.hub_model_id, args.hub_private, args.hub_token
+        args.checkpoint,
+        args.output_dir,
+        args.push_to_hub,
+        args.hub_model_id,
+        args.hub_private,
+        args.hub_token,
+        revision=args.revision,
     )
     config = model.config
     print(

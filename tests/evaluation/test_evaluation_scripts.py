@@ -154,6 +154,19 @@ def make_pipeline(folder):
     VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(folder)
 
 
+def test_tokenizer_evaluation_records_the_squash_resize(tmp_path, fresh_accelerate_state):
+    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path / "tokenizer")
+    write_image_folder(tmp_path / "data", {"cat": [(36, 40)] * 2})
+    argv = [f"--tokenizer={tmp_path / 'tokenizer'}", f"--train_data_dir={tmp_path / 'data'}", "--usage_group_size=2"]
+    for resize in ("center_crop", "squash"):
+        run_in_this_process("evaluate_tokenizer", [*argv, f"--resize={resize}", f"--output_dir={tmp_path / resize}"])
+    center_crop, squash = (
+        json.loads((tmp_path / name / "results.json").read_text()) for name in ("center_crop", "squash")
+    )
+    assert "PIL bilinear" in squash["protocol"]["resize"] and "center-cropped" in center_crop["protocol"]["resize"]
+    assert squash["metrics"]["psnr"] != center_crop["metrics"]["psnr"]
+
+
 def test_generation_evaluation_from_a_pipeline_on_one_and_two_processes(
     tmp_path, pytorch_fid_weights_file, fresh_accelerate_state
 ):

@@ -78,3 +78,16 @@ def test_dataset_split_with_mixed_sizes():
     with pytest.raises(ValueError, match="different sizes"):
         images[2]
     assert DatasetImageSet(dataset, resolution=4)[2]["images"].shape == (3, 4, 4)
+
+
+def test_squash_resizes_both_sides_bilinearly_as_enhancing_transformers(tmp_path):
+    # torchvision's `Resize((8, 8))` on a PIL image is PIL's bilinear resize of both sides.
+    write_image_folder(tmp_path, {"a": [(36, 20)]})
+    path = next((tmp_path / "a").iterdir())
+    squashed = ImageFolderSet(tmp_path, resolution=8, resize="squash")
+    expected = np.asarray(Image.open(path).convert("RGB").resize((8, 8), Image.Resampling.BILINEAR))
+    assert torch.equal(squashed[0]["images"], torch.from_numpy(expected.copy()).permute(2, 0, 1))
+    assert not torch.equal(squashed[0]["images"], ImageFolderSet(tmp_path, resolution=8)[0]["images"])
+    assert "bilinear" in squashed.describe()["resize"] and "aspect ratio not kept" in squashed.describe()["resize"]
+    with pytest.raises(ValueError, match=r"`resize` must be one of \('center_crop', 'squash'\)"):
+        ImageFolderSet(tmp_path, resolution=8, resize="stretch")[0]

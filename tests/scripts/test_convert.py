@@ -12,6 +12,7 @@ import math
 import re
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 import torch.nn.functional as F
@@ -334,3 +335,32 @@ def test_checkpoint_with_python_objects_is_refused(tmp_path):
 def test_head_types_the_conversion_needs_are_validated(field, value):
     with pytest.raises(StrictDataclassClassValidationError, match=f"`{field}` must be one of"):
         VitVqganConfig.from_preset("tiny", **{field: value})
+
+
+@pytest.mark.parametrize("checkpoint", ["thuanz123/vitvqgan-imagenet-base", "thuanz123/vitvqgan-imagenet-base/x.ckpt"])
+def test_a_hub_checkpoint_offline_fails_at_once_and_says_so(checkpoint, tmp_path, monkeypatch):
+    # Offline mode refuses every request before it is sent; the cache of this test is empty.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match=r"could not be downloaded from the Hugging Face Hub \(offline mode is on"):
+        convert.main(["--checkpoint", checkpoint, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_checkpoint_is_downloaded_through_the_cache(tmp_path, monkeypatch):
+    # A file already in the huggingface_hub cache (as a first, online download leaves it) is used offline.
+    cache = tmp_path / "hub"
+    repo_folder = cache / "models--someone--vitvqgan-tiny"
+    commit = "0" * 40
+    snapshot = repo_folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    torch.save(original_state_dict(), snapshot / "vitvq_tiny.ckpt")
+    (repo_folder / "refs").mkdir()
+    (repo_folder / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert convert.resolve_checkpoint("someone/vitvqgan-tiny/vitvq_tiny.ckpt") == snapshot / "vitvq_tiny.ckpt"
+    # A relative path with one folder is a local file, not a repository.
+    with pytest.raises(FileNotFoundError, match="missing/state_dict.pt is not a file"):
+        convert.resolve_checkpoint("missing/state_dict.pt")

@@ -28,39 +28,57 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 _MAX_LISTED = 20
 
 
-def resize_description(resolution: int | None) -> str:
-    """How [`to_uint8_tensor`] treats images for a given `resolution`, for results files."""
+RESIZE_MODES = ("center_crop", "squash")
+
+
+def resize_description(resolution: int | None, resize: str = "center_crop") -> str:
+    """How [`to_uint8_tensor`] treats images for a given `resolution` and `resize` mode, for results files."""
     if resolution is None:
         return "none (images used at their stored size; all images must have the same size)"
+    if resize == "squash":
+        return (
+            f"images not already {resolution}x{resolution}: resized to {resolution}x{resolution} with PIL bilinear "
+            "(antialiased), aspect ratio not kept"
+        )
     return (
         f"images not already {resolution}x{resolution}: shorter side resized to {resolution} with PIL bicubic "
         "(antialiased), then center-cropped"
     )
 
 
-def to_uint8_tensor(image: Image.Image, resolution: int | None = None) -> torch.Tensor:
+def to_uint8_tensor(image: Image.Image, resolution: int | None = None, resize: str = "center_crop") -> torch.Tensor:
     """
-    A PIL image as a `uint8` tensor of shape `(3, height, width)`, optionally resized and center-cropped.
+    A PIL image as a `uint8` tensor of shape `(3, height, width)`, optionally resized.
 
     Args:
         image (`PIL.Image.Image`):
             Any PIL image; it is converted to RGB.
         resolution (`int`, *optional*, defaults to `None`):
-            Side of the square output. Images of another size get their shorter side resized to `resolution`
-            (bicubic) and are center-cropped; `None` keeps the stored size.
+            Side of the square output; `None` keeps the stored size.
+        resize (`str`, *optional*, defaults to `"center_crop"`):
+            How an image of another size becomes `resolution`x`resolution`: `"center_crop"` resizes the shorter side
+            (bicubic) and crops the center, as the scripts' evaluation transform and the tokenizer's image processor;
+            `"squash"` resizes both sides (bilinear, aspect ratio not kept), as the ImageNet validation of
+            thuanz123/enhancing-transformers (torchvision's `Resize((256, 256))` on PIL images), whose published rFID
+            used it.
 
     Returns:
         `torch.ByteTensor` of shape `(3, height, width)`.
     """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"`resize` must be one of {RESIZE_MODES}, got {resize!r}.")
     image = image.convert("RGB")
     if resolution is not None and image.size != (resolution, resolution):
-        width, height = image.size
-        scale = resolution / min(width, height)
-        new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
-        image = image.resize(new_size, resample=Image.Resampling.BICUBIC)
-        left = (new_size[0] - resolution) // 2
-        top = (new_size[1] - resolution) // 2
-        image = image.crop((left, top, left + resolution, top + resolution))
+        if resize == "squash":
+            image = image.resize((resolution, resolution), resample=Image.Resampling.BILINEAR)
+        else:
+            width, height = image.size
+            scale = resolution / min(width, height)
+            new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
+            image = image.resize(new_size, resample=Image.Resampling.BICUBIC)
+            left = (new_size[0] - resolution) // 2
+            top = (new_size[1] - resolution) // 2
+            image = image.crop((left, top, left + resolution, top + resolution))
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
@@ -137,10 +155,12 @@ class ImageFolderSet(torch.utils.data.Dataset):
         folder (`str` or `os.PathLike`):
             The folder.
         resolution (`int`, *optional*, defaults to `None`):
-            Resize and center-crop images to `resolution`x`resolution` ([`to_uint8_tensor`]); required when the
-            images have different sizes.
+            Resize images to `resolution`x`resolution` ([`to_uint8_tensor`]); required when the images have different
+            sizes.
         skip_unreadable_images (`bool`, *optional*, defaults to `False`):
             Leave out files PIL cannot open (and record them) instead of raising.
+        resize (`str`, *optional*, defaults to `"center_crop"`):
+            `"center_crop"` or `"squash"`, see [`to_uint8_tensor`].
 
     Each item is a dict with `images` (`uint8` `(3, H, W)`), `labels` (`int`, -1 without labels) and `indices`.
 
@@ -154,9 +174,16 @@ class ImageFolderSet(torch.utils.data.Dataset):
     ```
     """
 
-    def __init__(self, folder: str | os.PathLike, resolution: int | None = None, skip_unreadable_images: bool = False):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        resolution: int | None = None,
+        skip_unreadable_images: bool = False,
+        resize: str = "center_crop",
+    ):
         self.folder = Path(folder)
         self.resolution = resolution
+        self.resize = resize
         if not self.folder.is_dir():
             raise FileNotFoundError(f"Image folder {str(self.folder)!r} does not exist or is not a folder.")
         candidates = sorted(
@@ -207,7 +234,7 @@ class ImageFolderSet(torch.utils.data.Dataset):
         path = self.files[index]
         try:
             with Image.open(path) as image:
-                pixels = to_uint8_tensor(image, self.resolution)
+                pixels = to_uint8_tensor(image, self.resolution, self.resize)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
             raise ValueError(f"Cannot decode {str(path)!r} ({type(error).__name__}: {error}).") from error
         return {"images": pixels, "labels": self.labels[index], "indices": index}
@@ -220,7 +247,7 @@ class ImageFolderSet(torch.utils.data.Dataset):
             "stored_sizes": sorted({f"{width}x{height}" for width, height in self.sizes}),
             "image_size": self.resolution or _single_size(self.sizes),
             "resolution": self.resolution,
-            "resize": resize_description(self.resolution),
+            "resize": resize_description(self.resolution, self.resize),
             "class_balance": class_balance(self.labels, self.class_names),
             "unreadable_images_skipped": len(self.unreadable),
             "unreadable_image_names": self.unreadable[:100],
@@ -265,12 +292,17 @@ class NpzImageSet(torch.utils.data.Dataset):
         path (`str` or `os.PathLike`):
             The `.npz` file.
         resolution (`int`, *optional*, defaults to `None`):
-            Resize and center-crop images to `resolution`x`resolution`.
+            Resize images of another size to `resolution`x`resolution`.
         key (`str`, *optional*, defaults to `"arr_0"`):
             Name of the image array.
+        resize (`str`, *optional*, defaults to `"center_crop"`):
+            `"center_crop"` or `"squash"`, see [`to_uint8_tensor`].
     """
 
-    def __init__(self, path: str | os.PathLike, resolution: int | None = None, key: str = "arr_0"):
+    def __init__(
+        self, path: str | os.PathLike, resolution: int | None = None, key: str = "arr_0", resize: str = "center_crop"
+    ):
+        self.resize = resize
         self.path = Path(path)
         self.resolution = resolution
         if not self.path.is_file():
@@ -307,7 +339,7 @@ class NpzImageSet(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         image = self.images[index]
         if self.resolution is not None and image.shape[:2] != (self.resolution, self.resolution):
-            pixels = to_uint8_tensor(Image.fromarray(image), self.resolution)
+            pixels = to_uint8_tensor(Image.fromarray(image), self.resolution, self.resize)
         else:
             pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # a copy off the memory map
         return {"images": pixels, "labels": self.labels[index], "indices": index}
@@ -321,7 +353,7 @@ class NpzImageSet(torch.utils.data.Dataset):
             "stored_sizes": [f"{width}x{height}"],
             "image_size": self.resolution or _single_size([(width, height)]),
             "resolution": self.resolution,
-            "resize": resize_description(self.resolution),
+            "resize": resize_description(self.resolution, self.resize),
             "class_balance": class_balance(self.labels),
             "unreadable_images_skipped": 0,
             "unreadable_image_names": [],
@@ -343,11 +375,13 @@ class DatasetImageSet(torch.utils.data.Dataset):
         label_column (`str`, *optional*, defaults to `"label"`):
             Column of integer class labels; ignored when the dataset has no such column.
         resolution (`int`, *optional*, defaults to `None`):
-            Resize and center-crop images to `resolution`x`resolution`.
+            Resize images of another size to `resolution`x`resolution`.
         name (`str`, *optional*, defaults to `None`):
             Name of the dataset for results files.
         split (`str`, *optional*, defaults to `None`):
             Name of the split for results files.
+        resize (`str`, *optional*, defaults to `"center_crop"`):
+            `"center_crop"` or `"squash"`, see [`to_uint8_tensor`].
     """
 
     def __init__(
@@ -358,6 +392,7 @@ class DatasetImageSet(torch.utils.data.Dataset):
         resolution: int | None = None,
         name: str | None = None,
         split: str | None = None,
+        resize: str = "center_crop",
     ):
         if len(dataset) == 0:
             raise ValueError(f"The dataset {name!r} split {split!r} has no rows.")
@@ -366,6 +401,7 @@ class DatasetImageSet(torch.utils.data.Dataset):
         self.dataset = dataset
         self.image_column = image_column
         self.resolution = resolution
+        self.resize = resize
         self.name, self.split = name, split
         if label_column in dataset.column_names:
             self.labels = [int(label) for label in dataset[label_column]]
@@ -393,7 +429,11 @@ class DatasetImageSet(torch.utils.data.Dataset):
         image = self._load(index)
         if self.expected_size is not None and image.size != self.expected_size:
             _check_sizes([self.expected_size, image.size], ["image 0", f"image {index}"], None, repr(self.name))
-        return {"images": to_uint8_tensor(image, self.resolution), "labels": self.labels[index], "indices": index}
+        return {
+            "images": to_uint8_tensor(image, self.resolution, self.resize),
+            "labels": self.labels[index],
+            "indices": index,
+        }
 
     def describe(self) -> dict:
         """Source, size, class balance and resizing of the set, for results files."""
@@ -401,7 +441,7 @@ class DatasetImageSet(torch.utils.data.Dataset):
             "source": {"kind": "dataset", "name": self.name, "split": self.split},
             "num_images": len(self.dataset),
             "resolution": self.resolution,
-            "resize": resize_description(self.resolution),
+            "resize": resize_description(self.resolution, self.resize),
             "class_balance": class_balance(self.labels, self.class_names),
             "unreadable_images_skipped": 0,
             "unreadable_image_names": [],
@@ -409,7 +449,10 @@ class DatasetImageSet(torch.utils.data.Dataset):
 
 
 def open_image_set(
-    path: str | os.PathLike, resolution: int | None = None, skip_unreadable_images: bool = False
+    path: str | os.PathLike,
+    resolution: int | None = None,
+    skip_unreadable_images: bool = False,
+    resize: str = "center_crop",
 ) -> ImageFolderSet | NpzImageSet:
     """
     An [`ImageFolderSet`] for a folder or an [`NpzImageSet`] for an `.npz` file.
@@ -418,18 +461,20 @@ def open_image_set(
         path (`str` or `os.PathLike`):
             A folder of images or an `.npz` file with `arr_0`.
         resolution (`int`, *optional*, defaults to `None`):
-            Resize and center-crop images to `resolution`x`resolution`.
+            Resize images of another size to `resolution`x`resolution`.
         skip_unreadable_images (`bool`, *optional*, defaults to `False`):
             For folders: leave out (and record) files PIL cannot open instead of raising.
+        resize (`str`, *optional*, defaults to `"center_crop"`):
+            `"center_crop"` or `"squash"`, see [`to_uint8_tensor`].
 
     Returns:
         [`ImageFolderSet`] or [`NpzImageSet`].
     """
     path = Path(path)
     if path.is_file() and path.suffix == ".npz":
-        return NpzImageSet(path, resolution=resolution)
+        return NpzImageSet(path, resolution=resolution, resize=resize)
     if path.is_dir():
-        return ImageFolderSet(path, resolution=resolution, skip_unreadable_images=skip_unreadable_images)
+        return ImageFolderSet(path, resolution, skip_unreadable_images, resize)
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r} does not exist; expected a folder of images or an .npz file.")
     raise FileNotFoundError(f"{str(path)!r} is neither a folder of images nor an .npz file.")
@@ -438,6 +483,7 @@ def open_image_set(
 __all__ = [
     "DatasetImageSet",
     "ImageFolderSet",
+    "RESIZE_MODES",
     "NpzImageSet",
     "class_balance",
     "open_image_set",
