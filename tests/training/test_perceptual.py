@@ -1,3 +1,5 @@
+import importlib.util
+
 import huggingface_hub
 import pytest
 import torch
@@ -142,3 +144,64 @@ def test_loader_reports_an_unreachable_hub_repository(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(OSError, match="not a local path, and downloading it from the Hugging Face Hub failed"):
         load_lpips("someone/lpips-vgg16")
+
+
+def timm_vgg16_state_dict() -> dict[str, torch.Tensor]:
+    """The key names of timm's `vgg16.tv_in1k` `model.safetensors`: torchvision's `features.*`, then timm's
+    classifier (`pre_logits.fc1`, `pre_logits.fc2` as convs, `head.fc`)."""
+    state_dict = {key: value for key, value in torchvision_style_state_dict().items() if key.startswith("features.")}
+    state_dict |= {
+        "pre_logits.fc1.weight": torch.randn(6, CHANNELS[-1], 7, 7),
+        "pre_logits.fc1.bias": torch.randn(6),
+        "pre_logits.fc2.weight": torch.randn(6, 6, 1, 1),
+        "pre_logits.fc2.bias": torch.randn(6),
+        "head.fc.weight": torch.randn(10, 6),
+        "head.fc.bias": torch.randn(10),
+    }
+    return state_dict
+
+
+@pytest.fixture
+def lpips_vgg16_sources(tmp_path, monkeypatch):
+    """The two public sources of `lpips-vgg16`, built locally in their exact layouts: an installed `lpips` package
+    (its `weights/v0.1/vgg.pth`, never imported) and a huggingface_hub cache holding `timm/vgg16.tv_in1k`."""
+    package = tmp_path / "site-packages" / "lpips"
+    (package / "weights" / "v0.1").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('lpips imports torchvision; it must not be imported')\n")
+    torch.save(lpips_heads_state_dict(), package / "weights" / "v0.1" / "vgg.pth")
+    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
+    commit = "1" * 40
+    snapshot = tmp_path / "hub" / "models--timm--vgg16.tv_in1k" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    save_file(timm_vgg16_state_dict(), snapshot / "model.safetensors")
+    (tmp_path / "hub" / "models--timm--vgg16.tv_in1k" / "refs").mkdir()
+    (tmp_path / "hub" / "models--timm--vgg16.tv_in1k" / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return snapshot / "model.safetensors", package / "weights" / "v0.1" / "vgg.pth"
+
+
+def test_the_named_lpips_vgg16_assembles_its_public_sources(lpips_vgg16_sources):
+    trunk_file, heads_file = lpips_vgg16_sources
+    lpips = load_lpips("lpips-vgg16")
+    images, other_images = random_images(0), random_images(1)
+    expected = reference_lpips(timm_vgg16_state_dict(), lpips_heads_state_dict(), images, other_images)
+    torch.testing.assert_close(lpips(images, other_images), expected)
+    assert lpips.source == "lpips-vgg16"
+    assert [entry["path"] for entry in lpips.weights_files] == [str(trunk_file), str(heads_file)]
+    assert "snapshots/" + "1" * 40 in lpips.weights_files[0]["path"]  # the trunk's commit is recorded
+
+
+def test_the_named_lpips_vgg16_says_what_is_missing(lpips_vgg16_sources):
+    trunk_file, _ = lpips_vgg16_sources
+    trunk_file.unlink()  # not in the cache, and offline
+    with pytest.raises(OSError, match=r"timm/vgg16.tv_in1k \(model.safetensors\).*offline mode is on"):
+        load_lpips("lpips-vgg16")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lpips") is not None, reason="the lpips package is installed here")
+def test_the_named_lpips_vgg16_without_the_lpips_package():
+    with pytest.raises(
+        FileNotFoundError, match=r"`lpips` package, which is not installed.*pip install --no-deps lpips"
+    ):
+        load_lpips("lpips-vgg16")

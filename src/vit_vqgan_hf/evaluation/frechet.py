@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .inception import sha256_of_file, state_dict_sha256
+from ..utils.weight_files import sha256_of_file
+from .inception import state_dict_sha256
 
 
 REFERENCE_STATISTICS_FORMAT = "vit_vqgan_hf.reference_statistics/1"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils.weight_files import read_state_dict, resolve_weight_files
+from ..utils.weight_files import read_state_dict, resolve_weight_files, sha256_of_file
 
 
 FID_INCEPTION_NAME = "pytorch-fid InceptionV3 (TensorFlow inception-2015-12-05)"
@@ -348,15 +348,6 @@ def _canonical_key(key: str) -> str:
     return key
 
 
-def sha256_of_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def state_dict_sha256(module: nn.Module) -> str:
     """
     Hex sha256 of a network's weights, independent of the file format they were stored in.
@@ -480,6 +471,5 @@ __all__ = [
     "FidInceptionConv",
     "FidInceptionV3",
     "load_fid_inception",
-    "sha256_of_file",
     "state_dict_sha256",
 ]

@@ -19,7 +19,7 @@ from .losses import (
     lazy_r1_loss,
     r1_penalty,
 )
-from .perceptual import LpipsVgg16, load_lpips
+from .perceptual import LPIPS_VGG16, LpipsVgg16, load_lpips
 
 
 AutoConfig.register(VitVqganDiscriminatorConfig.model_type, VitVqganDiscriminatorConfig, exist_ok=True)
@@ -27,6 +27,7 @@ AutoModel.register(VitVqganDiscriminatorConfig, VitVqganDiscriminator, exist_ok=
 
 
 __all__ = [
+    "LPIPS_VGG16",
     "LpipsVgg16",
     "VitVqganDiscriminator",
     "VitVqganDiscriminatorConfig",

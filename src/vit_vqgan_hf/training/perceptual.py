@@ -9,13 +9,17 @@ not import next to the pinned torch), and nothing is downloaded on construction:
 a path or a Hub repository the user names.
 """
 
+import importlib.util
 import os
 import re
+from pathlib import Path
 
+import huggingface_hub
 import torch
+from huggingface_hub import hf_hub_download
 from torch import nn
 
-from ..utils.weight_files import read_state_dict, resolve_weight_files
+from ..utils.weight_files import read_state_dict, resolve_weight_files, sha256_of_file
 
 
 # lpips `ScalingLayer`: maps inputs in [-1, 1] to the ImageNet statistics VGG16 was trained with.
@@ -36,14 +40,28 @@ KEY_ALIASES = (
     (re.compile(r"^lin(\d)\.model\.[01]\.weight$"), r"heads.\1.weight"),
     (re.compile(r"^net\.slice\d\.(\d+)\.(weight|bias)$"), r"features.\1.\2"),
 )
-# Tensors of the accepted formats that LPIPS does not use: torchvision's classifier and lpips' scaling constants.
-IGNORED_KEYS = re.compile(r"^(classifier\.\d+\.(weight|bias)|scaling_layer\.(shift|scale))$")
+# Tensors of the accepted formats that LPIPS does not use: the classifiers of torchvision (`classifier.*`) and of timm
+# (`pre_logits.*`, `head.fc.*`), and lpips' scaling constants.
+IGNORED_KEYS = re.compile(
+    r"^(classifier\.\d+\.(weight|bias)|pre_logits\.fc[12]\.(weight|bias)|head\.fc\.(weight|bias)|"
+    r"scaling_layer\.(shift|scale))$"
+)
+
+# `load_lpips("lpips-vgg16")`: the paper's LPIPS-VGG16 assembled from its two public sources, with nothing to assemble
+# by hand. The trunk is torchvision's ImageNet VGG16 (`IMAGENET1K_V1`) as timm publishes it in safetensors (its
+# `features.*` keep torchvision's indices), downloaded once into the huggingface_hub cache; the calibrated heads are
+# `weights/v0.1/vgg.pth` of the `lpips` wheel, found without importing the package (which imports torchvision).
+LPIPS_VGG16 = "lpips-vgg16"
+VGG16_TRUNK_REPO = "timm/vgg16.tv_in1k"
+VGG16_TRUNK_FILE = "model.safetensors"
+LPIPS_HEADS_FILE = ("weights", "v0.1", "vgg.pth")
 
 EXPECTED_LAYOUT = (
     "a file or a folder with the VGG16 trunk and the five LPIPS linear heads: either one merged file with the keys "
     "`features.{0,2,5,...,28}.{weight,bias}` and `heads.{0..4}.weight` (`LpipsVgg16().state_dict()`), or a folder "
     "holding torchvision's `vgg16()` state dict (e.g. `vgg16.pth`) and the lpips package's `weights/v0.1/vgg.pth` "
-    "(e.g. `lpips_vgg.pth`); weight files end in .safetensors, .pth, .pt or .bin"
+    "(e.g. `lpips_vgg.pth`); weight files end in .safetensors, .pth, .pt or .bin; or `lpips-vgg16` for the trunk of "
+    f"the Hub repository {VGG16_TRUNK_REPO} and the heads of the installed `lpips` package"
 )
 
 
@@ -128,12 +146,51 @@ class LpipsVgg16(nn.Module):
         return distance
 
 
+def installed_lpips_heads() -> Path:
+    """The `weights/v0.1/vgg.pth` heads inside the installed `lpips` package, located without importing it."""
+    spec = importlib.util.find_spec("lpips")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise FileNotFoundError(
+            f"`{LPIPS_VGG16}` takes the LPIPS heads from the `lpips` package, which is not installed. Install it without "
+            "its dependencies, `pip install --no-deps lpips` (they would install torchvision, which does not import "
+            "next to this torch), or pass the path of LPIPS-VGG16 weights instead. Expected "
+            f"{EXPECTED_LAYOUT}."
+        )
+    heads = Path(folders[0], *LPIPS_HEADS_FILE)
+    if not heads.is_file():
+        raise FileNotFoundError(f"The installed `lpips` package has no {'/'.join(LPIPS_HEADS_FILE)} ({heads}).")
+    return heads
+
+
+def lpips_vgg16_files(revision: str | None = None) -> list[Path]:
+    """
+    The two weight files of `load_lpips("lpips-vgg16")`: timm's safetensors of torchvision's ImageNet VGG16 from the
+    Hub (cached by huggingface_hub; the snapshot folder in the path names the commit) and the heads of the `lpips`
+    package.
+    """
+    heads = installed_lpips_heads()
+    try:
+        trunk = hf_hub_download(VGG16_TRUNK_REPO, VGG16_TRUNK_FILE, revision=revision)
+    except Exception as error:  # offline, no network, missing file: all mean "no trunk here"
+        offline = " (offline mode is on: HF_HUB_OFFLINE=1)" if huggingface_hub.constants.HF_HUB_OFFLINE else ""
+        raise OSError(
+            f"`{LPIPS_VGG16}` takes the VGG16 trunk from the Hub repository {VGG16_TRUNK_REPO} ({VGG16_TRUNK_FILE}), "
+            f"which could not be downloaded{offline} ({type(error).__name__}: {error}). Download it once where the Hub "
+            "can be reached (it is cached), or pass the path of LPIPS-VGG16 weights instead (or train without the "
+            "perceptual loss, --perceptual_weight 0)."
+        ) from error
+    return [Path(trunk), heads]
+
+
 def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = None) -> LpipsVgg16:
     """
     Build a frozen [`LpipsVgg16`] from local weights or a Hugging Face Hub repository.
 
     Nothing ships with this package: the VGG16 trunk (ImageNet-trained, from torchvision) and the LPIPS heads (inside
-    the `lpips` wheel as `lpips/weights/v0.1/vgg.pth`) must be provided. Accepted layouts:
+    the `lpips` wheel as `lpips/weights/v0.1/vgg.pth`) must be provided. `"lpips-vgg16"` takes both from their public
+    sources ([`lpips_vgg16_files`]: the Hub repository `timm/vgg16.tv_in1k`, downloaded once, and the installed
+    `lpips` package, `pip install --no-deps lpips`). Accepted layouts otherwise:
 
     ```
     lpips_vgg16/                   # a folder: every *.safetensors / *.pth / *.pt / *.bin in it is read and merged
@@ -149,12 +206,14 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
 
     Args:
         path_or_hub_id (`str`, `os.PathLike` or `list`):
-            A weight file, a list of weight files, a folder of weight files, or the id of a Hub repository holding them.
+            `"lpips-vgg16"`, a weight file, a list of weight files, a folder of weight files, or the id of a Hub
+            repository holding them.
         revision (`str`, *optional*, defaults to `None`):
-            Branch, tag or commit of the Hub repository.
+            Branch, tag or commit of the Hub repository (of the VGG16 trunk for `"lpips-vgg16"`).
 
     Returns:
-        [`LpipsVgg16`] with the loaded weights and `requires_grad_(False)`.
+        [`LpipsVgg16`] with the loaded weights and `requires_grad_(False)`; `source` and `weights_files` (name, path
+        and sha256 of every file read) record where they came from.
 
     Raises:
         `FileNotFoundError` or `OSError`: when the path does not exist and the Hub repository cannot be downloaded.
@@ -168,8 +227,12 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
     >>> lpips = load_lpips("path/to/lpips_vgg16")  # doctest: +SKIP
     ```
     """
+    if path_or_hub_id == LPIPS_VGG16:
+        files = lpips_vgg16_files(revision)
+    else:
+        files = resolve_weight_files(path_or_hub_id, EXPECTED_LAYOUT, revision)
     state_dict = {}
-    for file in resolve_weight_files(path_or_hub_id, EXPECTED_LAYOUT, revision):
+    for file in files:
         for key, tensor in read_state_dict(file, EXPECTED_LAYOUT).items():
             if IGNORED_KEYS.match(key):
                 continue
@@ -195,7 +258,9 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
         model.load_state_dict(state_dict)
     except RuntimeError as error:
         raise ValueError(f"The LPIPS weights in {str(path_or_hub_id)!r} have wrong shapes: {error}") from error
+    model.source = str(path_or_hub_id)
+    model.weights_files = [{"name": file.name, "path": str(file), "sha256": sha256_of_file(file)} for file in files]
     return model.requires_grad_(False)
 
 
-__all__ = ["LpipsVgg16", "load_lpips"]
+__all__ = ["LPIPS_VGG16", "LpipsVgg16", "installed_lpips_heads", "load_lpips", "lpips_vgg16_files"]

@@ -3,6 +3,7 @@
 so the user names a file, a folder or a Hub repository, and anything missing fails with the layout that was expected.
 """
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -75,6 +76,15 @@ def resolve_weight_files(
     return files
 
 
+def sha256_of_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_state_dict(file: Path, expected_layout: str) -> dict[str, torch.Tensor]:
     """
     A flat state dict of tensors from a `.safetensors` file or a torch pickle (read with `weights_only=True`); a
@@ -93,4 +103,4 @@ def read_state_dict(file: Path, expected_layout: str) -> dict[str, torch.Tensor]
     return state_dict
 
 
-__all__ = ["WEIGHT_FILE_SUFFIXES", "read_state_dict", "resolve_weight_files"]
+__all__ = ["WEIGHT_FILE_SUFFIXES", "read_state_dict", "resolve_weight_files", "sha256_of_file"]
