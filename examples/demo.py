@@ -287,18 +287,8 @@ def save_reconstructions(tokenizer_dir: Path, validation: tuple, output_dir: Pat
     image_grid(rows, row_names).save(output_dir / "reconstructions.png")
 
 
-def main(args):
-    """Train, evaluate and sample the demo tokenizer and VIM on the embedded digits; print and save the figures."""
-    start = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    data_dir, log_dir, timings = output_dir / "digits", output_dir / "logs", {}
-    print(f"[data] writing the scikit-learn digits to {data_dir}", flush=True)
-    splits = write_digits(data_dir, args.seed)
-    for name, config in (("tokenizer_config", TOKENIZER_CONFIG), ("vim_config", VIM_CONFIG)):
-        (output_dir / name).mkdir(exist_ok=True)
-        (output_dir / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+def run_stages(args, output_dir: Path, data_dir: Path, log_dir: Path, timings: dict):
+    """Stages 2-5 through the example scripts: tokenizer training and evaluation, pretokenizing, VIM training."""
     data = ["--train_data_dir", data_dir, "--cache_dir", output_dir / "cache"]
 
     def launch(script, arguments):
@@ -356,30 +346,44 @@ def main(args):
         inputs=(output_dir / "tokens",),
     )  # fmt: skip
 
-    print("[sample] class-conditional samples with VimPipeline", flush=True)
-    sampling_start = time.perf_counter()
-    classifier, real_accuracy = fit_classifier(splits)
-    generation = {
+
+def sample_stage(args, output_dir: Path, classifier) -> dict:
+    """Stage 6: samples with the paper's sampling and with guidance, scored by `classifier`."""
+    pipeline_dir, samples = output_dir / "pipeline", args.samples_per_class
+    return {
         "paper_sampling": {
             "sampling": "temperature 1.0, no top-k / top-p, no guidance (paper Sec. 5.2)",
             "images": "samples.png",
-            **sample_and_score(
-                output_dir / "pipeline", classifier, args.samples_per_class, args.seed, output_dir / "samples.png"
-            ),
+            **sample_and_score(pipeline_dir, classifier, samples, args.seed, output_dir / "samples.png"),
         },
         "guided": {
             "sampling": f"temperature 1.0, classifier-free guidance scale {args.guidance_scale}",
             "images": "samples_guided.png",
             **sample_and_score(
-                output_dir / "pipeline",
-                classifier,
-                args.samples_per_class,
-                args.seed,
-                output_dir / "samples_guided.png",
-                args.guidance_scale,
+                pipeline_dir, classifier, samples, args.seed, output_dir / "samples_guided.png", args.guidance_scale
             ),
         },
     }
+
+
+def main(args):
+    """Train, evaluate and sample the demo tokenizer and VIM on the embedded digits; print and save the figures."""
+    start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data_dir, log_dir, timings = output_dir / "digits", output_dir / "logs", {}
+    print(f"[data] writing the scikit-learn digits to {data_dir}", flush=True)
+    splits = write_digits(data_dir, args.seed)
+    for name, config in (("tokenizer_config", TOKENIZER_CONFIG), ("vim_config", VIM_CONFIG)):
+        (output_dir / name).mkdir(exist_ok=True)
+        (output_dir / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    run_stages(args, output_dir, data_dir, log_dir, timings)
+
+    print("[sample] class-conditional samples with VimPipeline", flush=True)
+    sampling_start = time.perf_counter()
+    classifier, real_accuracy = fit_classifier(splits)
+    generation = sample_stage(args, output_dir, classifier)
     timings["sample_and_score"] = round(time.perf_counter() - sampling_start, 1)
     save_reconstructions(output_dir / "tokenizer", splits["validation"], output_dir)
 

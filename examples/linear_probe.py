@@ -330,34 +330,20 @@ def save_plot(path: Path, per_block: dict, title: str):
     figure.savefig(path, dpi=120)
 
 
-def main(args):
-    """Fit a linear classifier on the pooled features of each chosen VIM block (or raw pixels); save results."""
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    # Before any compute: an --output_dir that cannot be a folder fails now, not when the results are saved.
-    output_dir = prepare_output_dir(args.output_dir)
-    tokenizer, transformer = load_models(args)
-    if args.resolution is None:
-        if tokenizer is None:
-            raise ValueError("--raw_pixels without a tokenizer needs --resolution.")
-        args.resolution = tokenizer.config.image_size
+def probed_blocks(args, transformer) -> list[int]:
+    """The blocks to probe (1-based hidden-state indices), or `[0]` for raw pixels."""
     if transformer is None:
-        blocks = [0]
-    elif args.block == "all":
-        blocks = list(range(1, transformer.config.num_hidden_layers + 1))
-    else:
-        blocks = [int(args.block)]
-        if not 1 <= blocks[0] <= transformer.config.num_hidden_layers:
-            raise ValueError(f"--block must lie in 1 .. {transformer.config.num_hidden_layers}, got {blocks[0]}.")
-    train, evaluation, names = load_splits(args)
-    train_features, train_labels = extract_features(args, train, tokenizer, transformer, blocks)
-    eval_features, eval_labels = extract_features(args, evaluation, tokenizer, transformer, blocks)
-    num_classes = len(names) if names is not None else int(max(train_labels.max(), eval_labels.max())) + 1
-    per_block, runs = {}, {}
-    for block in blocks:
-        runs[block] = probe(args, train_features[block], train_labels, eval_features[block], eval_labels, num_classes)
-        per_block[block] = runs[block]["top1_accuracy"]
-        name = "raw pixels" if transformer is None else f"block {block}"
-        logger.info(f"{name}: top-1 {per_block[block]:.4f} (weight decay {runs[block]['weight_decay']})")
+        return [0]
+    if args.block == "all":
+        return list(range(1, transformer.config.num_hidden_layers + 1))
+    block = int(args.block)
+    if not 1 <= block <= transformer.config.num_hidden_layers:
+        raise ValueError(f"--block must lie in 1 .. {transformer.config.num_hidden_layers}, got {block}.")
+    return [block]
+
+
+def probe_protocol(args, transformer, blocks: list[int], runs: dict) -> tuple[dict, dict]:
+    """(classifier, model) descriptions of the probe for its results file."""
     if transformer is None:
         features = f"raw pixels, area-downsampled to {args.raw_pixels_size}x{args.raw_pixels_size}x3, flattened"
         pooling = None
@@ -394,6 +380,31 @@ def main(args):
         "augmentation": "none (resize + center crop)",
         "evaluation_split": args.evaluation_source,
     }
+    return classifier, model
+
+
+def main(args):
+    """Fit a linear classifier on the pooled features of each chosen VIM block (or raw pixels); save results."""
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    # Before any compute: an --output_dir that cannot be a folder fails now, not when the results are saved.
+    output_dir = prepare_output_dir(args.output_dir)
+    tokenizer, transformer = load_models(args)
+    if args.resolution is None:
+        if tokenizer is None:
+            raise ValueError("--raw_pixels without a tokenizer needs --resolution.")
+        args.resolution = tokenizer.config.image_size
+    blocks = probed_blocks(args, transformer)
+    train, evaluation, names = load_splits(args)
+    train_features, train_labels = extract_features(args, train, tokenizer, transformer, blocks)
+    eval_features, eval_labels = extract_features(args, evaluation, tokenizer, transformer, blocks)
+    num_classes = len(names) if names is not None else int(max(train_labels.max(), eval_labels.max())) + 1
+    per_block, runs = {}, {}
+    for block in blocks:
+        runs[block] = probe(args, train_features[block], train_labels, eval_features[block], eval_labels, num_classes)
+        per_block[block] = runs[block]["top1_accuracy"]
+        name = "raw pixels" if transformer is None else f"block {block}"
+        logger.info(f"{name}: top-1 {per_block[block]:.4f} (weight decay {runs[block]['weight_decay']})")
+    classifier, model = probe_protocol(args, transformer, blocks, runs)
     results = linear_probe_results(
         per_block,
         dataset=args.dataset_name or args.train_data_dir,
