@@ -1,5 +1,5 @@
 """`vit_vqgan_hf.evaluation.classifier`: the classifier of rejection sampling, its preprocessing against the real
-image processors, its loading errors and the sizes of rejection-sampling calls."""
+image processors and its loading errors."""
 
 import numpy as np
 import PIL.Image
@@ -15,10 +15,9 @@ from transformers import (
     ViTImageProcessorPil,
 )
 
-from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
 from vit_vqgan_hf.evaluation import ImageClassifier
-from vit_vqgan_hf.evaluation.classifier import check_classifier_labels, classes_per_call
+from vit_vqgan_hf.evaluation.classifier import check_classifier_labels
 
 from .helpers import CLASSIFIER_PROCESSOR, save_tiny_classifier
 
@@ -98,12 +97,3 @@ def test_classifier_loading_and_label_errors(tmp_path):
 def test_processors_the_wrapper_would_imitate_wrongly_are_refused(image_processor, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         load_image_classifier(save_tiny_classifier(tmp_path / "classifier", image_processor=image_processor))
-
-
-def test_rejection_call_sizes():
-    # The pipeline's rounding: 3 / 0.3 is 10 candidates, not 11.
-    cases = {(3, 0.3): 10, (50, 0.5): 100, (2, 0.6): 4, (1, 1.0): 1}
-    assert {case: VimPipeline.num_rejection_candidates(*case) for case in cases} == cases
-    # Whole classes that fill whole batches (100 candidates in batches of 16: 4 classes, 25 batches), within bounds.
-    cases = {(100, 16): 4, (4, 4): 1, (4, 3): 3, (999, 16): 1, (101, 64): 20}
-    assert {case: classes_per_call(*case) for case in cases} == cases

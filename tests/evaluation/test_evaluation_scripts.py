@@ -16,7 +16,7 @@ from accelerate.state import AcceleratorState
 from safetensors.torch import save_file
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.evaluation import ReferenceStatistics, results_to_model_index
+from vit_vqgan_hf.evaluation import GenerationEvaluator, ReferenceStatistics, results_to_model_index
 from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 from vit_vqgan_hf.training import LpipsVgg16
 
@@ -209,7 +209,7 @@ def test_generation_evaluation_from_a_pipeline_on_one_and_two_processes(
     )
     assert protocol["sampling"]["temperature"] == 1.0 and protocol["sampling"]["classes"] == "all"
     assert protocol["image_size"] == 16
-    assert "manual_seed(7 + i)" in protocol["seeds"]["sampling"]
+    assert "SeedSequence([7, class_id + 1, index])" in protocol["seeds"]["sampling"]
     saved = protocol["reference"]["saved_statistics"]
     assert protocol["reference"]["kind"] == "images" and protocol["reference"]["num_images"] == 4
     assert other["reference"]["kind"] == "statistics" and other["reference"]["file_sha256"] == saved["file_sha256"]
@@ -365,7 +365,7 @@ def test_generation_evaluation_with_rejection_sampling(tmp_path, fresh_accelerat
     assert protocol["sampling"]["acceptance_rate"] == 0.5
     rejection = protocol["sampling"]["rejection_sampling"]
     assert rejection["candidates_per_class"] == 4 and rejection["classifier"]["name_or_path"] == str(classifier)
-    assert "candidate i of the class-ordered candidates (4 per class)" in protocol["seeds"]["sampling"]
+    assert "candidate j of a class (4 per class) uses image (class_id, j)'s seed" in protocol["seeds"]["sampling"]
     # The calls' composition does not change the kept samples.
     other = json.loads((tmp_path / "3" / "results.json").read_text())
     assert_same_metrics(results["metrics"], other["metrics"])
@@ -378,3 +378,55 @@ def test_generation_evaluation_with_rejection_sampling(tmp_path, fresh_accelerat
             [*argv, f"--classifier={four_labels}", f"--output_dir={tmp_path / 'mismatch'}"],
             feature_network=TinyFeatureNetwork(),
         )
+
+
+class RecordingFeatureNetwork(TinyFeatureNetwork):
+    """The tiny feature network, keeping every batch of uint8 images it is fed."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def features_and_logits(self, images):
+        self.batches.append(images.detach().cpu().clone())
+        return super().features_and_logits(images)
+
+
+@pytest.mark.parametrize("rejection", [False, True], ids=["plain", "rejection"])
+def test_sample_py_and_in_process_sampling_evaluate_the_same_images(tmp_path, rejection, fresh_accelerate_state):
+    make_pipeline(tmp_path / "vim")
+    settings = [f"--pipeline={tmp_path / 'vim'}", "--num_images_per_class=2", "--class_ids", "0", "2"]
+    settings += ["--seed=11", "--temperature=0.9"]
+    if rejection:
+        classifier = save_tiny_classifier(tmp_path / "classifier", num_labels=3)
+        settings += ["--acceptance_rate=0.5", f"--classifier={classifier}"]
+    samples = tmp_path / "samples"
+    run_in_this_process("sample", [*settings, "--batch_size=3", f"--output_dir={samples}"])
+
+    # Reference statistics of the same network, so that the evaluations feed it their samples only.
+    stats = tmp_path / "reference_stats.npz"
+    evaluator = GenerationEvaluator(RecordingFeatureNetwork())
+    evaluator.update(torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8), real=True)
+    evaluator.reference_statistics().save(stats)
+
+    def evaluated_images(argv, name):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        network = RecordingFeatureNetwork()
+        argv += [f"--reference_stats={stats}", "--inception_model=unused", "--metrics", "fid"]
+        run_in_this_process("evaluate_generation", [*argv, f"--output_dir={tmp_path / name}"], feature_network=network)
+        return torch.cat(network.batches)
+
+    from_folder = evaluated_images([f"--samples={samples}"], "folder")
+    from_npz = evaluated_images([f"--samples={samples / 'samples_4x16x16x3.npz'}"], "npz")
+    # Sampled in process, in other batches than sample.py's.
+    in_process = evaluated_images([*settings, "--batch_size=2"], "pipeline")
+
+    assert in_process.dtype == torch.uint8 and in_process.shape == (4, 3, 16, 16)
+    assert in_process.numpy().tobytes() == from_folder.numpy().tobytes() == from_npz.numpy().tobytes()
+    results = json.loads((tmp_path / "pipeline" / "results.json").read_text())
+    assert results["protocol"]["class_balance"]["images_per_class"] == {"0": 2, "2": 2}
+    recorded = json.loads((tmp_path / "folder" / "results.json").read_text())["protocol"]["sampling"]
+    # The settings sample.py recorded next to its images are the ones the in-process evaluation records.
+    assert {key: results["protocol"]["sampling"][key] for key in recorded if key != "source"} == {
+        key: value for key, value in recorded.items() if key != "source"
+    }

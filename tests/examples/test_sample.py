@@ -16,6 +16,7 @@ from accelerate.state import AcceleratorState
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
+from vit_vqgan_hf.evaluation.sampling import image_seed
 
 from ..evaluation.helpers import save_tiny_classifier
 from ..pipelines.vim.test_pipeline_vim import NUM_CLASSES, make_pipeline, make_transformer
@@ -117,11 +118,9 @@ def test_settings_and_seeds(tmp_path):
     with pytest.raises(ValueError, match="records other sampling settings"):
         script.check_settings({**settings, "temperature": 0.5}, tmp_path)
 
-    seeds = {
-        script.image_seed(seed, class_id, index) for seed in (0, 1) for class_id in (None, 0, 1) for index in (0, 1)
-    }
+    seeds = {image_seed(seed, class_id, index) for seed in (0, 1) for class_id in (None, 0, 1) for index in (0, 1)}
     assert len(seeds) == 12 and all(0 <= seed < 2**63 for seed in seeds)
-    assert script.image_seed(0, 5, 2) == script.image_seed(0, 5, 2)
+    assert image_seed(0, 5, 2) == image_seed(0, 5, 2)
     with pytest.raises(SystemExit):
         script.parse_args(["--pipeline", "p", "--output_dir", "o", "--unconditional", "--class_ids", "1"])
 
@@ -224,12 +223,12 @@ def test_rejection_sampling_keeps_the_best_candidates_of_a_run_without_it(pipeli
     # Candidate j of a class is image j of the run without rejection: the kept images are the two of four that the
     # classifier scores highest (on the decoded float pixels, as the pipeline does), best first, each PNG carrying its
     # score.
-    script, classifier = load_script(), load_image_classifier(classifier_dir)
+    classifier = load_image_classifier(classifier_dir)
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
     pipeline.set_progress_bar_config(disable=True)
     scores = png_scores(tmp_path / "kept")
     for class_id in (0, 2):
-        generator = [torch.Generator().manual_seed(script.image_seed(5, class_id, j)) for j in range(4)]
+        generator = [torch.Generator().manual_seed(image_seed(5, class_id, j)) for j in range(4)]
         candidates = pipeline(class_labels=[class_id], num_images_per_label=4, generator=generator, output_type="pt")
         with torch.no_grad():
             candidate_scores = classifier(candidates.images * 2 - 1).softmax(-1)[:, class_id]

@@ -12,6 +12,7 @@
 - `image_sets`: image folders, `.npz` files and `datasets` splits as `uint8` tensors, with clear errors.
 - `results`: results files and their model-card `model-index` entries.
 - `classifier`: the image classifier of classifier rejection sampling (`--acceptance_rate`, `--classifier`).
+- `sampling`: the sampling engine of examples/sample.py and examples/evaluate_generation.py (plan, seeds, calls).
 - `evaluate_metrics/`: `evaluate` modules (`codebook_usage`, `reconstruction`, `fid`), see [`evaluate_metric_path`].
 
 Nothing in the layers below (models, pipelines, training) imports it.
@@ -33,6 +34,7 @@ from .inception import FidInceptionV3, load_fid_inception
 from .plots import plot_code_usage
 from .reconstruction_metrics import USAGE_GROUP_SIZE, CodebookUsageAccumulator, per_image_psnr, per_image_ssim
 from .results import build_results, load_results, results_to_model_index, save_results
+from .sampling import SamplingConfig, SamplingEngine
 
 
 EVALUATE_METRICS = ("codebook_usage", "reconstruction", "fid")
@@ -77,6 +79,8 @@ __all__ = [
     "ImageFolderSet",
     "NpzImageSet",
     "ReferenceStatistics",
+    "SamplingConfig",
+    "SamplingEngine",
     "TokenizerEvaluator",
     "build_results",
     "evaluate_metric_path",

@@ -7,8 +7,6 @@ command line by `vit_vqgan_hf.cli.load_image_classifier`) with the settings of i
 torch on the pixels' device (no torchvision, no round trip through PIL).
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -187,18 +185,7 @@ def check_classifier_labels(classifier: ImageClassifier, num_classes: int) -> No
         )
 
 
-def classes_per_call(num_candidates: int, batch_size: int, max_batches: int = 32) -> int:
-    """
-    How many whole classes one rejection-sampling call of `VimPipeline` should hold (a class's candidates are ranked
-    together): the fewest whose candidates fill whole batches of `batch_size`, so that no batch runs part empty, but
-    at most `max_batches` batches' worth (the call keeps all its candidates' pixels) and at least one class.
-    """
-    filling = batch_size // math.gcd(num_candidates, batch_size)
-    return max(1, min(filling, max_batches * batch_size // num_candidates))
-
-
 __all__ = [
     "ImageClassifier",
     "check_classifier_labels",
-    "classes_per_call",
 ]
