@@ -7,4 +7,11 @@ from .pixel_losses import l2_loss, logit_laplace_loss
 from .weight_files import WEIGHT_FILE_SUFFIXES, read_state_dict, resolve_weight_files, sha256_of_file
 
 
-__all__ = ["WEIGHT_FILE_SUFFIXES", "l2_loss", "logit_laplace_loss", "read_state_dict", "resolve_weight_files", "sha256_of_file"]
+__all__ = [
+    "WEIGHT_FILE_SUFFIXES",
+    "l2_loss",
+    "logit_laplace_loss",
+    "read_state_dict",
+    "resolve_weight_files",
+    "sha256_of_file",
+]
