@@ -49,3 +49,11 @@ def test_eval_mode_still_reads_values_once(host_syncs):
     with torch.no_grad():
         model(input_ids)
     assert sum(host_syncs.values()) == 1
+
+
+@pytest.mark.parametrize("cache_implementation", [None, "static"])
+def test_generate_checks_its_prompt(cache_implementation):
+    config = VimConfig.from_preset("tiny")
+    model = VimForCausalLM(config).eval()
+    with pytest.raises(ValueError, match="The prefix token .* is 5, but it must be a class token"):
+        model.generate(torch.tensor([[5]]), do_sample=False, cache_implementation=cache_implementation)

@@ -473,6 +473,7 @@ class VimPipeline(DiffusionPipeline):
                 timesteps, so it is passed in both places) and `callback_kwargs` holds the tensors named in
                 `callback_on_step_end_tensor_inputs`. It returns a dict; an `image_tokens` entry replaces the tokens
                 so far (its last column is what the transformer reads next; earlier columns are already in the cache).
+                They must be codes in `[0, codebook_size)`: no step reads them back to check.
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
                 Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens
                 sampled so far) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of this step).
