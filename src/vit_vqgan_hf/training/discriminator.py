@@ -19,6 +19,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+from transformers.utils.type_validators import positive_int_field
 
 from ..models.vit_vqgan.configuration_vit_vqgan import check_preset_overrides
 
@@ -78,12 +79,12 @@ class VitVqganDiscriminatorConfig(PreTrainedConfig):
     model_type = "vit_vqgan_discriminator"
 
     image_size: int = 256
-    num_channels: int = 3
-    channel_multiplier: int = 2
-    channel_base: int = 16384
-    max_channels: int = 512
-    mbstd_group_size: int = 4
-    mbstd_num_features: int = 1
+    num_channels: int = positive_int_field(default=3)
+    channel_multiplier: int = positive_int_field(default=2)
+    channel_base: int = positive_int_field(default=16384)
+    max_channels: int = positive_int_field(default=512)
+    mbstd_group_size: int = positive_int_field(default=4)
+    mbstd_num_features: int = positive_int_field(default=1)
     blur_kernel: list[int] | tuple[int, ...] = (1, 3, 3, 1)
 
     def channels_at(self, resolution: int) -> int:
@@ -114,18 +115,15 @@ class VitVqganDiscriminatorConfig(PreTrainedConfig):
         """Part of `@strict`-powered validation: cross-field checks, run at construction."""
         if self.image_size < 8 or self.image_size & (self.image_size - 1):
             raise ValueError(f"`image_size` must be a power of two of at least 8, got {self.image_size}.")
-        for name in ("num_channels", "channel_multiplier", "channel_base", "max_channels", "mbstd_group_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.channels_at(self.image_size) < 1:
             raise ValueError(
                 f"`channel_multiplier * channel_base` ({self.channel_multiplier * self.channel_base}) must be at "
                 f"least `image_size` ({self.image_size}) so that every block has a channel."
             )
-        if self.mbstd_num_features < 1 or self.channels_at(4) % self.mbstd_num_features:
+        if self.channels_at(4) % self.mbstd_num_features:
             raise ValueError(
-                f"`mbstd_num_features` ({self.mbstd_num_features}) must be positive and divide the channels of the "
-                f"4x4 features ({self.channels_at(4)})."
+                f"`mbstd_num_features` ({self.mbstd_num_features}) must divide the channels of the 4x4 features "
+                f"({self.channels_at(4)})."
             )
         if len(self.blur_kernel) < 2 or any(tap < 0 for tap in self.blur_kernel) or sum(self.blur_kernel) <= 0:
             raise ValueError(f"`blur_kernel` must hold at least two non-negative taps, got {self.blur_kernel}.")

@@ -6,7 +6,7 @@ import difflib
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
-from transformers.activations import ACT2FN
+from transformers.utils.type_validators import activation_fn_key, interval, positive_int_field, probability
 
 from .imagenet_classes import IMAGENET_CLASSES
 
@@ -87,20 +87,20 @@ class VimConfig(PreTrainedConfig):
 
     model_type = "vim"
 
-    codebook_size: int = 8192
-    num_classes: int = 1000
-    token_grid_size: int = 32
-    hidden_size: int = 1536
-    num_hidden_layers: int = 24
-    num_attention_heads: int = 16
-    intermediate_size: int = 6144
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float | int = 0.1
-    attention_dropout: float | int = 0.1
+    codebook_size: int = positive_int_field(default=8192)
+    num_classes: int = interval(min=0)(default=1000)
+    token_grid_size: int = positive_int_field(default=32)
+    hidden_size: int = positive_int_field(default=1536)
+    num_hidden_layers: int = positive_int_field(default=24)
+    num_attention_heads: int = positive_int_field(default=16)
+    intermediate_size: int = positive_int_field(default=6144)
+    hidden_act: str = activation_fn_key(default="gelu")
+    hidden_dropout_prob: float | int = probability(default=0.1)
+    attention_dropout: float | int = probability(default=0.1)
     attention_bias: bool = True
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
-    class_dropout_prob: float | int = 0.0
+    class_dropout_prob: float | int = probability(default=0.0)
     use_cache: bool = True
 
     def __post_init__(self, **kwargs):
@@ -178,21 +178,12 @@ class VimConfig(PreTrainedConfig):
         return cls(**kwargs)
 
     def validate_architecture(self):
-        """Part of `@strict`-powered validation: cross-field checks, run at construction."""
-        for name in ("codebook_size", "token_grid_size", "hidden_size", "num_hidden_layers", "intermediate_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        if self.num_classes < 0:
-            raise ValueError(f"`num_classes` must be non-negative (0 = unconditional only), got {self.num_classes}.")
-        if self.num_attention_heads < 1 or self.hidden_size % self.num_attention_heads != 0:
+        """Part of `@strict`-powered validation: cross-field checks, run at construction (the fields' own ranges are
+        checked by their validators)."""
+        if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"`num_attention_heads` ({self.num_attention_heads}) must divide `hidden_size` ({self.hidden_size})."
             )
-        for name in ("hidden_dropout_prob", "attention_dropout", "class_dropout_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"`{name}` must be a probability in [0, 1], got {getattr(self, name)}.")
-        if self.hidden_act not in ACT2FN:
-            raise ValueError(f"Unknown activation `hidden_act={self.hidden_act!r}`; expected a key of ACT2FN.")
         if self.id2label is not None and len(self.id2label) != self.num_classes:
             raise ValueError(
                 f"`id2label` names {len(self.id2label)} classes but `num_classes` is {self.num_classes}; "

@@ -220,6 +220,10 @@ class VimModel(VimPreTrainedModel):
     `config.class_dropout_prob` (label dropout for classifier-free guidance). The draw uses the global torch RNG, so it
     is reproducible under `torch.manual_seed`; in eval mode, and for `inputs_embeds`, nothing is replaced.
 
+    Inputs are checked where they enter: an eval-mode call on a prompt (nothing cached yet) checks the token and
+    position ids against the config. Training-mode and decoding steps check types and shapes only, so they never wait
+    on the device; check training data where it is loaded.
+
     Example:
 
     ```python
@@ -282,43 +286,29 @@ class VimModel(VimPreTrainedModel):
             LayerNorm), `cache` when `use_cache`, and `hidden_states`, a tuple of `num_hidden_layers + 1` tensors of
             shape `(batch_size, sequence_length, hidden_size)`, when `output_hidden_states`.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        # Checks of types and shapes only: they read no tensor values, so they stay in a compiled graph.
-        if input_ids is not None:
-            _check_tensor("input_ids", input_ids, "(batch_size, sequence_length)")
-            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-                raise ValueError(f"`input_ids` must be an integer tensor of token ids, got dtype {input_ids.dtype}.")
-            input_ids = input_ids.long()  # e.g. the int16 ids of pretokenized data
-        else:
-            _check_tensor("inputs_embeds", inputs_embeds, "(batch_size, sequence_length, hidden_size)")
-            if inputs_embeds.shape[-1] != self.config.hidden_size:
-                raise ValueError(
-                    f"`inputs_embeds` must have shape (batch_size, sequence_length, {self.config.hidden_size}) "
-                    f"(`config.hidden_size`), got {tuple(inputs_embeds.shape)}."
-                )
         # Older callers name the cache `past_key_values` (transformers 5.24 still accepts it, until 5.40).
         if cache is None:
             cache = kwargs.pop("past_key_values", None)
+        past_length = cache.get_seq_length() if cache is not None else 0
+        # A `StaticCache` counts its tokens in a device tensor: to the checks its length is unknown (None), not synced.
+        cached_length = past_length if isinstance(past_length, int) else None
+        self._check_inputs(input_ids, inputs_embeds, attention_mask, position_ids, cached_length)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
 
+        # Values are read only where data enters, an inference call on a prompt (nothing cached): a training or
+        # decoding step never waits on the device for a check, nor breaks a compiled graph for one.
+        check_values = not self.training and cached_length == 0 and not torch.compiler.is_compiling()
         inputs = input_ids if input_ids is not None else inputs_embeds
-        past_length = cache.get_seq_length() if cache is not None else 0
-        # The checks read tensor values; a compiled decoding step (static cache, see `VimPipeline`) skips them
-        # instead of breaking its graph on a device sync.
-        check_inputs = not torch.compiler.is_compiling()
-        if check_inputs:
-            self._check_length(past_length, inputs.shape[1])
-            if attention_mask is not None:
-                self._check_attention_mask(attention_mask, inputs.shape[:2], past_length)
         if position_ids is None:
             position_ids = torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0) + past_length
-        elif check_inputs:
-            self._check_position_ids(position_ids, inputs.shape[:2])
-        if input_ids is not None and check_inputs:
-            self._check_input_ids(input_ids, position_ids)
+        elif check_values:
+            self._check_position_values(position_ids)
+        if input_ids is not None:
+            input_ids = input_ids.long()  # e.g. the int16 ids of pretokenized data
+            if check_values:
+                self._check_input_ids(input_ids, position_ids)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -329,12 +319,10 @@ class VimModel(VimPreTrainedModel):
             inputs_embeds = self.embed_tokens(input_ids)
         hidden_states = inputs_embeds + self.position_embeddings(position_ids)
 
+        # No `position_ids`: VIM's are grid positions, never the boundaries of packed sequences that transformers looks
+        # for in them (at one device sync per call).
         causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            cache=cache,
-            position_ids=position_ids,
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
         )
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -355,27 +343,51 @@ class VimModel(VimPreTrainedModel):
         drop = torch.rand(input_ids.shape[0], 1, device=input_ids.device) < self.config.class_dropout_prob
         return input_ids.masked_fill(is_class_token & drop, self.config.null_class_token_id)
 
-    def _check_length(self, past_length: int, sequence_length: int):
+    def _check_inputs(self, input_ids, inputs_embeds, attention_mask, position_ids, cached_length: int | None):
+        """Types and shapes only: these checks read no tensor value, so they cost no device sync."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            _check_tensor("input_ids", input_ids, "(batch_size, sequence_length)")
+            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+                raise ValueError(f"`input_ids` must be an integer tensor of token ids, got dtype {input_ids.dtype}.")
+        else:
+            _check_tensor("inputs_embeds", inputs_embeds, "(batch_size, sequence_length, hidden_size)")
+            if inputs_embeds.shape[-1] != self.config.hidden_size:
+                raise ValueError(
+                    f"`inputs_embeds` must have shape (batch_size, sequence_length, {self.config.hidden_size}) "
+                    f"(`config.hidden_size`), got {tuple(inputs_embeds.shape)}."
+                )
+        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         max_length = self.config.max_position_embeddings
-        if past_length + sequence_length > max_length:
+        if cached_length is not None and cached_length + sequence_length > max_length:
             raise ValueError(
-                f"The sequence has {past_length + sequence_length} tokens ({past_length} cached), but a VIM sequence "
-                f"has at most {max_length}: 1 prefix token and {self.config.token_grid_size}x"
+                f"The sequence has {cached_length + sequence_length} tokens ({cached_length} cached), but a VIM "
+                f"sequence has at most {max_length}: 1 prefix token and {self.config.token_grid_size}x"
                 f"{self.config.token_grid_size} image tokens (`config.token_grid_size`)."
             )
+        if attention_mask is not None:
+            self._check_attention_mask(attention_mask, batch_size, sequence_length, cached_length)
+        if position_ids is not None:
+            _check_tensor("position_ids", position_ids, "(batch_size, sequence_length)")
+            if position_ids.shape[0] not in (1, batch_size) or position_ids.shape[1] != sequence_length:
+                raise ValueError(
+                    f"`position_ids` must have shape ({batch_size} or 1, {sequence_length}), one position per input "
+                    f"token, got {tuple(position_ids.shape)}."
+                )
 
-    def _check_attention_mask(self, attention_mask: torch.Tensor, input_shape: torch.Size, past_length: int):
-        batch_size, sequence_length = input_shape
+    def _check_attention_mask(self, attention_mask, batch_size: int, sequence_length: int, cached_length: int | None):
         if not isinstance(attention_mask, torch.Tensor):
             raise TypeError(f"`attention_mask` must be a torch.Tensor, got {_type_name(attention_mask)}.")
         shape = tuple(attention_mask.shape)
         if attention_mask.ndim == 2:
             # `create_causal_mask` reads a 2-D mask as one entry per key: the cached tokens, then the new ones.
-            expected = (batch_size, int(past_length) + sequence_length)
+            cached_length = shape[1] - sequence_length if cached_length is None else cached_length
+            expected = (batch_size, cached_length + sequence_length)
             if shape != expected:
                 raise ValueError(
                     f"`attention_mask` must have shape (batch_size, cached_length + sequence_length) = {expected} "
-                    f"({int(past_length)} cached and {sequence_length} new tokens), got {shape}."
+                    f"({cached_length} cached and {sequence_length} new tokens), got {shape}."
                 )
         elif attention_mask.ndim == 4:
             # A prepared mask is used as is; its key length depends on the cache, its query length does not.
@@ -390,14 +402,8 @@ class VimModel(VimPreTrainedModel):
                 f"got shape {shape}."
             )
 
-    def _check_position_ids(self, position_ids: torch.LongTensor, input_shape: torch.Size):
-        _check_tensor("position_ids", position_ids, "(batch_size, sequence_length)")
-        if position_ids.shape[0] not in (1, input_shape[0]) or position_ids.shape[1] != input_shape[1]:
-            raise ValueError(
-                f"`position_ids` must have shape ({input_shape[0]} or 1, {input_shape[1]}), one position per input "
-                f"token, got {tuple(position_ids.shape)}."
-            )
-        low, high = (value.item() for value in torch.aminmax(position_ids))
+    def _check_position_values(self, position_ids: torch.LongTensor):
+        low, high = torch.stack(torch.aminmax(position_ids)).tolist()
         if low < 0 or high >= self.config.max_position_embeddings:
             raise ValueError(
                 f"`position_ids` must lie in [0, {self.config.max_position_embeddings - 1}] (0 is the prefix), got "
@@ -567,6 +573,8 @@ class VimForCausalLM(VimPreTrainedModel, GenerationMixin):
             raise ValueError(
                 f"`labels` must have the shape of the inputs {tuple(input_shape)}, got {tuple(labels.shape)}."
             )
+        if self.training or torch.compiler.is_compiling():
+            return  # values only where data enters, as for `input_ids` in `VimModel.forward`
         # The first label is dropped by the shift (nothing predicts the prefix), so only the others must be image tokens.
         targets = labels[:, 1:]
         invalid = (targets != -100) & ((targets < 0) | (targets >= self.config.codebook_size))

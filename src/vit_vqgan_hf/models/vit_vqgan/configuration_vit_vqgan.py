@@ -6,7 +6,7 @@ import difflib
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
-from transformers.activations import ACT2FN
+from transformers.utils.type_validators import activation_fn_key, interval, positive_int_field, probability
 
 
 # Paper Table 2: per-module (encoder or decoder) transformer sizes.
@@ -146,27 +146,27 @@ class VitVqganConfig(PreTrainedConfig):
 
     model_type = "vit_vqgan"
 
-    image_size: int = 256
-    patch_size: int = 8
-    num_channels: int = 3
-    encoder_hidden_size: int = 512
-    encoder_num_hidden_layers: int = 8
-    encoder_num_attention_heads: int = 8
-    encoder_intermediate_size: int = 2048
-    decoder_hidden_size: int = 512
-    decoder_num_hidden_layers: int = 8
-    decoder_num_attention_heads: int = 8
-    decoder_intermediate_size: int = 2048
-    codebook_size: int = 8192
-    codebook_dim: int = 32
+    image_size: int = positive_int_field(default=256)
+    patch_size: int = positive_int_field(default=8)
+    num_channels: int = positive_int_field(default=3)
+    encoder_hidden_size: int = positive_int_field(default=512)
+    encoder_num_hidden_layers: int = positive_int_field(default=8)
+    encoder_num_attention_heads: int = positive_int_field(default=8)
+    encoder_intermediate_size: int = positive_int_field(default=2048)
+    decoder_hidden_size: int = positive_int_field(default=512)
+    decoder_num_hidden_layers: int = positive_int_field(default=8)
+    decoder_num_attention_heads: int = positive_int_field(default=8)
+    decoder_intermediate_size: int = positive_int_field(default=2048)
+    codebook_size: int = interval(min=2)(default=8192)
+    codebook_dim: int = positive_int_field(default=32)
     use_l2_normalized_codes: bool = True
-    commitment_cost: float | int = 0.25
+    commitment_cost: float | int = interval(min=0)(default=0.25)
     use_logit_laplace: bool = True
-    logit_laplace_eps: float = 0.1
-    hidden_act: str = "gelu"
-    head_act: str = "tanh"
-    hidden_dropout_prob: float | int = 0.0
-    attention_probs_dropout_prob: float | int = 0.0
+    logit_laplace_eps: float = interval(min=0, max=0.5, exclude_max=True)(default=0.1)
+    hidden_act: str = activation_fn_key(default="gelu")
+    head_act: str = activation_fn_key(default="tanh")
+    hidden_dropout_prob: float | int = probability(default=0.0)
+    attention_probs_dropout_prob: float | int = probability(default=0.0)
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     initializer_range: float = 0.02
@@ -205,12 +205,8 @@ class VitVqganConfig(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
     def validate_architecture(self):
-        """Part of `@strict`-powered validation: cross-field checks, run at construction."""
-        for name in ("image_size", "patch_size", "num_channels", "codebook_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        if self.codebook_size < 2:
-            raise ValueError(f"`codebook_size` must be at least 2, got {self.codebook_size}.")
+        """Part of `@strict`-powered validation: cross-field checks and choices, run at construction (the fields' own
+        ranges are checked by their validators)."""
         if self.image_size % self.patch_size != 0:
             raise ValueError(
                 f"`patch_size` ({self.patch_size}) must divide `image_size` ({self.image_size}) into whole patches."
@@ -218,7 +214,7 @@ class VitVqganConfig(PreTrainedConfig):
         for stack in ("encoder", "decoder"):
             hidden_size = getattr(self, f"{stack}_hidden_size")
             num_heads = getattr(self, f"{stack}_num_attention_heads")
-            if num_heads < 1 or hidden_size % num_heads != 0:
+            if hidden_size % num_heads != 0:
                 raise ValueError(
                     f"`{stack}_num_attention_heads` ({num_heads}) must divide `{stack}_hidden_size` ({hidden_size})."
                 )
@@ -242,13 +238,6 @@ class VitVqganConfig(PreTrainedConfig):
             raise ValueError(
                 f"`decoder_head_type` must be one of {DECODER_HEAD_TYPES}, got {self.decoder_head_type!r}."
             )
-        for name in ("hidden_act", "head_act"):
-            if getattr(self, name) not in ACT2FN:
-                raise ValueError(f"Unknown activation `{name}={getattr(self, name)!r}`; expected a key of ACT2FN.")
-        if not 0 <= self.logit_laplace_eps < 0.5:
-            raise ValueError(f"`logit_laplace_eps` must lie in [0, 0.5), got {self.logit_laplace_eps}.")
-        if self.commitment_cost < 0:
-            raise ValueError(f"`commitment_cost` must be non-negative, got {self.commitment_cost}.")
 
 
 __all__ = ["VitVqganConfig"]

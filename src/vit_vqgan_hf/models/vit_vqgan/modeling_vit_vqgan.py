@@ -432,6 +432,9 @@ class VitVqganModel(VitVqganPreTrainedModel):
     The ViT-VQGAN image tokenizer: `encode` maps pixels in `[-1, 1]` to code ids on a `(H/p, W/p)` grid, `decode` and
     `decode_tokens` map codes back to pixels, `forward` does both and returns the training losses' inputs.
 
+    In eval mode, `encode` checks that the pixels lie in `[-1, 1]`. In training mode it checks types and shapes only, so
+    that a training step never waits on the device: check training data where it is loaded.
+
     Example:
 
     ```python
@@ -493,11 +496,9 @@ class VitVqganModel(VitVqganPreTrainedModel):
     @staticmethod
     def _check_pixel_range(pixel_values: torch.Tensor):
         # Images in [0, 255] or with ImageNet mean/std encode to plausible-looking tokens and decode to garbage, the
-        # most reported "bad reconstruction" of VQGAN ports, so the range is checked. It costs one device sync; a
-        # compiled graph skips it to stay whole. Images in [0, 1] fall inside the range and cannot be told apart.
-        if torch.compiler.is_compiling():
-            return
-        low, high = (value.item() for value in torch.aminmax(pixel_values.detach()))
+        # most reported "bad reconstruction" of VQGAN ports, so the range is checked. Images in [0, 1] fall inside
+        # the range and cannot be told apart.
+        low, high = torch.stack(torch.aminmax(pixel_values.detach())).tolist()
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("`pixel_values` contains NaN or infinite values.")
         if low < -1 - PIXEL_RANGE_TOLERANCE or high > 1 + PIXEL_RANGE_TOLERANCE:
@@ -522,7 +523,9 @@ class VitVqganModel(VitVqganPreTrainedModel):
             [`VitVqganEncoderOutput`]
         """
         self._check_pixel_values(pixel_values, interpolate_pos_encoding)
-        self._check_pixel_range(pixel_values)
+        # The range costs a device sync: read where data enters (eval mode), not in a training step or compiled graph.
+        if not self.training and not torch.compiler.is_compiling():
+            self._check_pixel_range(pixel_values)
         # Any float dtype is accepted, as in transformers' ViT: float64 arrays, or float32 images for a bf16 model.
         pixel_values = pixel_values.to(self.encoder.patch_embeddings.weight.dtype)
         height = pixel_values.shape[-2] // self.config.patch_size
@@ -610,11 +613,12 @@ class VitVqganModel(VitVqganPreTrainedModel):
                 f"got {tuple(image_tokens.shape)}."
             )
         image_tokens = image_tokens.long()  # before the range check: `max() >= 256` would overflow in uint8
-        if image_tokens.numel() and (image_tokens.min() < 0 or image_tokens.max() >= self.config.codebook_size):
-            raise ValueError(
-                f"`image_tokens` must lie in [0, {self.config.codebook_size}), got values in "
-                f"[{int(image_tokens.min())}, {int(image_tokens.max())}]."
-            )
+        if image_tokens.numel() and not torch.compiler.is_compiling():
+            low, high = torch.stack(torch.aminmax(image_tokens)).tolist()
+            if low < 0 or high >= self.config.codebook_size:
+                raise ValueError(
+                    f"`image_tokens` must lie in [0, {self.config.codebook_size}), got values in [{low}, {high}]."
+                )
         quantized = self.quantizer.embed_tokens(image_tokens).permute(0, 3, 1, 2)
         return self.decode(quantized, interpolate_pos_encoding)
 

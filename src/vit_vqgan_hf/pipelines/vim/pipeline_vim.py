@@ -12,7 +12,6 @@ import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Real
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
@@ -20,48 +19,17 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import is_compiled_module
 from transformers import Cache, LogitsProcessorList, StaticCache
-from transformers.cache_utils import DynamicLayer
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.utils import logging
 
 from ...models import VimForCausalLM, VitVqganModel
+from .preallocated_cache import PreallocatedCacheLayer
 
 
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
-
-
-class PreallocatedCacheLayer(DynamicLayer):
-    """
-    A `DynamicLayer` whose keys and values live in buffers allocated once for `max_cache_len` tokens: each update
-    writes the new states in place and exposes the filled part as a view. The length of a VIM sequence is known in
-    advance, and `DynamicLayer`'s concatenation copies the whole cache at every step (on a CPU, a fresh allocation that
-    costs more than the attention itself at 1024 tokens and batch 16).
-    """
-
-    def __init__(self, max_cache_len: int):
-        super().__init__()
-        self.max_cache_len = max_cache_len
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.device = key_states.device
-        batch_size, num_heads, _, head_dim = key_states.shape
-        self.key_buffer = key_states.new_empty(batch_size, num_heads, self.max_cache_len, head_dim)
-        self.value_buffer = value_states.new_empty(batch_size, num_heads, self.max_cache_len, value_states.shape[-1])
-        self.keys, self.values = self.key_buffer[:, :, :0], self.value_buffer[:, :, :0]
-        self.is_initialized = True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        start = self.keys.shape[-2]
-        end = start + key_states.shape[-2]
-        self.key_buffer[:, :, start:end] = key_states
-        self.value_buffer[:, :, start:end] = value_states
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
-        return self.keys, self.values
 
 
 @dataclass
@@ -179,125 +147,119 @@ class VimPipeline(DiffusionPipeline):
 
     def check_inputs(
         self,
+        *,
         class_labels,
         num_images_per_label,
         guidance_scale,
         temperature,
         top_k,
         top_p,
+        do_sample,
+        generator,
         acceptance_rate,
         classifier,
         max_batch_size,
         output_type,
+        callback_on_step_end,
         callback_on_step_end_tensor_inputs,
-        cache_implementation=None,
-        generator=None,
-        do_sample=True,
-        callback_on_step_end=None,
+        cache_implementation,
     ):
-        """Raise a `ValueError` for any invalid argument of `__call__`, before any computation."""
-        config = self.transformer.config
-        # Types first: a string where a number belongs would fail in a comparison below, or deep in sampling.
+        """
+        Raise a `ValueError` for an invalid value or combination of `__call__`'s arguments, before any computation. A
+        number of the wrong type fails its comparison here with a `TypeError`.
+        """
+        self._check_class_labels(class_labels)
+        # Counts are integers: a float would pass the comparison and fail later, in slicing or splitting.
         for name, value, optional in [
-            ("guidance_scale", guidance_scale, False),
-            ("temperature", temperature, False),
-            ("top_p", top_p, True),
-            ("acceptance_rate", acceptance_rate, True),
+            ("num_images_per_label", num_images_per_label, False),
+            ("top_k", top_k, True),
+            ("max_batch_size", max_batch_size, True),
         ]:
-            if (value is not None or not optional) and (isinstance(value, bool) or not isinstance(value, Real)):
-                expected = "a number (int or float)" + (" or None" if optional else "")
-                raise ValueError(f"`{name}` must be {expected}, got {type(value).__name__} {value!r}.")
-        if not math.isfinite(guidance_scale):
+            if (value is not None or not optional) and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(
+                    f"`{name}` must be a positive integer{' or None' if optional else ''}, got {value!r}."
+                )
+        if not math.isfinite(guidance_scale):  # NaN would pass every comparison below
             raise ValueError(f"`guidance_scale` must be a finite number >= 1, got {guidance_scale}.")
-        if not isinstance(do_sample, bool):
-            raise ValueError(f"`do_sample` must be True or False, got {type(do_sample).__name__} {do_sample!r}.")
-        generators = generator if isinstance(generator, list) else [generator]
-        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
-            wrong = next(g for g in generators if not isinstance(g, torch.Generator))
-            raise ValueError(
-                "`generator` must be a torch.Generator, a list of them (one per image) or None, got "
-                f"{type(wrong).__name__} {wrong!r}" + (" in the list." if generators is generator else ".")
-            )
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError(
-                f"`callback_on_step_end` must be callable or None, got {type(callback_on_step_end).__name__}."
-            )
-        if classifier is not None and not callable(classifier):
-            raise ValueError(f"`classifier` must be callable or None, got {type(classifier).__name__}.")
-        if class_labels is not None:
-            if config.num_classes == 0:
-                raise ValueError("The transformer is unconditional (`num_classes=0`): pass `class_labels=None`.")
-            labels = class_labels if isinstance(class_labels, (list, tuple)) else [class_labels]
-            if not labels:
-                raise ValueError("`class_labels` is empty; pass None for unconditional samples.")
-            for label in labels:
-                if isinstance(label, bool) or not isinstance(label, (int, str)):
-                    raise ValueError(f"`class_labels` must hold class ids (int) or names (str), got {label!r}.")
-                if isinstance(label, int) and not 0 <= label < config.num_classes:
-                    raise ValueError(
-                        f"Class label {label} is out of range: the transformer knows {config.num_classes} classes "
-                        f"(0..{config.num_classes - 1})."
-                    )
-            self.get_label_ids([label for label in labels if isinstance(label, str)])
-        elif not self.has_trained_null_class:
-            raise ValueError(
-                "Unconditional samples (`class_labels=None`) need the null token, which this class-conditional "
-                "transformer was not trained on (`config.class_dropout_prob == 0`)."
-            )
-        if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int):
-            raise ValueError(f"`num_images_per_label` must be a positive integer, got {num_images_per_label!r}.")
-        if num_images_per_label < 1:
-            raise ValueError(f"`num_images_per_label` must be a positive integer, got {num_images_per_label}.")
         if guidance_scale < 1:
             raise ValueError(f"`guidance_scale` must be >= 1 (1 disables guidance), got {guidance_scale}.")
-        if guidance_scale > 1:
-            if class_labels is None:
-                raise ValueError("Classifier-free guidance (`guidance_scale > 1`) needs `class_labels`.")
-            if not self.has_trained_null_class:
-                raise ValueError(
-                    "Classifier-free guidance needs a transformer trained with label dropout "
-                    "(`config.class_dropout_prob > 0`); this one never saw the null token."
-                )
+        if guidance_scale > 1 and class_labels is None:
+            raise ValueError("Classifier-free guidance (`guidance_scale > 1`) needs `class_labels`.")
+        if guidance_scale > 1 and not self.has_trained_null_class:
+            raise ValueError(
+                "Classifier-free guidance needs a transformer trained with label dropout "
+                "(`config.class_dropout_prob > 0`); this one never saw the null token."
+            )
         if not temperature > 0:
             raise ValueError(
                 f"`temperature` must be > 0, got {temperature}; for greedy decoding pass `do_sample=False`."
             )
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"`top_k` must be a positive integer or None, got {top_k!r}.")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"`top_p` must be in (0, 1] or None, got {top_p}.")
-        if acceptance_rate is not None:
-            if not 0 < acceptance_rate <= 1:
-                raise ValueError(f"`acceptance_rate` must be in (0, 1] or None, got {acceptance_rate}.")
-            if acceptance_rate < 1 and classifier is None:
-                raise ValueError("Rejection sampling (`acceptance_rate < 1`) needs a `classifier`.")
-            if acceptance_rate < 1 and class_labels is None:
-                raise ValueError("Rejection sampling scores the class of each image: it needs `class_labels`.")
-        elif classifier is not None:
+        if do_sample not in (True, False):  # a string "False" would sample
+            raise ValueError(f"`do_sample` must be True or False, got {type(do_sample).__name__} {do_sample!r}.")
+        generators = generator if isinstance(generator, list) else [generator]
+        wrong = [g for g in generators if not isinstance(g, torch.Generator)]
+        if generator is not None and wrong:
+            raise ValueError(
+                "`generator` must be a torch.Generator, a list of them (one per image) or None, got "
+                f"{type(wrong[0]).__name__} {wrong[0]!r}" + (" in the list." if generators is generator else ".")
+            )
+        # Called only after sampling: a wrong classifier would fail when its samples are done.
+        for name, function in [("callback_on_step_end", callback_on_step_end), ("classifier", classifier)]:
+            if function is not None and not callable(function):
+                raise ValueError(f"`{name}` must be callable or None, got {type(function).__name__}.")
+        if acceptance_rate is not None and not 0 < acceptance_rate <= 1:
+            raise ValueError(f"`acceptance_rate` must be in (0, 1] or None, got {acceptance_rate}.")
+        if acceptance_rate is not None and acceptance_rate < 1 and classifier is None:
+            raise ValueError("Rejection sampling (`acceptance_rate < 1`) needs a `classifier`.")
+        if acceptance_rate is not None and acceptance_rate < 1 and class_labels is None:
+            raise ValueError("Rejection sampling scores the class of each image: it needs `class_labels`.")
+        if acceptance_rate is None and classifier is not None:
             raise ValueError("A `classifier` is only used for rejection sampling: pass `acceptance_rate` as well.")
-        if max_batch_size is not None and (
-            isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1
-        ):
-            raise ValueError(f"`max_batch_size` must be a positive integer or None, got {max_batch_size!r}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if cache_implementation is not None and cache_implementation not in CACHE_IMPLEMENTATIONS:
+        if cache_implementation not in (None, *CACHE_IMPLEMENTATIONS):
             raise ValueError(
                 f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."
             )
-        if not isinstance(callback_on_step_end_tensor_inputs, (list, tuple)):
+        tensor_inputs = callback_on_step_end_tensor_inputs
+        if not isinstance(tensor_inputs, (list, tuple)):  # a string would be read letter by letter
             raise ValueError(
-                "`callback_on_step_end_tensor_inputs` must be a list or tuple of tensor names, e.g. "
-                f"{self._callback_tensor_inputs}, got {type(callback_on_step_end_tensor_inputs).__name__} "
-                f"{callback_on_step_end_tensor_inputs!r}."
+                f"`callback_on_step_end_tensor_inputs` must be a list or tuple of tensor names, e.g. "
+                f"{self._callback_tensor_inputs}, got {type(tensor_inputs).__name__} {tensor_inputs!r}."
             )
-        unknown_inputs = [
-            name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs
-        ]
-        if unknown_inputs:
+        if unknown := [name for name in tensor_inputs if name not in self._callback_tensor_inputs]:
             raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown_inputs}."
+                f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
             )
+
+    def _check_class_labels(self, class_labels):
+        """Raise a `ValueError` for class labels that this transformer cannot condition on."""
+        config = self.transformer.config
+        if class_labels is None:
+            if not self.has_trained_null_class:
+                raise ValueError(
+                    "Unconditional samples (`class_labels=None`) need the null token, which this class-conditional "
+                    "transformer was not trained on (`config.class_dropout_prob == 0`)."
+                )
+            return
+        if config.num_classes == 0:
+            raise ValueError("The transformer is unconditional (`num_classes=0`): pass `class_labels=None`.")
+        labels = class_labels if isinstance(class_labels, (list, tuple)) else [class_labels]
+        if not labels:
+            raise ValueError("`class_labels` is empty; pass None for unconditional samples.")
+        for label in labels:
+            if isinstance(label, bool) or not isinstance(label, (int, str)):
+                raise ValueError(f"`class_labels` must hold class ids (int) or names (str), got {label!r}.")
+            if isinstance(label, int) and not 0 <= label < config.num_classes:
+                raise ValueError(
+                    f"Class label {label} is out of range: the transformer knows {config.num_classes} classes "
+                    f"(0..{config.num_classes - 1})."
+                )
+        self.get_label_ids([label for label in labels if isinstance(label, str)])
 
     def prepare_prefix_ids(self, class_labels, num_images: int, device: torch.device) -> torch.LongTensor:
         """
@@ -511,6 +473,7 @@ class VimPipeline(DiffusionPipeline):
                 timesteps, so it is passed in both places) and `callback_kwargs` holds the tensors named in
                 `callback_on_step_end_tensor_inputs`. It returns a dict; an `image_tokens` entry replaces the tokens
                 so far (its last column is what the transformer reads next; earlier columns are already in the cache).
+                They must be codes in `[0, codebook_size)`: no step reads them back to check.
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
                 Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens
                 sampled so far) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of this step).
@@ -543,21 +506,21 @@ class VimPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 1. Check inputs
         self.check_inputs(
-            class_labels,
-            num_images_per_label,
-            guidance_scale,
-            temperature,
-            top_k,
-            top_p,
-            acceptance_rate,
-            classifier,
-            max_batch_size,
-            output_type,
-            callback_on_step_end_tensor_inputs,
-            cache_implementation,
-            generator,
-            do_sample,
-            callback_on_step_end,
+            class_labels=class_labels,
+            num_images_per_label=num_images_per_label,
+            guidance_scale=guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            do_sample=do_sample,
+            generator=generator,
+            acceptance_rate=acceptance_rate,
+            classifier=classifier,
+            max_batch_size=max_batch_size,
+            output_type=output_type,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            cache_implementation=cache_implementation,
         )
         if cache_implementation is None:
             cache_implementation = "static" if self.transformer_is_compiled else "dynamic"

@@ -1,0 +1,82 @@
+"""The transformers internals that `PreallocatedCacheLayer` builds on, listed in its docstring: the reason setup.cfg
+pins transformers below 5.40. A release that changes them fails here, with what changed, instead of in sampling."""
+
+import inspect
+
+import torch
+import transformers
+from transformers import Cache, DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from vit_vqgan_hf import VimConfig, VimForCausalLM
+from vit_vqgan_hf.pipelines.vim.preallocated_cache import PreallocatedCacheLayer
+
+
+def changed(what: str) -> str:
+    return (
+        f"transformers {transformers.__version__} changed {what}, which PreallocatedCacheLayer "
+        "(src/vit_vqgan_hf/pipelines/vim/preallocated_cache.py) builds on. setup.cfg pins transformers <5.40 for these "
+        "DynamicLayer internals: adapt the class (its docstring lists them) before moving the pin."
+    )
+
+
+def states(length: int, batch_size: int = 2, num_heads: int = 3, head_dim: int = 4) -> torch.Tensor:
+    return torch.randn(batch_size, num_heads, length, head_dim)
+
+
+def test_dynamic_layer_hooks_keep_their_signatures():
+    for method in ("update", "lazy_initialization"):
+        parameters = list(inspect.signature(getattr(DynamicLayer, method)).parameters)
+        assert parameters[:3] == ["self", "key_states", "value_states"], changed(
+            f"`DynamicLayer.{method}` {parameters}"
+        )
+    layer = DynamicLayer()
+    assert (layer.keys, layer.values, layer.is_initialized) == (None, None, False), changed("`DynamicLayer.__init__`")
+
+
+def test_dynamic_layer_reads_its_length_from_the_keys():
+    layer = DynamicLayer()
+    layer.update(states(3), states(3))
+    assert layer.is_initialized and layer.device == torch.device("cpu"), changed("`DynamicLayer.lazy_initialization`")
+    layer.keys = layer.keys[:, :, :2]
+    assert layer.get_seq_length() == 2, changed("`DynamicLayer.get_seq_length` (no longer `keys.shape[-2]`)")
+    assert layer.get_mask_sizes(1) == (3, 0), changed("`DynamicLayer.get_mask_sizes` (no longer from the length)")
+
+
+def test_cache_routes_updates_to_the_given_layers():
+    cache = Cache(layers=[PreallocatedCacheLayer(8), PreallocatedCacheLayer(8)])
+    prompt_keys, step_keys = states(3), states(1)
+    cache.update(prompt_keys, states(3), 1)
+    assert cache.layers[1].is_initialized and not cache.layers[0].is_initialized, changed("`Cache(layers=...)`")
+    keys, _ = cache.update(step_keys, states(1), 1)
+    assert torch.equal(keys, torch.cat([prompt_keys, step_keys], dim=2)), changed("`Cache.update`")
+    assert keys.data_ptr() == cache.layers[1].key_buffer.data_ptr(), changed("`Cache.update` (copies the keys)")
+    assert cache.get_seq_length(1) == 4 and cache.layers[1].get_mask_sizes(1) == (5, 0), changed("the cache length")
+
+
+def test_cached_logits_equal_uncached_logits():
+    torch.manual_seed(0)
+    config = VimConfig.from_preset("tiny", hidden_size=24, num_attention_heads=2, token_grid_size=3)
+    model = VimForCausalLM(config).eval()
+    input_ids = torch.cat(
+        [torch.tensor([[config.class_token_id(1)], [config.null_class_token_id]]), torch.randint(0, 256, (2, 9))], 1
+    )
+    cache = Cache(
+        layers=[PreallocatedCacheLayer(config.max_position_embeddings) for _ in range(config.num_hidden_layers)]
+    )
+    reference = DynamicCache(config=config)
+    with torch.no_grad():
+        uncached = model(input_ids, use_cache=False).logits
+        steps, reference_steps = [], []
+        for start, end in [(0, 4), *((position, position + 1) for position in range(4, input_ids.shape[1]))]:
+            steps.append(model(input_ids[:, start:end], cache=cache, use_cache=True).logits)
+            reference_steps.append(model(input_ids[:, start:end], cache=reference, use_cache=True).logits)
+    cached = torch.cat(steps, dim=1)
+    assert torch.equal(cached, torch.cat(reference_steps, dim=1)), changed("the cache's keys and values")
+    torch.testing.assert_close(
+        cached,
+        uncached,
+        rtol=1e-5,
+        atol=1e-5,
+        msg=lambda message: f"{changed('the logits through the cache')}\n{message}",
+    )
