@@ -6,6 +6,9 @@ Builds a VIM of the given size (default d 512, 8 layers, 8 heads, MLP 2048, 8192
 
 - sampled tokens/s of `VimPipeline(..., output_type="tokens")` (full softmax, temperature 1) and of
   `GPT2LMHeadModel.generate(do_sample=True, top_k=0)` over the same number of tokens, and their ratio;
+- image completion beside it: the bottom half of each image written after its top half (with the class token) is
+  prefilled into the key/value cache in one transformer call (`VimPipeline(image=..., num_prefix_rows=grid // 2)`,
+  encoding included): sampled tokens/s, and whole/half, the time of a whole image over the time of a completion;
 - the cost of classifier-free guidance (`guidance_scale=2`, which doubles the transformer's batch) as a time ratio;
 - peak memory during sampling against the weights and the key/value cache (process RSS high-water mark on a CPU,
   `torch.cuda.max_memory_allocated` on a GPU);
@@ -30,10 +33,13 @@ comparison always runs the transformer uncompiled.
 On a slow or loaded CPU, `--max_steps N` times only the first N of the `--num_tokens` steps of every sampling run
 (the same model, sequence length and cache size; the pipeline is stopped from its step callback and `generate` gets
 `max_new_tokens=N`); the tokens/s and ratios are then those of the first N steps, printed as such. Early steps attend
-over a shorter prefix, so they are faster than the average step of a full run, for both sides alike.
+over a shorter prefix, so they are faster than the average step of a full run, for both sides alike. Completions are
+timed in full runs only (a completion's steps are the later, longer ones).
 
 Absolute numbers are not comparable across machines or runs; the ratios are the figures to read. The project's
-targets: pipeline / generate >= 2.0 at every batch size, cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x.
+targets: pipeline / generate >= 2.0 at every batch size, cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x,
+whole/half >= 1.8 (the bottom half takes half the steps, but its steps attend over longer prefixes and the prefill costs
+one batched pass over the top half).
 """
 
 import argparse
@@ -169,7 +175,10 @@ def stop_after(max_steps: int):
     return callback
 
 
-def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0, max_steps=None, cache=None):
+def sample_with_pipeline(
+    pipeline, batch_size: int, guidance_scale: float = 1.0, max_steps=None, cache=None, image=None
+):
+    """Whole images, or with `image` completions of its bottom half; `max_steps` counts token indices, kept or not."""
     generator = torch.Generator().manual_seed(0)
     callback = stop_after(max_steps) if max_steps else None
     try:
@@ -180,6 +189,7 @@ def sample_with_pipeline(pipeline, batch_size: int, guidance_scale: float = 1.0,
             output_type="tokens",
             callback_on_step_end=callback,
             cache_implementation=cache,
+            image=image,
         ).images
     except StopSampling:
         return None
@@ -231,78 +241,107 @@ def no_cache_total_seconds(pipeline, args, device: str) -> tuple[float, list[tup
     return total, measured
 
 
-def main(args):
+def build_models(args):
+    """The pipeline (compiled with `--compile`) and the GPT-2 of the same shape, on `--device`."""
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    device = args.device
     grid = math.isqrt(args.num_tokens)
     if grid * grid != args.num_tokens:
         raise ValueError(f"--num_tokens must be a square number, got {args.num_tokens}.")
-    pipeline = build_pipeline(args, grid, device)
+    pipeline = build_pipeline(args, grid, args.device)
     if args.compile:
-        mode = "reduce-overhead" if device.startswith("cuda") else "default"
+        mode = "reduce-overhead" if args.device.startswith("cuda") else "default"
         pipeline.transformer.compile(mode=mode, fullgraph=True)
-    gpt2 = build_gpt2(args, device)
+    return pipeline, build_gpt2(args, args.device)
+
+
+def print_header(args, pipeline, steps: int):
     config = pipeline.transformer.config
     parameter_bytes = sum(p.numel() * p.element_size() for p in pipeline.transformer.parameters())
-
     print(
-        f"threads={torch.get_num_threads()} device={device} tokens={args.num_tokens} (grid {grid}) "
-        f"d={args.hidden_size} layers={args.num_layers} heads={args.num_heads} mlp={args.intermediate_size} "
-        f"vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB "
+        f"threads={torch.get_num_threads()} device={args.device} tokens={args.num_tokens} "
+        f"(grid {pipeline.token_grid_size}) d={args.hidden_size} layers={args.num_layers} heads={args.num_heads} "
+        f"mlp={args.intermediate_size} vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB "
         f"compiled={args.compile} cache={args.cache_implementation or ('static' if args.compile else 'dynamic')}"
     )
-    steps = min(args.max_steps or args.num_tokens, args.num_tokens)
     if steps < args.num_tokens:
         print(
             f"PARTIAL RUNS (--max_steps {steps}): every sampling run below is timed over its first {steps} of "
-            f"{args.num_tokens} token steps; tok/s and ratios are those of the first {steps} steps."
+            f"{args.num_tokens} token steps; tok/s and ratios are those of the first {steps} steps (no completions)."
         )
     header = f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} "
+    header += f"{'completion tok/s':>16} {'whole/half x':>12} "
     if args.compile:
         header += f"{'uncompiled tok/s':>16} {'compile x':>9} "
     header += f"{'guidance x':>10} {'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17} "
     header += f"{'floor ms/step':>13} {'ratio bound':>11}"
     print(header)
-    cached_seconds_batch_1 = None
-    cache = args.cache_implementation
-    for batch_size in args.batch_sizes:
-        tokens = batch_size * steps
-        # Two steps at this batch size first: compilation (with --compile) and first-call costs stay out of the timings.
-        for guidance_scale in (1.0,) if args.skip_guidance else (1.0, 2.0):
-            sample_with_pipeline(pipeline, batch_size, guidance_scale, max_steps=2, cache=cache)
-        sample_with_generate(gpt2, args, batch_size, device, num_tokens=2)
-        pipeline_seconds, pipeline_peak = timed(
-            partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache=cache), device
-        )
-        generate_seconds, generate_peak = timed(
-            partial(sample_with_generate, gpt2, args, batch_size, device, num_tokens=steps), device
-        )
-        uncompiled = ""
-        if args.compile:
-            with torch.compiler.set_stance("force_eager"):  # the module's own code, as without --compile
-                uncompiled_seconds, _ = timed(
-                    partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache="dynamic"), device
-                )
-            uncompiled = f"{tokens / uncompiled_seconds:16.1f} {uncompiled_seconds / pipeline_seconds:9.2f} "
-        guidance = "-"
-        if not args.skip_guidance:
-            guided_seconds, _ = timed(
-                partial(sample_with_pipeline, pipeline, batch_size, 2.0, max_steps=steps, cache=cache), device
+
+
+def measure_batch_size(args, pipeline, gpt2, batch_size: int, steps: int) -> float:
+    """Time every sampling variant at one batch size, side by side, and print its row; returns the pipeline's time."""
+    device, cache = args.device, args.cache_implementation
+    tokens = batch_size * steps
+    # Images to complete: random pixels at the tokenizer's size (the transformer's weights are random too).
+    size = pipeline.vqgan.config.image_size
+    image = torch.rand(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0), device=device) * 2 - 1
+    complete = partial(sample_with_pipeline, pipeline, batch_size, cache=cache, image=image)
+    # Two steps at this batch size first: compilation (with --compile) and first-call costs stay out of the timings.
+    for guidance_scale in (1.0,) if args.skip_guidance else (1.0, 2.0):
+        sample_with_pipeline(pipeline, batch_size, guidance_scale, max_steps=2, cache=cache)
+    complete(max_steps=pipeline.token_grid_size // 2 * pipeline.token_grid_size + 2)
+    sample_with_generate(gpt2, args, batch_size, device, num_tokens=2)
+    pipeline_seconds, pipeline_peak = timed(
+        partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache=cache), device
+    )
+    generate_seconds, generate_peak = timed(
+        partial(sample_with_generate, gpt2, args, batch_size, device, num_tokens=steps), device
+    )
+    completion = f"{'-':>16} {'-':>12} "
+    if steps == args.num_tokens:  # the bottom half of each image, after the one-call prefill of the top half
+        completion_seconds, _ = timed(complete, device)
+        sampled = batch_size * (args.num_tokens - pipeline.token_grid_size // 2 * pipeline.token_grid_size)
+        completion = f"{sampled / completion_seconds:16.1f} {pipeline_seconds / completion_seconds:12.2f} "
+    uncompiled = ""
+    if args.compile:
+        with torch.compiler.set_stance("force_eager"):  # the module's own code, as without --compile
+            uncompiled_seconds, _ = timed(
+                partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache="dynamic"), device
             )
-            guidance = f"{guided_seconds / pipeline_seconds:.2f}"
-        # Keys and values of every layer for every position, in the model's dtype.
-        cache_bytes = 2 * args.num_layers * batch_size * config.max_position_embeddings * args.hidden_size
-        cache_bytes *= pipeline.transformer.dtype.itemsize
+        uncompiled = f"{tokens / uncompiled_seconds:16.1f} {uncompiled_seconds / pipeline_seconds:9.2f} "
+    guidance = "-"
+    if not args.skip_guidance:
+        guided_seconds, _ = timed(
+            partial(sample_with_pipeline, pipeline, batch_size, 2.0, max_steps=steps, cache=cache), device
+        )
+        guidance = f"{guided_seconds / pipeline_seconds:.2f}"
+    # Keys and values of every layer for every position, in the model's dtype.
+    cache_bytes = 2 * args.num_layers * batch_size * pipeline.transformer.config.max_position_embeddings
+    cache_bytes *= args.hidden_size * pipeline.transformer.dtype.itemsize
+    floor_seconds = linear_floor_seconds(pipeline.transformer, batch_size, device)
+    print(
+        f"{batch_size:>5} {tokens / pipeline_seconds:14.1f} {tokens / generate_seconds:14.1f} "
+        f"{generate_seconds / pipeline_seconds:6.2f} {completion}{uncompiled}{guidance:>10} "
+        f"{cache_bytes / 2**20:12.1f} {pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f} "
+        f"{1000 * floor_seconds:13.2f} {generate_seconds / steps / floor_seconds:11.2f}"
+    )
+    return pipeline_seconds
+
+
+def main(args):
+    pipeline, gpt2 = build_models(args)
+    steps = min(args.max_steps or args.num_tokens, args.num_tokens)
+    print_header(args, pipeline, steps)
+    cached_seconds_batch_1 = None
+    for batch_size in args.batch_sizes:
+        pipeline_seconds = measure_batch_size(args, pipeline, gpt2, batch_size, steps)
         if batch_size == 1:
             cached_seconds_batch_1 = pipeline_seconds
-        floor_seconds = linear_floor_seconds(pipeline.transformer, batch_size, device)
-        print(
-            f"{batch_size:>5} {tokens / pipeline_seconds:14.1f} {tokens / generate_seconds:14.1f} "
-            f"{generate_seconds / pipeline_seconds:6.2f} {uncompiled}{guidance:>10} {cache_bytes / 2**20:12.1f} "
-            f"{pipeline_peak / 2**20:17.1f} {generate_peak / 2**20:17.1f} "
-            f"{1000 * floor_seconds:13.2f} {generate_seconds / steps / floor_seconds:11.2f}"
-        )
+    print(
+        "completion = the bottom half of each image after its top half (and the class token) are prefilled into the "
+        "key/value cache in one call, encoding included; completion tok/s counts the sampled tokens; whole/half = "
+        "time of a whole image / time of a completion."
+    )
     print("peak = memory above the weights (already loaded) during one sampling call; KV cache = 2 x layers x batch x")
     print(
         "(tokens + 1) x d x 4 bytes (twice that with guidance). On a CPU the peak is the process's resident-set high-water mark."
@@ -314,8 +353,9 @@ def main(args):
 
     if cached_seconds_batch_1 is None or steps < args.num_tokens:
         # The speed-up compares whole loops: time a full cached run at batch 1.
-        cached_seconds_batch_1, _ = timed(partial(sample_with_pipeline, pipeline, 1, cache=cache), device)
-    total, measured = no_cache_total_seconds(pipeline, args, device)
+        cache = args.cache_implementation
+        cached_seconds_batch_1, _ = timed(partial(sample_with_pipeline, pipeline, 1, cache=cache), args.device)
+    total, measured = no_cache_total_seconds(pipeline, args, args.device)
     steps = ", ".join(f"L={length}: {1000 * seconds:.1f} ms" for length, seconds in measured)
     print(f"no-cache step cost at batch 1 (measured): {steps}")
     print(

@@ -19,11 +19,15 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
 6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
    with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
    also models the unconditional distribution), each scored by an RBF SVM trained on the real training images: the
-   share of samples it assigns to the class they were drawn for.
+   share of samples it assigns to the class they were drawn for;
+7. image completion with `VimPipeline(image=..., num_prefix_rows=...)`: the top half of the tokens (4 of 8 rows) of
+   validation images of every class is kept and VIM writes the rest (the paper's sampling), and the SVM scores the
+   share of completions that stay the input's digit.
 
 A rerun reuses every finished stage whose command and inputs have not changed (delete a stage's folder to redo it).
 Everything lands in `--output_dir`: `tokenizer/`, `pipeline/`, `samples.png` (one row per class; `samples_guided.png`
-with guidance), `reconstructions.png`, `metrics.json`.
+with guidance), `reconstructions.png`, `completions.png` (validation images' top halves and their completions),
+`metrics.json`.
 """
 
 import argparse
@@ -93,6 +97,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--samples_per_class", type=int, default=50, help="Generated images per class to score.")
     parser.add_argument(
+        "--completions_per_class",
+        type=int,
+        default=20,
+        help="Validation images per class whose top half VIM completes (once each) to score.",
+    )
+    parser.add_argument(
         "--guidance_scale",
         type=float,
         default=2.0,
@@ -109,7 +119,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split, both trainings and the samples.")
     args = parser.parse_args(argv)
-    for name in ("tokenizer_steps", "vim_steps", "samples_per_class", "num_processes", "threads"):
+    for name in (
+        "tokenizer_steps",
+        "vim_steps",
+        "samples_per_class",
+        "completions_per_class",
+        "num_processes",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     return args
@@ -271,6 +288,53 @@ def sample_and_score(
 
 
 @torch.no_grad()
+def complete_and_score(pipeline_dir: Path, data_dir: Path, classifier, per_class: int, seed: int, image_path: Path):
+    """
+    Completions of the top half of `per_class` validation images of every class (one each, the paper's sampling:
+    temperature 1, no guidance), the share the classifier assigns to the input's class, and `image_path`: for each
+    class, 8 inputs' top halves (the rows kept; the rest gray) above their completions.
+    """
+    from vit_vqgan_hf import VimPipeline
+
+    pipeline = VimPipeline.from_pretrained(pipeline_dir)
+    files = [sorted((data_dir / "validation" / name).glob("*.png"))[:per_class] for name in CLASS_NAMES]
+    images = [PIL.Image.open(path).convert("RGB") for class_files in files for path in class_files]
+    labels = [label for label, class_files in enumerate(files) for _ in class_files]
+    num_prefix_rows = pipeline.token_grid_size // 2
+    class_ids = pipeline.get_label_ids(list(CLASS_NAMES))
+    completions = pipeline(
+        class_labels=[class_ids[label] for label in labels],
+        image=images,
+        num_prefix_rows=num_prefix_rows,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+        max_batch_size=100,
+    ).images
+    predictions = classifier.predict(completions.mean(axis=-1).reshape(len(completions), -1))
+    hits = predictions == np.array(labels)
+    per_class_share = {name: float(hits[np.array(labels) == label].mean()) for label, name in enumerate(CLASS_NAMES)}
+
+    kept_pixels = num_prefix_rows * RESOLUTION // pipeline.token_grid_size
+    rows, shown = [], min(8, per_class)
+    for label in range(len(CLASS_NAMES)):
+        first = labels.index(label)
+        inputs = np.stack([np.asarray(image) / 255.0 for image in images[first : first + shown]])
+        inputs[:, kept_pixels:] = 0.5
+        rows += [inputs, completions[first : first + shown]]
+    image_grid(np.stack(rows), [name for class_name in CLASS_NAMES for name in (class_name, "  compl.")]).save(
+        image_path
+    )
+    return {
+        "class_accuracy": float(hits.mean()),
+        "per_class": per_class_share,
+        "images_per_class": per_class,
+        "kept": f"top {num_prefix_rows} of {pipeline.token_grid_size} rows of tokens",
+        "sampling": "one completion per image; temperature 1.0, no top-k / top-p, no guidance",
+        "images": image_path.name,
+    }
+
+
+@torch.no_grad()
 def save_reconstructions(tokenizer_dir: Path, validation: tuple, output_dir: Path, per_class: int = 8):
     """reconstructions.png: for each class, validation images and below them their reconstructions."""
     from vit_vqgan_hf import VitVqganModel
@@ -385,6 +449,17 @@ def main(args):
     classifier, real_accuracy = fit_classifier(splits)
     generation = sample_stage(args, output_dir, classifier)
     timings["sample_and_score"] = round(time.perf_counter() - sampling_start, 1)
+    print("[complete] validation images' top halves completed with VimPipeline", flush=True)
+    completion_start = time.perf_counter()
+    completion = complete_and_score(
+        output_dir / "pipeline",
+        data_dir,
+        classifier,
+        args.completions_per_class,
+        args.seed,
+        output_dir / "completions.png",
+    )
+    timings["complete_and_score"] = round(time.perf_counter() - completion_start, 1)
     save_reconstructions(output_dir / "tokenizer", splits["validation"], output_dir)
 
     reconstruction = json.loads((output_dir / "tokenizer_evaluation" / "results.json").read_text())["metrics"]
@@ -400,13 +475,15 @@ def main(args):
             "classifier": "RBF SVM (scikit-learn SVC) trained on the real training images",
             "classifier_accuracy_on_real_validation_images": real_accuracy,
         },
+        "completion": completion,
         "settings": {"tokenizer_config": TOKENIZER_CONFIG, "vim_config": VIM_CONFIG, **vars(args)},
         "timings_seconds (stages run now)": timings,
     }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     history = metrics["tokenizer_validation_by_step"]
     losses = metrics["vim_loss (nats per image token)"]
-    report(output_dir, reconstruction, history, losses, generation, real_accuracy, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    report(output_dir, reconstruction, history, losses, generation, completion, real_accuracy, seconds)
     return metrics
 
 
@@ -422,6 +499,7 @@ def report(
     history: dict,
     losses: dict,
     generation: dict,
+    completion: dict,
     real_accuracy: float,
     seconds: float,
 ):
@@ -440,12 +518,15 @@ def report(
         f"{100 * real_accuracy:.1f}% on real validation images):\n"
         f"    {accuracy_line(generation['paper_sampling'])} with the paper's sampling (T 1, no guidance)\n"
         f"    {accuracy_line(generation['guided'])} with classifier-free guidance "
-        f"{generation['guided']['sampling'].rsplit(' ', 1)[-1]}\n\n"
+        f"{generation['guided']['sampling'].rsplit(' ', 1)[-1]}\n"
+        f"  completions that stay the input's digit ({completion['kept']} of {completion['images_per_class']} "
+        f"validation images per class, the paper's sampling): {100 * completion['class_accuracy']:.1f}%\n\n"
         f"Outputs in {output_dir}/:\n"
         f"  tokenizer/            VitVqganModel.from_pretrained('{output_dir}/tokenizer'), with its model card\n"
         f"  pipeline/             VimPipeline.from_pretrained('{output_dir}/pipeline'), with its model card\n"
         f"  samples.png           one row per class (samples_guided.png: with guidance)\n"
         f"  reconstructions.png   validation images and their reconstructions\n"
+        f"  completions.png       validation images' top halves and VIM's completions\n"
         f"  metrics.json          all figures; tokenizer_evaluation/results.json has the full protocol\n"
         f"  logs/                 the output of every stage",
         flush=True,

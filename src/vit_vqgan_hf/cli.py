@@ -332,6 +332,10 @@ def check_rejection_flags(acceptance_rate: float | None, classifier: str | None,
         )
 
 
+# The flags of examples/sample.py's completions: fields of `SamplingConfig` under the same names.
+COMPLETION_FLAGS = ("completion_images", "num_prefix_rows", "completions_per_image")
+
+
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     """
     Add the sampling flags of `sample.py` and `evaluate_generation.py` to `parser`, as its "Sampling" group: the
@@ -424,6 +428,8 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
         config["class_ids"] = [int(class_id) for class_id in args.class_ids]
     if args.num_images is not None:
         config["num_images"] = args.num_images
+    # The completion flags of examples/sample.py (evaluate_generation.py has none).
+    config.update({name: getattr(args, name) for name in COMPLETION_FLAGS if hasattr(args, name)})
     return SamplingConfig(**config)
 
 
@@ -439,6 +445,8 @@ def sampling_settings(args: argparse.Namespace) -> dict:
     settings["acceptance_rate"] = args.acceptance_rate if config.uses_rejection else 1.0
     settings["classifier"] = args.classifier if config.uses_rejection else None
     settings["candidates_per_class"] = config.num_candidates
+    if config.completion_images is not None:  # recorded for completions only: plain sets keep their settings
+        settings.update({name: getattr(args, name) for name in COMPLETION_FLAGS})
     return settings
 
 

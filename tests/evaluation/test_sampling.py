@@ -1,14 +1,26 @@
 """`vit_vqgan_hf.evaluation.sampling`: the seed rule, the plan, how calls are cut and shared out over processes, and
-images that do not depend on either."""
+images that do not depend on either; the same for completion sets."""
 
+import dataclasses
+
+import PIL.Image
 import pytest
 import torch
 
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.evaluation import SamplingConfig, SamplingEngine
-from vit_vqgan_hf.evaluation.sampling import classes_per_call, image_seed, sampling_plan
+from vit_vqgan_hf.evaluation.sampling import (
+    CompletionInputs,
+    classes_per_call,
+    completion_plan,
+    completion_seed,
+    image_seed,
+    sampling_plan,
+)
+from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
 from ..pipelines.vim.test_pipeline_vim import make_pipeline, make_transformer
+from .helpers import write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +111,86 @@ def test_unconditional_sampling_uses_the_null_token():
     sampled = engine.sample(call)
     assert sampled.items == [(None, 0), (None, 1), (None, 2)] and sampled.labels.tolist() == [-1, -1, -1]
     assert sampled.images.shape == (3, 3, 16, 16) and sampled.scores is None
+
+
+# Completions
+
+
+def test_completion_seeds_are_fixed_by_seed_name_class_and_index():
+    assert completion_seed(0, "LABEL_0/a", 0, 0) == 4367303579786579814
+    seeds = {completion_seed(0, name, c, i) for name in ("a", "b/a") for c in (None, 0, 1) for i in (0, 1)}
+    assert len(seeds) == 12 and all(0 <= seed < 2**63 for seed in seeds)
+    assert completion_seed(0, "a", None, 0) != image_seed(0, None, 0)
+
+
+def test_completion_plan_takes_the_classes_of_the_folders_or_the_flags(pipe, tmp_path):
+    folder = write_image_folder(tmp_path / "images", {"LABEL_2": [(16, 16)], "label_0": [(20, 24)]})
+    (folder / "label_0" / "1.png").write_bytes(b"not a png")
+    inputs = CompletionInputs.from_folder(folder, image_size=16)
+    assert list(inputs.paths) == ["LABEL_2/0", "label_0/0"] and inputs.unreadable == ["label_0/1.png"]
+    # The class folders name the classes, as `pipe.get_label_ids` reads names (case-insensitively).
+    config = SamplingConfig(completion_images=str(folder), completions_per_image=2)
+    assert completion_plan(config, inputs, pipe) == [
+        ("LABEL_2/0", 2, 0),
+        ("LABEL_2/0", 2, 1),
+        ("label_0/0", 0, 0),
+        ("label_0/0", 0, 1),
+    ]
+    # --class_ids: every image under each of them; --unconditional: the null token.
+    config = SamplingConfig(completion_images=str(folder), class_ids=[1, 0])
+    assert completion_plan(config, inputs, pipe) == [
+        ("LABEL_2/0", 1, 0),
+        ("LABEL_2/0", 0, 0),
+        ("label_0/0", 1, 0),
+        ("label_0/0", 0, 0),
+    ]
+    config = SamplingConfig(completion_images=str(folder), unconditional=True)
+    assert completion_plan(config, inputs, pipe) == [("LABEL_2/0", None, 0), ("label_0/0", None, 0)]
+    with pytest.raises(ValueError, match=r"--class_ids \[3\] are out of range"):
+        completion_plan(SamplingConfig(completion_images=str(folder), class_ids=[3]), inputs, pipe)
+
+    flat = CompletionInputs.from_folder(write_image_folder(tmp_path / "flat", {"": [(16, 16)]}), image_size=16)
+    with pytest.raises(ValueError, match="not all in class folders .*pass --class_ids .* or --unconditional"):
+        completion_plan(SamplingConfig(completion_images=str(tmp_path / "flat")), flat, pipe)
+    unknown = CompletionInputs.from_folder(write_image_folder(tmp_path / "unknown", {"cats": [(16, 16)]}), 16)
+    with pytest.raises(ValueError, match="must be class names of the transformer .*Unknown class name 'cats'"):
+        completion_plan(SamplingConfig(completion_images=str(tmp_path / "unknown")), unknown, pipe)
+
+
+def test_completions_are_the_pipeline_completions_of_the_inputs(pipe, tmp_path):
+    folder = write_image_folder(tmp_path / "images", {"label_1": [(24, 20)], "label_2": [(16, 16)]})
+    config = SamplingConfig(completion_images=str(folder), num_prefix_rows=2, completions_per_image=2, seed=4)
+
+    def completions_by_item(batch_size, num_processes):
+        engine = SamplingEngine(pipe, dataclasses.replace(config, batch_size=batch_size))
+        completions, inputs = {}, {}
+        for rank in range(num_processes):
+            for call in engine.calls(rank, num_processes):
+                sampled = engine.sample(call)
+                assert sampled.labels.tolist() == [class_id for _, class_id, _ in call.items]
+                completions.update(zip(sampled.items, sampled.images))
+                inputs.update((name, image) for (name, _, _), image in zip(sampled.items, sampled.inputs))
+        return completions, inputs
+
+    reference, inputs = completions_by_item(batch_size=4, num_processes=1)
+    assert list(reference) == [("label_1/0", 1, 0), ("label_1/0", 1, 1), ("label_2/0", 2, 0), ("label_2/0", 2, 1)]
+    for completions, _ in (completions_by_item(1, 1), completions_by_item(3, 2)):
+        assert all(torch.equal(completions[item], image) for item, image in reference.items())
+    # Each completion is the pipeline's completion of the PIL image, with its own seed; the input is the image as the
+    # tokenizer's image processor prepares it.
+    processor = create_image_processor(pipe.vqgan.config)
+    for name, class_id, index in reference:
+        image = PIL.Image.open(folder / f"{name}.png")
+        generator = torch.Generator().manual_seed(completion_seed(4, name, class_id, index))
+        expected = pipe(class_labels=class_id, image=image, num_prefix_rows=2, generator=generator, output_type="pt")
+        assert torch.equal(reference[(name, class_id, index)], (expected.images[0] * 255).round().to(torch.uint8))
+        pixels = processor(image, return_tensors="pt").pixel_values[0]
+        assert torch.equal(inputs[name], ((pixels + 1) * 127.5).round().to(torch.uint8))
+
+
+def test_completion_sets_refuse_rejection_and_rows_beyond_the_grid(pipe, tmp_path):
+    folder = write_image_folder(tmp_path / "images", {"label_0": [(16, 16)]})
+    with pytest.raises(ValueError, match="does not apply to --completion_images"):
+        SamplingEngine(pipe, SamplingConfig(completion_images=str(folder), acceptance_rate=0.5), torch.nn.Identity())
+    with pytest.raises(ValueError, match=r"--num_prefix_rows must lie in \[0, 4\]"):
+        SamplingEngine(pipe, SamplingConfig(completion_images=str(folder), num_prefix_rows=5))

@@ -17,7 +17,7 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 def run_demo(output_dir, hf_home):
     command = [sys.executable, str(DEMO), "--output_dir", str(output_dir), "--tokenizer_steps", "2"]
-    command += ["--vim_steps", "2", "--samples_per_class", "2"]
+    command += ["--vim_steps", "2", "--samples_per_class", "2", "--completions_per_class", "3"]
     env = {**os.environ, "HF_HOME": str(hf_home), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
@@ -52,6 +52,14 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     assert PIL.Image.open(output_dir / "samples.png").height == 10 * 17 * 4
     assert PIL.Image.open(output_dir / "samples_guided.png").size == PIL.Image.open(output_dir / "samples.png").size
     assert PIL.Image.open(output_dir / "reconstructions.png").height == 20 * 17 * 4
+    # Completions: for each class, 3 validation images' top halves above their completions, and the share of
+    # completions the classifier assigns to the input's class.
+    assert PIL.Image.open(output_dir / "completions.png").size == (3 * 17 * 4 + 56, 20 * 17 * 4)
+    completion = metrics["completion"]
+    assert set(completion["per_class"]) == set(metrics["generation"]["paper_sampling"]["per_class"])
+    assert 0 <= completion["class_accuracy"] <= 1 and completion["images_per_class"] == 3
+    assert completion["kept"] == "top 4 of 8 rows of tokens"
+    assert "completions that stay the input's digit" in first
     assert VitVqganModel.from_pretrained(output_dir / "tokenizer").config.patch_size == 2
     pipeline = VimPipeline.from_pretrained(output_dir / "pipeline")
     assert pipeline.get_label_ids("seven") == [pipeline.transformer.config.label2id["seven"]]

@@ -17,8 +17,9 @@ from accelerate.state import AcceleratorState
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
 from vit_vqgan_hf.evaluation.sampling import image_seed
+from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
-from ..evaluation.helpers import save_tiny_classifier
+from ..evaluation.helpers import save_tiny_classifier, write_image_folder
 from ..pipelines.vim.test_pipeline_vim import NUM_CLASSES, make_pipeline, make_transformer
 
 
@@ -285,3 +286,91 @@ def test_rejection_sampling_refuses_other_classes_and_unconditional_pipelines(pi
     make_pipeline(make_transformer(num_classes=0)).save_pretrained(unconditional)
     with pytest.raises(ValueError, match="unconditional: pass --unconditional \\(and no --acceptance_rate"):
         run_in_this_process(["--pipeline", str(unconditional), *arguments])
+
+
+# Image completion
+
+
+@pytest.fixture(scope="module")
+def completion_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("completion_images")
+    return write_image_folder(folder, {"label_0": [(20, 24), (16, 16)], "label_2": [(16, 16)]})
+
+
+def test_completions_are_written_next_to_their_inputs_sharded_and_resumable(pipeline_dir, completion_folder, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--completion_images", str(completion_folder)]
+    arguments += ["--num_prefix_rows", "2", "--completions_per_image", "2", "--batch_size", "2", "--seed", "3"]
+    output_dir = tmp_path / "completions"
+    log = run_script([*arguments, "--output_dir", str(output_dir)], tmp_path, num_processes=2)
+
+    completions = [
+        f"{name}_{class_id:04d}_{index:05d}.png"
+        for name, class_id in (("label_0/0", 0), ("label_0/1", 0), ("label_2/0", 2))
+        for index in range(2)
+    ]
+    inputs = ["label_0/0_input.png", "label_0/1_input.png", "label_2/0_input.png"]
+    written = sorted(str(path.relative_to(output_dir)) for path in output_dir.rglob("*.png"))
+    assert written == sorted(completions + inputs)
+    assert sum(written_counts(log).values()) == 6 and not list(output_dir.rglob(".*.png"))
+    # Each input as the tokenizer sees it: label_0/0's 20x24 is resized and cropped to 16x16 by the tokenizer's processor.
+    processor = create_image_processor(VimPipeline.from_pretrained(pipeline_dir).vqgan.config)
+    expected = processor(PIL.Image.open(completion_folder / "label_0" / "0.png"), return_tensors="pt").pixel_values[0]
+    expected = ((expected + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(output_dir / "label_0" / "0_input.png")), expected)
+    archive = np.load(output_dir / "samples_6x16x16x3.npz")
+    np.testing.assert_array_equal(archive["arr_1"], [0, 0, 0, 0, 2, 2])
+    settings = json.loads((output_dir / "sample_settings.json").read_text())
+    assert (settings["completion_images"], settings["num_prefix_rows"], settings["completions_per_image"]) == (
+        str(completion_folder),
+        2,
+        2,
+    )
+
+    # A rerun on one process, with another batch size, writes the missing completions only, the same pixels.
+    reference = {name: np.asarray(PIL.Image.open(output_dir / name)) for name in completions}
+    for name in completions[1:4]:
+        (output_dir / name).unlink()
+    log = run_script([*arguments, "--batch_size", "4", "--output_dir", str(output_dir), "--no_npz"], tmp_path)
+    assert written_counts(log) == {0: 3}
+    assert all(
+        np.array_equal(np.asarray(PIL.Image.open(output_dir / name)), image) for name, image in reference.items()
+    )
+    # Other kept rows would mix other completions into the folder.
+    with pytest.raises(ValueError, match="records other sampling settings"):
+        run_in_this_process([*arguments, "--num_prefix_rows", "1", "--output_dir", str(output_dir)])
+
+
+def test_completions_under_flagged_classes_or_unconditional(pipeline_dir, completion_folder, tmp_path):
+    common = ["--pipeline", str(pipeline_dir), "--completion_images", str(completion_folder), "--no_npz"]
+    run_in_this_process([*common, "--class_ids", "1", "2", "--output_dir", str(tmp_path / "classes")])
+    names = sorted(str(path.relative_to(tmp_path / "classes")) for path in (tmp_path / "classes").rglob("*_0000?.png"))
+    assert names == [f"{name}_{c:04d}_00000.png" for name in ("label_0/0", "label_0/1", "label_2/0") for c in (1, 2)]
+    run_in_this_process([*common, "--unconditional", "--output_dir", str(tmp_path / "unconditional")])
+    assert (tmp_path / "unconditional" / "label_2" / "0_00000.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--num_prefix_rows", "2"], "--num_prefix_rows and --completions_per_image need --completion_images"),
+        (["--completions_per_image", "3"], "need --completion_images"),
+        (["--completion_images", "d", "--num_prefix_rows", "-1"], "--num_prefix_rows must be at least 0, got -1"),
+        (["--completion_images", "d", "--completions_per_image", "0"], "--completions_per_image must be positive"),
+        (["--completion_images", "d", "--unconditional", "--num_images", "3"], "--num_images counts whole images"),
+        (
+            ["--completion_images", "d", "--acceptance_rate", "0.5", "--classifier", "c"],
+            "does not go with --completion_images",
+        ),
+    ],
+)
+def test_invalid_completion_flags_are_usage_errors(arguments, message, capsys):
+    with pytest.raises(SystemExit):
+        load_script().parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
+    assert message in capsys.readouterr().err
+
+
+def test_rows_beyond_the_grid_are_refused_before_anything_is_written(pipeline_dir, completion_folder, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--completion_images", str(completion_folder)]
+    with pytest.raises(ValueError, match=r"--num_prefix_rows must lie in \[0, 4\]"):
+        run_in_this_process([*arguments, "--num_prefix_rows", "5", "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "sample_settings.json").exists()

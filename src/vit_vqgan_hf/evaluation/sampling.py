@@ -6,22 +6,30 @@ are shared out over processes, so that the same settings give the same images in
 An image is an item `(class_id, index)` (`class_id` None: unconditional) with its own `torch.Generator`, seeded from
 `(seed, class_id, index)` by [`image_seed`]: an image does not depend on the number of processes, the batch size or
 on being resumed. With rejection, candidate `j` of a class draws from image `(class_id, j)`'s generator, so the
-candidates are the images of a run without rejection.
+candidates are the images of a run without rejection. A set of completions (`SamplingConfig.completion_images`) holds
+items `(name, class_id, index)`: completion `index` of the input image `name` under `class_id`, seeded by
+[`completion_seed`] and shared out over processes by the same rules.
 """
 
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 
 from ..pipelines import VimPipeline
+from .image_sets import ImageFolderSet
 
 
 # examples/sample.py writes it next to its images; examples/evaluate_generation.py records it with their metrics.
 SETTINGS_FILE = "sample_settings.json"
 
 Item = tuple[int | None, int]
+CompletionItem = tuple[str, int | None, int]
 
 
 def image_seed(seed: int, class_id: int | None, index: int) -> int:
@@ -40,7 +48,33 @@ def image_seed(seed: int, class_id: int | None, index: int) -> int:
     Returns:
         `int`: a 63-bit seed, which any `torch.Generator` takes.
     """
-    entropy = [seed, 0 if class_id is None else class_id + 1, index]
+    return _seed_of([seed, 0 if class_id is None else class_id + 1, index])
+
+
+def completion_seed(seed: int, name: str, class_id: int | None, index: int) -> int:
+    """
+    The seed of completion `index` of the input image `name` under `class_id`, independent of sharding, batching and
+    of the other images in the folder: numpy's `SeedSequence([seed, class_id + 1, index, h])`, `h` the first 8 bytes
+    of the SHA-256 of `name` (the image's path in its folder, without the suffix, with `/` separators).
+
+    Args:
+        seed (`int`):
+            The base seed, at least 0.
+        name (`str`):
+            The input image's name.
+        class_id (`int`, *optional*):
+            The class it is completed under, or `None` for an unconditional completion.
+        index (`int`):
+            The completion's index among those of the image and class.
+
+    Returns:
+        `int`: a 63-bit seed, which any `torch.Generator` takes.
+    """
+    name_hash = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    return _seed_of([seed, 0 if class_id is None else class_id + 1, index, name_hash])
+
+
+def _seed_of(entropy: list[int]) -> int:
     high, low = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return (int(high) << 31) | (int(low) >> 1)
 
@@ -74,7 +108,15 @@ class SamplingConfig:
             Classifier rejection sampling: each class gets `ceil(num_images_per_class / acceptance_rate)`
             candidates, of which the classifier's best `num_images_per_class` are kept; `None` or 1 keeps every image.
         seed (`int`, *optional*, defaults to 0):
-            The base seed of [`image_seed`].
+            The base seed of [`image_seed`] (and [`completion_seed`]).
+        completion_images (`str`, *optional*, defaults to `None`):
+            A folder of images to complete instead of sampling whole images: each is completed
+            `completions_per_image` times under each of its classes (see [`completion_plan`]). Rejection sampling
+            does not apply to completions.
+        num_prefix_rows (`int`, *optional*, defaults to `None`):
+            Rows of tokens kept from each image to complete (`None`: the pipeline's default, half the grid).
+        completions_per_image (`int`, *optional*, defaults to 1):
+            Completions of each image under each of its classes.
     """
 
     num_images_per_class: int = 50
@@ -88,6 +130,9 @@ class SamplingConfig:
     top_p: float | None = None
     acceptance_rate: float | None = None
     seed: int = 0
+    completion_images: str | None = None
+    num_prefix_rows: int | None = None
+    completions_per_image: int = 1
 
     @property
     def uses_rejection(self) -> bool:
@@ -130,6 +175,74 @@ def sampling_plan(config: SamplingConfig, num_classes: int) -> list[Item]:
     return [(class_id, index) for class_id in class_ids for index in range(config.num_images_per_class)]
 
 
+@dataclass
+class CompletionInputs:
+    """
+    The images of a completion set, each by its name: its path relative to the folder, without the suffix.
+
+    Args:
+        paths (`dict[str, Path]`):
+            The file of each image.
+        class_names (`dict[str, str | None]`):
+            The class of each image: the name of its first-level subfolder in the `imagefolder` layout
+            (`folder/<class name>/<image>`), else `None`.
+        unreadable (`list[str]`):
+            The files skipped because PIL cannot read them.
+        folder (`Path`):
+            The folder.
+    """
+
+    paths: dict[str, Path]
+    class_names: dict[str, str | None]
+    unreadable: list[str]
+    folder: Path
+
+    @classmethod
+    def from_folder(cls, folder, image_size: int) -> "CompletionInputs":
+        """
+        The readable images under `folder`, as [`ImageFolderSet`] lists them (recursively, sorted). `image_size` is
+        the tokenizer's: images of any size are accepted, as the pipeline resizes and crops them.
+        """
+        images = ImageFolderSet(folder, resolution=image_size, skip_unreadable_images=True)
+        names = [path.relative_to(images.folder).with_suffix("").as_posix() for path in images.files]
+        class_names = [images.class_names[label] if images.class_names else None for label in images.labels]
+        return cls(dict(zip(names, images.files)), dict(zip(names, class_names)), images.unreadable, images.folder)
+
+    def class_ids(self, pipeline: VimPipeline) -> dict[str, int]:
+        """The class of every image: its class folder's name looked up in the transformer's `id2label`."""
+        if None in self.class_names.values():
+            raise ValueError(
+                f"The images in {str(self.folder)!r} are not all in class folders (the imagefolder layout "
+                "<folder>/<class name>/<image>): pass --class_ids to complete them under those classes, or "
+                "--unconditional."
+            )
+        folders = sorted(set(self.class_names.values()))
+        try:
+            ids = dict(zip(folders, pipeline.get_label_ids(folders)))
+        except ValueError as error:
+            raise ValueError(
+                f"The class folders of {str(self.folder)!r} must be class names of the transformer (`id2label`): "
+                f"{error} Or pass --class_ids, or --unconditional."
+            ) from error
+        return {name: ids[class_name] for name, class_name in self.class_names.items()}
+
+
+def completion_plan(config: SamplingConfig, inputs: CompletionInputs, pipeline: VimPipeline) -> list[CompletionItem]:
+    """
+    Every completion of a set as `(name, class_id, index)`, image by image in the folder's order: with
+    `config.unconditional`, each image under the null token; with `config.class_ids`, under each of those classes;
+    otherwise under its class folder's class. The class flags are checked as [`sampling_plan`] checks them.
+    """
+    one_of_each = dataclasses.replace(config, num_images_per_class=1, num_images=1)
+    flagged = [class_id for class_id, _ in sampling_plan(one_of_each, pipeline.transformer.config.num_classes)]
+    if config.unconditional or config.class_ids is not None:
+        classes = {name: flagged for name in inputs.paths}
+    else:
+        classes = {name: [class_id] for name, class_id in inputs.class_ids(pipeline).items()}
+    indices = range(config.completions_per_image)
+    return [(name, class_id, index) for name in inputs.paths for class_id in classes[name] for index in indices]
+
+
 def classes_per_call(num_candidates: int, batch_size: int, max_batches: int = 32) -> int:
     """
     How many whole classes one rejection-sampling call of `VimPipeline` should hold (a class's candidates are ranked
@@ -160,23 +273,28 @@ class SamplingCall:
 
 @dataclass
 class SampledImages:
-    """The images of a [`SamplingCall`]: `uint8` `(len(items), 3, height, width)` and, with rejection, their scores."""
+    """
+    The images of a [`SamplingCall`]: `uint8` `(len(items), 3, height, width)`, with rejection their scores, and for
+    completions the image each one completes, as the tokenizer sees it (`inputs`, `uint8`, the same shape).
+    """
 
-    items: list[Item]
+    items: list[Item | CompletionItem]
     images: torch.Tensor
     scores: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None
 
     @property
     def labels(self) -> torch.LongTensor:
         """The class of every image, -1 for unconditional ones."""
-        return torch.tensor([-1 if class_id is None else class_id for class_id, _ in self.items], dtype=torch.long)
+        return torch.tensor([-1 if item[-2] is None else item[-2] for item in self.items], dtype=torch.long)
 
 
 class SamplingEngine:
     r"""
     Samples the images of a [`SamplingConfig`] from a `VimPipeline`, sharded over processes: `plan` lists the
     images (refusing classes the transformer lacks when it is built), [`calls`] gives each process its pipeline
-    calls and [`sample`] runs one.
+    calls and [`sample`] runs one. With `config.completion_images`, the images are completions of the images of
+    that folder (`inputs`, a [`CompletionInputs`]; `plan` by [`completion_plan`]).
 
     Without rejection, the images to sample are cut into rounds of `batch_size` images per process, and each round
     into one consecutive slice per process: the processes' calls of a round, in process order, hold the round's
@@ -209,10 +327,20 @@ class SamplingEngine:
     def __init__(self, pipeline: VimPipeline, config: SamplingConfig, classifier: torch.nn.Module | None = None):
         if config.uses_rejection and classifier is None:
             raise ValueError(f"Rejection sampling (acceptance rate {config.acceptance_rate}) needs a classifier.")
+        if config.uses_rejection and config.completion_images is not None:
+            raise ValueError("Rejection sampling (--acceptance_rate < 1) does not apply to --completion_images.")
         self.pipeline = pipeline
         self.config = config
         self.classifier = classifier if config.uses_rejection else None
-        self.plan = sampling_plan(config, pipeline.transformer.config.num_classes)
+        self.inputs = None
+        if config.completion_images is None:
+            self.plan = sampling_plan(config, pipeline.transformer.config.num_classes)
+        else:
+            grid = pipeline.token_grid_size
+            if config.num_prefix_rows is not None and not 0 <= config.num_prefix_rows <= grid:
+                raise ValueError(f"--num_prefix_rows must lie in [0, {grid}] (the token grid is {grid}x{grid}).")
+            self.inputs = CompletionInputs.from_folder(config.completion_images, pipeline.vqgan.config.image_size)
+            self.plan = completion_plan(config, self.inputs, pipeline)
 
     def rounds(self, num_processes: int = 1, missing: list[Item] | None = None) -> list[list[SamplingCall]]:
         """
@@ -256,10 +384,14 @@ class SamplingEngine:
         return [calls[process_index] for calls in self.rounds(num_processes, missing)]
 
     def generators(self, call: SamplingCall) -> list[torch.Generator]:
-        """One CPU generator per image the call samples (with rejection, per candidate), seeded by [`image_seed`]."""
+        """
+        One CPU generator per image the call samples (with rejection, per candidate), seeded by [`image_seed`] (or
+        [`completion_seed`]).
+        """
         seed = self.config.seed
         if call.class_ids is None:
-            return [torch.Generator().manual_seed(image_seed(seed, *item)) for item in call.items]
+            seed_of = image_seed if self.inputs is None else completion_seed
+            return [torch.Generator().manual_seed(seed_of(seed, *item)) for item in call.items]
         candidates = range(self.config.num_candidates)
         return [torch.Generator().manual_seed(image_seed(seed, c, j)) for c in call.class_ids for j in candidates]
 
@@ -273,10 +405,16 @@ class SamplingEngine:
         size = self.pipeline.vqgan.config.image_size
         if not call.items:
             return SampledImages([], torch.zeros(0, 3, size, size, dtype=torch.uint8, device=self.pipeline.device))
+        inputs = None
         if call.class_ids is not None:
             request = {"class_labels": call.class_ids, "num_images_per_label": config.num_images_per_class}
             request.update(acceptance_rate=config.acceptance_rate, classifier=self.classifier)
             request["max_batch_size"] = config.batch_size
+        elif self.inputs is not None:
+            pixel_values = self.input_pixel_values([name for name, _, _ in call.items])
+            request = {"image": pixel_values, "num_prefix_rows": config.num_prefix_rows}
+            request["class_labels"] = None if config.unconditional else [class_id for _, class_id, _ in call.items]
+            inputs = ((pixel_values + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         elif config.unconditional:
             request = {"class_labels": None, "num_images_per_label": len(call.items)}
         else:
@@ -291,10 +429,30 @@ class SamplingEngine:
             output_type="pt",
         )
         images = (output.images.float() * 255).round().to(torch.uint8)
-        return SampledImages(call.items, images, output.scores)
+        return SampledImages(call.items, images, output.scores, inputs)
+
+    def input_pixel_values(self, names: list[str]) -> torch.Tensor:
+        """
+        The images to complete of `names` (repeats allowed), as the pipeline prepares PIL images: its
+        `vqgan_image_processor`, the tokenizer folder's image processor. Pixel values `(len(names), 3, H, W)` in
+        [-1, 1], on the pipeline's device.
+        """
+        distinct = list(dict.fromkeys(names))
+        images = []
+        for name in distinct:
+            with PIL.Image.open(self.inputs.paths[name]) as image:
+                images.append(image.copy())
+        pixel_values = self.pipeline.vqgan_image_processor(images, return_tensors="pt").pixel_values
+        return pixel_values[[distinct.index(name) for name in names]].to(self.pipeline.device)
 
     def describe_seeds(self) -> str:
         """The seed rule, for results files."""
+        if self.inputs is not None:
+            return (
+                "completion (name, class_id, index) draws from torch.Generator().manual_seed(s), s from numpy's "
+                f"SeedSequence([{self.config.seed}, class_id + 1, index, h]) (class_id + 1 = 0: unconditional; h: the "
+                "first 8 bytes, little-endian, of the SHA-256 of the image's name)"
+            )
         rule = (
             "image (class_id, index) draws from torch.Generator().manual_seed(s), s from numpy's "
             f"SeedSequence([{self.config.seed}, class_id + 1, index]) (class_id + 1 = 0: unconditional)"
@@ -309,10 +467,13 @@ class SamplingEngine:
 
 __all__ = [
     "SETTINGS_FILE",
+    "CompletionInputs",
     "SampledImages",
     "SamplingCall",
     "SamplingConfig",
     "SamplingEngine",
+    "completion_plan",
+    "completion_seed",
     "image_seed",
     "sampling_plan",
 ]

@@ -4,15 +4,18 @@
 Yu et al., "Vector-quantized Image Modeling with Improved VQGAN", ICLR 2022 (arXiv 2110.04627), stage 2 and its
 sampling: a VIM transformer samples the ViT-VQGAN tokens of an image one by one in raster order after a class (or
 null) prefix token, and the ViT-VQGAN decoder turns them into pixels; optionally, classifier rejection sampling (the
-paper's "acceptance rate") keeps the samples a classifier finds most typical of their class. The pipeline follows diffusers'
-`DiTPipeline` (`src/diffusers/pipelines/dit/pipeline_dit.py`) and aMUSEd (`.../amused/pipeline_amused.py`).
+paper's "acceptance rate") keeps the samples a classifier finds most typical of their class. Given an image, the
+pipeline completes it instead: the top rows of its tokens are kept and the transformer writes the rest (ImageGPT's
+completions). The pipeline follows diffusers' `DiTPipeline` (`src/diffusers/pipelines/dit/pipeline_dit.py`) and aMUSEd
+(`.../amused/pipeline_amused.py`).
 """
 
-import difflib
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import PIL.Image
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -23,13 +26,13 @@ from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, T
 from transformers.utils import logging
 
 from ...models import VimForCausalLM, VitVqganModel
+from ...models.vit_vqgan import create_image_processor
+from .class_names import find_label_ids, label_maps
+from .input_checks import VimInputChecksMixin
 from .preallocated_cache import PreallocatedCacheLayer
 
 
 logger = logging.get_logger(__name__)
-
-OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
-CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
 @dataclass
@@ -49,14 +52,15 @@ class VimPipelineOutput(ImagePipelineOutput):
     scores: torch.Tensor | None = None
 
 
-class VimPipeline(DiffusionPipeline):
+class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
     r"""
     Class-conditional or unconditional image generation with a VIM transformer and a ViT-VQGAN image tokenizer.
 
     Each image is one autoregressive pass: the transformer reads a prefix token (a class token, or the null token for
     unconditional samples) and samples the `token_grid_size ** 2` image tokens one at a time, reusing its key/value
     cache; the tokenizer decodes the tokens to pixels. Randomness comes only from the `generator`s passed in, one
-    stream per image, so an image does not depend on the batch it is sampled in.
+    stream per image, so an image does not depend on the batch it is sampled in. Image completion (`image`,
+    `num_prefix_rows`) encodes an image with the tokenizer, keeps the top rows of its tokens and samples the rest.
 
     This model inherits from [`~diffusers.DiffusionPipeline`]: see there for the generic methods (saving, loading,
     moving to a device, offloading). Load a saved pipeline with `VimPipeline.from_pretrained`, not
@@ -64,7 +68,8 @@ class VimPipeline(DiffusionPipeline):
 
     Parameters:
         vqgan ([`VitVqganModel`]):
-            The image tokenizer whose decoder turns image tokens into pixels.
+            The image tokenizer whose decoder turns image tokens into pixels (and whose encoder gives the tokens of
+            the images to complete).
         transformer ([`VimForCausalLM`]):
             The autoregressive transformer over the tokenizer's codes; its `codebook_size` and `token_grid_size` must
             match the tokenizer's.
@@ -95,8 +100,10 @@ class VimPipeline(DiffusionPipeline):
         self.num_image_tokens = self.token_grid_size**2
         # The null token is trained only if the model is unconditional or was trained with label dropout.
         self.has_trained_null_class = config is not None and (config.num_classes == 0 or config.class_dropout_prob > 0)
-        self.labels, self._ambiguous_labels = _label_maps(getattr(config, "id2label", None))
+        self.labels, self._ambiguous_labels = label_maps(getattr(config, "id2label", None))
         self.image_processor = VaeImageProcessor(do_normalize=True)
+        # Prepares the PIL images to complete as the image processor saved in the tokenizer's folder does.
+        self.vqgan_image_processor = create_image_processor(vqgan.config) if vqgan is not None else None
 
     @property
     def transformer_is_compiled(self) -> bool:
@@ -125,151 +132,21 @@ class VimPipeline(DiffusionPipeline):
             classes, like ImageNet's "crane" (134 and 517); pass the class id instead.
         """
         names = [label] if isinstance(label, str) else list(label)
-        lowercase = {name.lower(): name for name in [*self.labels, *self._ambiguous_labels]}
-        class_ids = []
-        for name in names:
-            if not isinstance(name, str):
-                raise ValueError(f"Class names must be strings, got {name!r}.")
-            key = name.strip()
-            key = key if key in self.labels or key in self._ambiguous_labels else lowercase.get(key.lower(), key)
-            if key in self._ambiguous_labels:
-                candidates = ", ".join(
-                    f"{class_id} ({self.transformer.config.id2label[class_id]!r})"
-                    for class_id in self._ambiguous_labels[key]
-                )
-                raise ValueError(f"The class name {name!r} is ambiguous: it names classes {candidates}. Pass the id.")
-            if key not in self.labels:
-                suggestions = difflib.get_close_matches(key, [*self.labels, *self._ambiguous_labels], n=5)
-                hint = f" Did you mean one of {suggestions}?" if suggestions else " See `pipe.labels` for the names."
-                raise ValueError(f"Unknown class name {name!r}.{hint}")
-            class_ids.append(self.labels[key])
-        return class_ids
+        return find_label_ids(names, self.labels, self._ambiguous_labels, self.transformer.config.id2label)
 
-    def check_inputs(
-        self,
-        *,
-        class_labels,
-        num_images_per_label,
-        guidance_scale,
-        temperature,
-        top_k,
-        top_p,
-        do_sample,
-        generator,
-        acceptance_rate,
-        classifier,
-        max_batch_size,
-        output_type,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
-        cache_implementation,
-    ):
-        """
-        Raise a `ValueError` for an invalid value or combination of `__call__`'s arguments, before any computation. A
-        number of the wrong type fails its comparison here with a `TypeError`.
-        """
-        self._check_class_labels(class_labels)
-        # Counts are integers: a float would pass the comparison and fail later, in slicing or splitting.
-        for name, value, optional in [
-            ("num_images_per_label", num_images_per_label, False),
-            ("top_k", top_k, True),
-            ("max_batch_size", max_batch_size, True),
-        ]:
-            if (value is not None or not optional) and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer{' or None' if optional else ''}, got {value!r}."
-                )
-        if not math.isfinite(guidance_scale):  # NaN would pass every comparison below
-            raise ValueError(f"`guidance_scale` must be a finite number >= 1, got {guidance_scale}.")
-        if guidance_scale < 1:
-            raise ValueError(f"`guidance_scale` must be >= 1 (1 disables guidance), got {guidance_scale}.")
-        if guidance_scale > 1 and class_labels is None:
-            raise ValueError("Classifier-free guidance (`guidance_scale > 1`) needs `class_labels`.")
-        if guidance_scale > 1 and not self.has_trained_null_class:
-            raise ValueError(
-                "Classifier-free guidance needs a transformer trained with label dropout "
-                "(`config.class_dropout_prob > 0`); this one never saw the null token."
-            )
-        if not temperature > 0:
-            raise ValueError(
-                f"`temperature` must be > 0, got {temperature}; for greedy decoding pass `do_sample=False`."
-            )
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"`top_p` must be in (0, 1] or None, got {top_p}.")
-        if do_sample not in (True, False):  # a string "False" would sample
-            raise ValueError(f"`do_sample` must be True or False, got {type(do_sample).__name__} {do_sample!r}.")
-        generators = generator if isinstance(generator, list) else [generator]
-        wrong = [g for g in generators if not isinstance(g, torch.Generator)]
-        if generator is not None and wrong:
-            raise ValueError(
-                "`generator` must be a torch.Generator, a list of them (one per image) or None, got "
-                f"{type(wrong[0]).__name__} {wrong[0]!r}" + (" in the list." if generators is generator else ".")
-            )
-        # Called only after sampling: a wrong classifier would fail when its samples are done.
-        for name, function in [("callback_on_step_end", callback_on_step_end), ("classifier", classifier)]:
-            if function is not None and not callable(function):
-                raise ValueError(f"`{name}` must be callable or None, got {type(function).__name__}.")
-        if acceptance_rate is not None and not 0 < acceptance_rate <= 1:
-            raise ValueError(f"`acceptance_rate` must be in (0, 1] or None, got {acceptance_rate}.")
-        if acceptance_rate is not None and acceptance_rate < 1 and classifier is None:
-            raise ValueError("Rejection sampling (`acceptance_rate < 1`) needs a `classifier`.")
-        if acceptance_rate is not None and acceptance_rate < 1 and class_labels is None:
-            raise ValueError("Rejection sampling scores the class of each image: it needs `class_labels`.")
-        if acceptance_rate is None and classifier is not None:
-            raise ValueError("A `classifier` is only used for rejection sampling: pass `acceptance_rate` as well.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if cache_implementation not in (None, *CACHE_IMPLEMENTATIONS):
-            raise ValueError(
-                f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."
-            )
-        tensor_inputs = callback_on_step_end_tensor_inputs
-        if not isinstance(tensor_inputs, (list, tuple)):  # a string would be read letter by letter
-            raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` must be a list or tuple of tensor names, e.g. "
-                f"{self._callback_tensor_inputs}, got {type(tensor_inputs).__name__} {tensor_inputs!r}."
-            )
-        if unknown := [name for name in tensor_inputs if name not in self._callback_tensor_inputs]:
-            raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
-            )
-
-    def _check_class_labels(self, class_labels):
-        """Raise a `ValueError` for class labels that this transformer cannot condition on."""
-        config = self.transformer.config
-        if class_labels is None:
-            if not self.has_trained_null_class:
-                raise ValueError(
-                    "Unconditional samples (`class_labels=None`) need the null token, which this class-conditional "
-                    "transformer was not trained on (`config.class_dropout_prob == 0`)."
-                )
-            return
-        if config.num_classes == 0:
-            raise ValueError("The transformer is unconditional (`num_classes=0`): pass `class_labels=None`.")
-        labels = class_labels if isinstance(class_labels, (list, tuple)) else [class_labels]
-        if not labels:
-            raise ValueError("`class_labels` is empty; pass None for unconditional samples.")
-        for label in labels:
-            if isinstance(label, bool) or not isinstance(label, (int, str)):
-                raise ValueError(f"`class_labels` must hold class ids (int) or names (str), got {label!r}.")
-            if isinstance(label, int) and not 0 <= label < config.num_classes:
-                raise ValueError(
-                    f"Class label {label} is out of range: the transformer knows {config.num_classes} classes "
-                    f"(0..{config.num_classes - 1})."
-                )
-        self.get_label_ids([label for label in labels if isinstance(label, str)])
-
-    def prepare_prefix_ids(self, class_labels, num_images: int, device: torch.device) -> torch.LongTensor:
+    def prepare_prefix_ids(
+        self, class_labels, num_images: int, device: torch.device, num_prompt_images: int = 1
+    ) -> torch.LongTensor:
         """
         The prefix token of every image, `(len(class_labels) * num_images,)`: each label's class token `num_images`
-        times in a row, or `num_images` null tokens for `class_labels=None`.
+        times in a row, or `num_images` null tokens for `class_labels=None`. With `num_prompt_images` images to
+        complete, a single label (or `None`) goes with each of them: `(num_prompt_images * num_images,)`.
         """
         config = self.transformer.config
         if class_labels is None:
-            return torch.full((num_images,), config.null_class_token_id, device=device)
+            return torch.full((num_prompt_images * num_images,), config.null_class_token_id, device=device)
         labels = class_labels if isinstance(class_labels, (list, tuple)) else [class_labels]
+        labels = list(labels) * num_prompt_images if len(labels) == 1 else labels
         class_ids = [label if isinstance(label, int) else self.get_label_ids(label)[0] for label in labels]
         prefix_ids = torch.tensor([config.class_token_id(class_id) for class_id in class_ids], device=device)
         return prefix_ids.repeat_interleave(num_images)
@@ -286,13 +163,51 @@ class VimPipeline(DiffusionPipeline):
         if isinstance(generator, list):
             if len(generator) != num_images:
                 raise ValueError(
-                    f"Got {len(generator)} generators for {num_images} sampled images; pass one per image "
-                    "(with rejection sampling, one per candidate: see `acceptance_rate`) or a single generator."
+                    f"Got {len(generator)} generators for {num_images} sampled images; pass one per image (per "
+                    "completion; with rejection sampling, per candidate: see `acceptance_rate`) or a single generator."
                 )
             rows = [torch.rand(shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generator]
             return torch.stack(rows).to(device)
         generator_device = generator.device if generator is not None else device
         return torch.rand(shape, generator=generator, device=generator_device, dtype=torch.float32).to(device)
+
+    @staticmethod
+    def prepare_logits_processor(temperature: float, top_k: int | None, top_p: float | None) -> LogitsProcessorList:
+        """transformers' warpers of the sampling settings, in `generate()`'s order: temperature, top-k, top-p."""
+        logits_processor = LogitsProcessorList()
+        if temperature != 1.0:
+            logits_processor.append(TemperatureLogitsWarper(temperature))
+        if top_k is not None:
+            logits_processor.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1.0:
+            logits_processor.append(TopPLogitsWarper(top_p))
+        return logits_processor
+
+    def prepare_image_tokens(
+        self, image, num_prefix_rows: int | None, num_images: int, batch_size: int, device: torch.device
+    ) -> torch.LongTensor:
+        """
+        The kept tokens of every sampled image, `(num_images, num_prefix_rows * token_grid_size)` (no columns without
+        `image`). PIL images are prepared by `vqgan_image_processor` (the tokenizer folder's image processor), pixel
+        values are used as they are; `vqgan.encode` (in eval mode, which refuses pixels outside [-1, 1]) encodes them
+        `batch_size` at a time, and each image's first `num_prefix_rows` rows of tokens (half the grid for `None`) are
+        repeated for its consecutive share of the `num_images` sampled images (all of them for a single image).
+        """
+        if image is None:
+            return torch.empty(num_images, 0, dtype=torch.long, device=device)
+        if isinstance(image, torch.Tensor):
+            pixel_values = image.to(device)
+        else:
+            pixel_values = self.vqgan_image_processor(image, return_tensors="pt").pixel_values.to(device)
+        num_prefix_rows = self.token_grid_size // 2 if num_prefix_rows is None else num_prefix_rows
+        num_kept = num_prefix_rows * self.token_grid_size
+        kept_tokens = torch.cat(
+            [
+                self.vqgan.encode(chunk).image_tokens.flatten(1)[:, :num_kept]
+                for chunk in pixel_values.split(batch_size)
+            ]
+        )
+        return kept_tokens.repeat_interleave(num_images // len(kept_tokens), dim=0)
 
     @staticmethod
     def num_rejection_candidates(num_images_per_label: int, acceptance_rate: float) -> int:
@@ -331,26 +246,36 @@ class VimPipeline(DiffusionPipeline):
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("image_tokens",),
         cache_implementation="dynamic",
+        kept_tokens=None,
     ) -> torch.LongTensor:
         r"""
         Sample the image tokens of one batch, `(batch_size, num_image_tokens)` in raster order.
 
         One transformer call per token reuses the key/value cache, and keeps the logits of the last position only.
-        With guidance, the batch is doubled with null-token rows and each step uses `uncond + guidance_scale * (cond -
-        uncond)` of the two halves' logits (the same distribution as guiding log-probabilities, which differ from the
-        logits by a constant per row). The logits are processed and sampled in float32. `noise=None` means greedy.
+        For a completion, `kept_tokens` `(batch_size, num_kept)` are the first image tokens: the first call reads them
+        with the prefix tokens (one prefill of the cache) and sampling starts at token `num_kept`, so there is one
+        call per sampled token. With guidance, the batch is doubled with null-token rows (followed by the same kept
+        tokens) and each step uses `uncond + guidance_scale * (cond - uncond)` of the two halves' logits (the same
+        distribution as guiding log-probabilities, which differ from the logits by a constant per row). The logits are
+        processed and sampled in float32. `noise=None` means greedy.
         """
         batch_size = prefix_ids.shape[0]
         use_guidance = guidance_scale > 1
-        input_ids = prefix_ids[:, None]
-        if use_guidance:
-            null_ids = torch.full_like(input_ids, self.transformer.config.null_class_token_id)
-            input_ids = torch.cat([input_ids, null_ids])
         image_tokens = torch.empty(batch_size, self.num_image_tokens, dtype=torch.long, device=prefix_ids.device)
+        kept_tokens = image_tokens[:, :0] if kept_tokens is None else kept_tokens
+        num_kept = kept_tokens.shape[1]
+        image_tokens[:, :num_kept] = kept_tokens
+        prefix_ids = prefix_ids[:, None]
+        if use_guidance:
+            prefix_ids = torch.cat(
+                [prefix_ids, torch.full_like(prefix_ids, self.transformer.config.null_class_token_id)]
+            )
+            kept_tokens = torch.cat([kept_tokens, kept_tokens])
+        input_ids = torch.cat([prefix_ids, kept_tokens], dim=1)
         noise = noise.t().contiguous() if noise is not None else None  # row `step` holds every image's number
         cache = self.prepare_cache(len(input_ids), cache_implementation, input_ids.device)
 
-        for step in range(self.num_image_tokens):
+        for step in range(num_kept, self.num_image_tokens):
             logits = self.transformer(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1).logits
             logits = logits[:, -1].float()
             if use_guidance:
@@ -415,19 +340,22 @@ class VimPipeline(DiffusionPipeline):
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: tuple[str, ...] = ("image_tokens",),
         cache_implementation: str | None = None,
+        image: PIL.Image.Image | list[PIL.Image.Image] | torch.Tensor | None = None,
+        num_prefix_rows: int | None = None,
     ) -> VimPipelineOutput | tuple:
         r"""
-        Generate images of the given classes (or unconditional images).
+        Generate images of the given classes (or unconditional images), or complete the top rows of given images.
 
         The paper samples from the full softmax at temperature 1.0, without top-k, top-p or guidance: the defaults.
 
         Args:
             class_labels (`int`, `str`, `list[int | str]`, *optional*, defaults to `None`):
                 Class ids or class names (see [`~VimPipeline.get_label_ids`]); `None` samples unconditional images
-                from the null token (needs a transformer trained with label dropout, or an unconditional one).
+                from the null token (needs a transformer trained with label dropout, or an unconditional one). With
+                `image`, see there how labels and images pair.
             num_images_per_label (`int`, *optional*, defaults to 1):
-                Images per class label (per call for `class_labels=None`). The output holds each label's images in a
-                row, in the order of `class_labels`.
+                Images per class label (per call for `class_labels=None`); with `image`, completions per image (per
+                pair of image and label). The output holds each label's (pair's) images in a row, in order.
             guidance_scale (`float`, *optional*, defaults to 1.0):
                 Classifier-free guidance scale `s`: the next-token logits are `uncond + s * (cond - uncond)`, with the
                 null token as the unconditional prefix. 1 disables guidance; values > 1 trade diversity for class
@@ -443,15 +371,16 @@ class VimPipeline(DiffusionPipeline):
                 Sample the tokens; `False` takes the most likely token at every step (greedy decoding, the tokens of
                 `transformer.generate(do_sample=False)`), which ignores `generator`, `temperature`, `top_k`, `top_p`.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*, defaults to `None`):
-                Source of all randomness. A list gives one generator per sampled image, so that image `i` depends on
-                `generator[i]` only: a batch of two equals two calls of one image each, and `max_batch_size` does not
-                change the images. From a single generator, the images' random numbers are drawn up front in image
-                order, so `max_batch_size` does not change them either. `None` uses torch's global generator.
+                Source of all randomness. A list gives one generator per sampled image (or completion), so that image
+                `i` depends on `generator[i]` only: a batch of two equals two calls of one image each, and
+                `max_batch_size` does not change the images. From a single generator, the images' random numbers are
+                drawn up front in image order, so `max_batch_size` does not change them either. `None` uses torch's
+                global generator. A completion draws the numbers of a whole image (those of its kept tokens go unused).
             acceptance_rate (`float`, *optional*, defaults to `None`):
                 Classifier rejection sampling (the paper's "acceptance rate"): sample
                 `ceil(num_images_per_label / acceptance_rate)` candidates per label, score each by the `classifier`'s
-                softmax probability of its label, and keep the `num_images_per_label` best of each label, best first. `None` or 1 disables it. With a list of
-                generators, pass one per candidate.
+                softmax probability of its label, and keep the `num_images_per_label` best of each label, best first.
+                `None` or 1 disables it. With a list of generators, pass one per candidate.
             classifier (`Callable` or `torch.nn.Module`, *optional*, defaults to `None`):
                 The classifier of rejection sampling: called with pixel values, a float32 tensor `(batch_size, 3,
                 height, width)` in `[-1, 1]` on the pipeline's device, it returns class logits `(batch_size,
@@ -470,19 +399,36 @@ class VimPipeline(DiffusionPipeline):
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*, defaults to `None`):
                 Called after every sampled token as `callback_on_step_end(pipeline, step, step, callback_kwargs)`,
                 where `step` is the index of the image token just sampled (an autoregressive pipeline has no
-                timesteps, so it is passed in both places) and `callback_kwargs` holds the tensors named in
+                timesteps, so it is passed in both places; a completion starts at `num_prefix_rows * token_grid_size`,
+                the first token it does not keep) and `callback_kwargs` holds the tensors named in
                 `callback_on_step_end_tensor_inputs`. It returns a dict; an `image_tokens` entry replaces the tokens
                 so far (its last column is what the transformer reads next; earlier columns are already in the cache).
                 They must be codes in `[0, codebook_size)`: no step reads them back to check.
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
-                Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens
-                sampled so far) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of this step).
+                Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens so
+                far, kept ones included) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of
+                this step).
             cache_implementation (`str`, *optional*, defaults to `None`):
                 The key/value cache: `"dynamic"` (attention over the tokens so far; the fastest loop without
                 compilation) or `"static"` (transformers' `StaticCache`: the same shapes at every step, so a compiled
                 transformer compiles once per batch size). `None` picks `"static"` when the transformer was compiled
                 (`pipe.transformer.compile(...)` or `torch.compile`), else `"dynamic"`. Both compute the same logits up
                 to floating-point rounding.
+            image (`PIL.Image.Image`, `list[PIL.Image.Image]` or `torch.Tensor`, *optional*, defaults to `None`):
+                Image completion: the images whose top rows of tokens are kept while the transformer writes the rest.
+                PIL images are prepared like the tokenizer folder's image processor does (shorter side resized to the
+                tokenizer's `image_size`, bicubic; central square crop; scaled to [-1, 1]); pixel values, a float
+                tensor `(batch_size, 3, image_size, image_size)` in [-1, 1], are used as they are. `vqgan.encode`
+                (in eval mode) gives their tokens. Images pair with `class_labels`: one label per image, one label
+                (or `None`: unconditional) for every image, or one image completed under every label. Each pair gets
+                `num_images_per_label` completions, and every other option applies as for whole images (the null
+                rows of guidance see the same kept tokens). `None` generates whole images.
+            num_prefix_rows (`int`, *optional*, defaults to `None`):
+                Rows of the `token_grid_size x token_grid_size` token grid kept from the top of each `image`, in
+                `[0, token_grid_size]`; `None` keeps half of them (`token_grid_size // 2`). Only with `image`. The
+                kept tokens enter the key/value cache with the prefix token in one transformer call, so there is one
+                call per sampled token (completing the bottom half costs about half a whole image). With 0, the
+                images are those of the same call without `image`.
 
         Examples:
 
@@ -496,6 +442,18 @@ class VimPipeline(DiffusionPipeline):
         >>> output = pipe(class_labels=class_ids, num_images_per_label=2, generator=generator)
         >>> len(output.images)  # 2 golden retrievers, then 2 volcanoes
         4
+
+        >>> # Image completion: keep the top 16 of the 32 rows of tokens of a photo, sample the rest 3 times
+        >>> from PIL import Image
+
+        >>> photo = Image.open("dog.jpg")  # resized and cropped like the tokenizer's image processor does
+        >>> generator = [torch.Generator().manual_seed(seed) for seed in range(3)]
+        >>> output = pipe(
+        ...     class_labels="golden retriever", image=photo, num_prefix_rows=16, num_images_per_label=3,
+        ...     generator=generator,
+        ... )
+        >>> len(output.images)  # 3 completions of the same top half
+        3
         ```
 
         Returns:
@@ -521,6 +479,8 @@ class VimPipeline(DiffusionPipeline):
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             cache_implementation=cache_implementation,
+            image=image,
+            num_prefix_rows=num_prefix_rows,
         )
         if cache_implementation is None:
             cache_implementation = "static" if self.transformer_is_compiled else "dynamic"
@@ -535,22 +495,18 @@ class VimPipeline(DiffusionPipeline):
             self.num_rejection_candidates(num_images_per_label, acceptance_rate) if use_rejection else None
         )
 
-        # 2. Prefix tokens and the randomness of every image
-        prefix_ids = self.prepare_prefix_ids(class_labels, num_candidates or num_images_per_label, device)
+        # 2. Prefix tokens, the randomness of every image, and the kept tokens of the images to complete
+        num_images = num_candidates or num_images_per_label
+        prefix_ids = self.prepare_prefix_ids(class_labels, num_images, device, self.count_images(image))
         noise = self.prepare_noise(len(prefix_ids), generator, device) if do_sample else None
-        logits_processor = LogitsProcessorList()
-        if temperature != 1.0:
-            logits_processor.append(TemperatureLogitsWarper(temperature))
-        if top_k is not None:
-            logits_processor.append(TopKLogitsWarper(top_k))
-        if top_p is not None and top_p < 1.0:
-            logits_processor.append(TopPLogitsWarper(top_p))
+        logits_processor = self.prepare_logits_processor(temperature, top_k, top_p)
+        batch_size = max_batch_size or len(prefix_ids)
+        kept_tokens = self.prepare_image_tokens(image, num_prefix_rows, len(prefix_ids), batch_size, device)
 
         # 3. Token loop, batch by batch
-        batch_size = max_batch_size or len(prefix_ids)
-        prefix_chunks = prefix_ids.split(batch_size)
-        chunks = zip(prefix_chunks, noise.split(batch_size) if do_sample else [None] * len(prefix_chunks))
-        with self.progress_bar(total=len(prefix_chunks) * self.num_image_tokens) as progress_bar:
+        noise_chunks = noise.split(batch_size) if do_sample else itertools.repeat(None)
+        chunks = list(zip(prefix_ids.split(batch_size), kept_tokens.split(batch_size), noise_chunks))
+        with self.progress_bar(total=len(chunks) * (self.num_image_tokens - kept_tokens.shape[1])) as progress_bar:
             image_tokens = torch.cat(
                 [
                     self.generate_tokens(
@@ -562,8 +518,9 @@ class VimPipeline(DiffusionPipeline):
                         callback_on_step_end,
                         callback_on_step_end_tensor_inputs,
                         cache_implementation,
+                        chunk_kept_tokens,
                     )
-                    for chunk_prefix_ids, chunk_noise in chunks
+                    for chunk_prefix_ids, chunk_kept_tokens, chunk_noise in chunks
                 ]
             )
         image_tokens = image_tokens.view(-1, self.token_grid_size, self.token_grid_size)
@@ -598,31 +555,6 @@ class VimPipeline(DiffusionPipeline):
         if not return_dict:
             return output.to_tuple()
         return output
-
-
-def _label_maps(id2label: dict[int, str] | None) -> tuple[dict[str, int], dict[str, list[int]]]:
-    """
-    Map every synonym of every class name to its class id. A synonym of several classes goes to the class it is the
-    first synonym of, if exactly one; otherwise it goes to the second map, of ambiguous names and their classes.
-    """
-    first_of, synonym_of = {}, {}
-    for class_id, entry in sorted((id2label or {}).items()):
-        synonyms = [synonym.strip() for synonym in entry.split(",") if synonym.strip()]
-        for index, synonym in enumerate([entry.strip(), *synonyms]):
-            synonym_of.setdefault(synonym, []).append(class_id)
-            if index <= 1:  # the whole entry and its first synonym
-                first_of.setdefault(synonym, []).append(class_id)
-    labels, ambiguous = {}, {}
-    for name, class_ids in synonym_of.items():
-        class_ids = sorted(set(class_ids))
-        primary = sorted(set(first_of.get(name, [])))
-        if len(class_ids) == 1:
-            labels[name] = class_ids[0]
-        elif len(primary) == 1:
-            labels[name] = primary[0]
-        else:
-            ambiguous[name] = class_ids
-    return dict(sorted(labels.items())), ambiguous
 
 
 __all__ = ["VimPipeline", "VimPipelineOutput"]
