@@ -166,21 +166,36 @@ class StopSampling(Exception):
     """Raised from the pipeline's step callback to end a run after `--max_steps` steps."""
 
 
-def stop_after(max_steps: int):
+def step_callback(max_steps: int | None, first_step_done: list | None):
+    """Ends a run after token index `max_steps - 1`; appends the time the first sampled token is done to a list."""
+
     def callback(pipeline, step, timestep, callback_kwargs):
-        if step + 1 >= max_steps:
+        if first_step_done is not None and not first_step_done:
+            synchronize(str(pipeline.device))
+            first_step_done.append(time.perf_counter())
+        if max_steps and step + 1 >= max_steps:
             raise StopSampling
         return {}
 
-    return callback
+    return callback if max_steps or first_step_done is not None else None
 
 
 def sample_with_pipeline(
-    pipeline, batch_size: int, guidance_scale: float = 1.0, max_steps=None, cache=None, image=None
+    pipeline,
+    batch_size: int,
+    guidance_scale: float = 1.0,
+    max_steps=None,
+    cache=None,
+    image=None,
+    first_step_done=None,
 ):
-    """Whole images, or with `image` completions of its bottom half; `max_steps` counts token indices, kept or not."""
+    """
+    Whole images, or with `image` completions of its bottom half; `max_steps` counts token indices, kept or not, and
+    `first_step_done` (a list) receives the time the first sampled token is done (for a completion: after encoding and
+    the prefill).
+    """
     generator = torch.Generator().manual_seed(0)
-    callback = stop_after(max_steps) if max_steps else None
+    callback = step_callback(max_steps, first_step_done)
     try:
         return pipeline(
             class_labels=[1] * batch_size,
@@ -270,7 +285,7 @@ def print_header(args, pipeline, steps: int):
             f"{args.num_tokens} token steps; tok/s and ratios are those of the first {steps} steps (no completions)."
         )
     header = f"{'batch':>5} {'pipeline tok/s':>14} {'generate tok/s':>14} {'ratio':>6} "
-    header += f"{'completion tok/s':>16} {'whole/half x':>12} "
+    header += f"{'completion tok/s':>16} {'whole/half x':>12} {'prefill s':>9} "
     if args.compile:
         header += f"{'uncompiled tok/s':>16} {'compile x':>9} "
     header += f"{'guidance x':>10} {'KV cache MiB':>12} {'pipeline peak MiB':>17} {'generate peak MiB':>17} "
@@ -297,11 +312,14 @@ def measure_batch_size(args, pipeline, gpt2, batch_size: int, steps: int) -> flo
     generate_seconds, generate_peak = timed(
         partial(sample_with_generate, gpt2, args, batch_size, device, num_tokens=steps), device
     )
-    completion = f"{'-':>16} {'-':>12} "
+    completion = f"{'-':>16} {'-':>12} {'-':>9} "
     if steps == args.num_tokens:  # the bottom half of each image, after the one-call prefill of the top half
-        completion_seconds, _ = timed(complete, device)
+        first_step_done, start = [], time.perf_counter()
+        completion_seconds, _ = timed(partial(complete, first_step_done=first_step_done), device)
+        prefill_seconds = first_step_done[0] - start
         sampled = batch_size * (args.num_tokens - pipeline.token_grid_size // 2 * pipeline.token_grid_size)
         completion = f"{sampled / completion_seconds:16.1f} {pipeline_seconds / completion_seconds:12.2f} "
+        completion += f"{prefill_seconds:9.2f} "
     uncompiled = ""
     if args.compile:
         with torch.compiler.set_stance("force_eager"):  # the module's own code, as without --compile
@@ -340,7 +358,8 @@ def main(args):
     print(
         "completion = the bottom half of each image after its top half (and the class token) are prefilled into the "
         "key/value cache in one call, encoding included; completion tok/s counts the sampled tokens; whole/half = "
-        "time of a whole image / time of a completion."
+        "time of a whole image / time of a completion; prefill = its time up to the first sampled token (encoding, "
+        "the one-call prefill and one step)."
     )
     print("peak = memory above the weights (already loaded) during one sampling call; KV cache = 2 x layers x batch x")
     print(

@@ -475,6 +475,7 @@ def load_sampling_engine(args: argparse.Namespace, device) -> SamplingEngine:
 
 
 __all__ = [
+    "COMPLETION_FLAGS",
     "EXPECTED_CLASSIFIER",
     "add_hub_args",
     "add_sampling_args",

@@ -8,7 +8,15 @@ import torch
 
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
-from .test_pipeline_vim import GRID, brightness_classifier, generators, make_pipeline, make_transformer, tokens
+from .test_pipeline_vim import (
+    GRID,
+    brightness_classifier,
+    generators,
+    make_pipeline,
+    make_transformer,
+    no_forward_pass,
+    tokens,
+)
 
 
 @pytest.fixture(scope="module")
@@ -277,32 +285,6 @@ def test_pil_output(pipe):
     assert len(images) == 1 and images[0].size == (16, 16)
 
 
-@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
-@pytest.mark.parametrize("guidance_scale", [1.0, 2.0])
-def test_decoding_steps_of_a_completion_make_no_host_sync(pipe, host_syncs, cache_implementation, guidance_scale):
-    syncs_after_step = []
-
-    def record(pipeline, step, timestep, callback_kwargs):
-        syncs_after_step.append(sum(host_syncs.values()))
-        return {}
-
-    host_syncs.clear()
-    pipe(
-        class_labels=[0, 2],
-        image=pixel_values(2),
-        num_prefix_rows=2,
-        guidance_scale=guidance_scale,
-        top_k=5,
-        generator=generators(0, 1),
-        output_type="tokens",
-        cache_implementation=cache_implementation,
-        callback_on_step_end=record,
-    )
-    assert len(syncs_after_step) == GRID * GRID - 2 * GRID
-    # The pixel range (encode) and the prompt (the prefill) are read where they enter; no step reads anything.
-    assert syncs_after_step[-1] == syncs_after_step[0] == sum(host_syncs.values())
-
-
 # Invalid inputs
 
 
@@ -335,16 +317,8 @@ def test_invalid_completion_inputs_raise_before_any_forward_pass(pipe, arguments
     arguments = {"class_labels": [0, 1], "image": pixel_values(2), "num_prefix_rows": 2, **arguments}
     if "generator" in arguments:
         arguments["num_images_per_label"] = 2
-    calls = []
-    modules = (pipe.transformer, pipe.vqgan, pipe.vqgan.encoder, pipe.vqgan.decoder)
-    hooks = [module.register_forward_pre_hook(lambda *_: calls.append(1)) for module in modules]
-    try:
-        with pytest.raises(ValueError, match=message):
-            pipe(**arguments)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert calls == []
+    with no_forward_pass(pipe), pytest.raises(ValueError, match=message):
+        pipe(**arguments)
 
 
 def test_guidance_needs_a_trained_null_token_for_completions_too():
@@ -388,3 +362,13 @@ def test_guidance_reads_the_kept_tokens_after_the_null_token_too(pipe):
             for prefix_id in (config.class_token_id(2), config.null_class_token_id)
         )
     torch.testing.assert_close(seen[2 * GRID], unconditional + guidance_scale * (conditional - unconditional))
+
+
+@pytest.mark.slow
+def test_compiled_transformer_completes_like_the_eager_one():
+    # The prefill is one more shape to compile (batch x (1 + kept tokens)); the steps after it share one graph.
+    pipe = make_pipeline()
+    request = {"class_labels": [0, 2], "image": pixel_values(2), "num_prefix_rows": 2, "guidance_scale": 2.0}
+    expected = tokens(pipe, generator=generators(0, 1), **request)
+    pipe.transformer.compile(fullgraph=True)
+    assert torch.equal(tokens(pipe, generator=generators(0, 1), **request), expected)

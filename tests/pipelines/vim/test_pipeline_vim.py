@@ -2,6 +2,7 @@
 16 transformer steps."""
 
 import ast
+import contextlib
 import inspect
 import json
 import re
@@ -63,6 +64,20 @@ def generators(*seeds):
 
 def tokens(pipe, **kwargs):
     return pipe(output_type="tokens", **kwargs).images
+
+
+@contextlib.contextmanager
+def no_forward_pass(pipe):
+    """Fails the test when a model of the pipeline (or the tokenizer's encoder or decoder) runs inside the block."""
+    calls = []
+    modules = (pipe.transformer, pipe.vqgan, pipe.vqgan.encoder, pipe.vqgan.decoder)
+    hooks = [module.register_forward_pre_hook(lambda *_: calls.append(1)) for module in modules]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == []
 
 
 # Outputs
@@ -216,14 +231,19 @@ def test_compiled_transformer_gives_the_same_images():
 
 @pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
 @pytest.mark.parametrize("guidance_scale", [1.0, 2.0])
-def test_decoding_steps_make_no_host_sync(pipe, host_syncs, cache_implementation, guidance_scale):
+@pytest.mark.parametrize("num_prefix_rows", [None, 2])
+def test_decoding_steps_make_no_host_sync(pipe, host_syncs, cache_implementation, guidance_scale, num_prefix_rows):
     # Values are checked once per call, on the prompt: no later step waits on the device (tests/conftest.py counts).
+    # A completion also reads its pixels' range once, where they enter (the tokenizer's encode).
     syncs_after_step = []
 
     def record(pipeline, step, timestep, callback_kwargs):
         syncs_after_step.append(sum(host_syncs.values()))
         return {}
 
+    completion = {}
+    if num_prefix_rows is not None:
+        completion = {"image": torch.rand(2, 3, 16, 16) * 2 - 1, "num_prefix_rows": num_prefix_rows}
     host_syncs.clear()
     pipe(
         class_labels=[0, 2],
@@ -235,9 +255,10 @@ def test_decoding_steps_make_no_host_sync(pipe, host_syncs, cache_implementation
         output_type="tokens",
         cache_implementation=cache_implementation,
         callback_on_step_end=record,
+        **completion,
     )
-    assert len(syncs_after_step) == GRID * GRID
-    assert syncs_after_step[-1] == syncs_after_step[0] == sum(host_syncs.values()) <= 1
+    assert len(syncs_after_step) == GRID * GRID - (num_prefix_rows or 0) * GRID
+    assert syncs_after_step[-1] == syncs_after_step[0] == sum(host_syncs.values()) <= 1 + bool(completion)
 
 
 def first_token_logits(pipe, prefix_id, num_images=1):
@@ -445,15 +466,8 @@ def test_default_labels_of_a_tiny_model(pipe):
 def test_invalid_inputs_raise(pipe, arguments, message):
     arguments = {"class_labels": [0, 1], **arguments}
     # The error comes before any computation: neither model runs.
-    calls = []
-    hooks = [model.register_forward_pre_hook(lambda *_: calls.append(1)) for model in (pipe.transformer, pipe.vqgan)]
-    try:
-        with pytest.raises(ValueError, match=message):
-            pipe(**arguments)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert calls == []
+    with no_forward_pass(pipe), pytest.raises(ValueError, match=message):
+        pipe(**arguments)
 
 
 @pytest.mark.parametrize(
@@ -467,15 +481,8 @@ def test_invalid_inputs_raise(pipe, arguments, message):
     ],
 )
 def test_numbers_of_the_wrong_type_fail_their_comparison_before_compute(pipe, arguments):
-    calls = []
-    hooks = [model.register_forward_pre_hook(lambda *_: calls.append(1)) for model in (pipe.transformer, pipe.vqgan)]
-    try:
-        with pytest.raises(TypeError, match="not supported between instances|must be real number"):
-            pipe(class_labels=[0, 1], **arguments)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    assert calls == []
+    with no_forward_pass(pipe), pytest.raises(TypeError, match="not supported between instances|must be real number"):
+        pipe(class_labels=[0, 1], **arguments)
 
 
 def test_check_inputs_takes_keyword_arguments(pipe):

@@ -419,7 +419,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
                 PIL images are prepared like the tokenizer folder's image processor does (shorter side resized to the
                 tokenizer's `image_size`, bicubic; central square crop; scaled to [-1, 1]); pixel values, a float
                 tensor `(batch_size, 3, image_size, image_size)` in [-1, 1], are used as they are. `vqgan.encode`
-                (in eval mode) gives their tokens. Images pair with `class_labels`: one label per image, one label
+                gives their tokens (in eval mode, which refuses pixels outside [-1, 1]; a tokenizer in training mode
+                is refused: call `pipe.vqgan.eval()`). Images pair with `class_labels`: one label per image, one label
                 (or `None`: unconditional) for every image, or one image completed under every label. Each pair gets
                 `num_images_per_label` completions, and every other option applies as for whole images (the null
                 rows of guidance see the same kept tokens). `None` generates whole images.
