@@ -152,6 +152,9 @@ def test_completion_plan_takes_the_classes_of_the_folders_or_the_flags(pipe, tmp
     flat = CompletionInputs.from_folder(write_image_folder(tmp_path / "flat", {"": [(16, 16)]}), image_size=16)
     with pytest.raises(ValueError, match="not all in class folders .*pass --class_ids .* or --unconditional"):
         completion_plan(SamplingConfig(completion_images=str(tmp_path / "flat")), flat, pipe)
+    (tmp_path / "flat" / "0.jpg").write_bytes((tmp_path / "flat" / "0.png").read_bytes())
+    with pytest.raises(ValueError, match=r"differ in their suffix only would share output names: \['0'\]"):
+        CompletionInputs.from_folder(tmp_path / "flat", image_size=16)
     unknown = CompletionInputs.from_folder(write_image_folder(tmp_path / "unknown", {"cats": [(16, 16)]}), 16)
     with pytest.raises(ValueError, match="must be class names of the transformer .*Unknown class name 'cats'"):
         completion_plan(SamplingConfig(completion_images=str(tmp_path / "unknown")), unknown, pipe)

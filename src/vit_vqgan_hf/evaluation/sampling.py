@@ -11,6 +11,7 @@ items `(name, class_id, index)`: completion `index` of the input image `name` un
 [`completion_seed`] and shared out over processes by the same rules.
 """
 
+import collections
 import dataclasses
 import hashlib
 import math
@@ -205,6 +206,8 @@ class CompletionInputs:
         """
         images = ImageFolderSet(folder, resolution=image_size, skip_unreadable_images=True)
         names = [path.relative_to(images.folder).with_suffix("").as_posix() for path in images.files]
+        if repeated := sorted(name for name, count in collections.Counter(names).items() if count > 1):
+            raise ValueError(f"Images that differ in their suffix only would share output names: {repeated[:20]}.")
         class_names = [images.class_names[label] if images.class_names else None for label in images.labels]
         return cls(dict(zip(names, images.files)), dict(zip(names, class_names)), images.unreadable, images.folder)
 

@@ -427,9 +427,9 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
             num_prefix_rows (`int`, *optional*, defaults to `None`):
                 Rows of the `token_grid_size x token_grid_size` token grid kept from the top of each `image`, in
                 `[0, token_grid_size]`; `None` keeps half of them (`token_grid_size // 2`). Only with `image`. The
-                kept tokens enter the key/value cache with the prefix token in one transformer call, so there is one
-                call per sampled token (completing the bottom half costs about half a whole image). With 0, the
-                images are those of the same call without `image`.
+                kept tokens enter the key/value cache with the prefix token in one transformer call (one batched
+                pass instead of a step per token), so there is one call per sampled token. With 0, the images are
+                those of the same call without `image`.
 
         Examples:
 
