@@ -624,11 +624,7 @@ def main(args):
     )
     loop = TokenizerTrainingLoop(args, accelerator, parts)
     loop.start("train_tokenizer", checkpoint, parts.ema)
-    logger.info(
-        f"Training {args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
-        f"{args.gradient_accumulation_steps} accumulation images; discriminator from step "
-        f"{args.discriminator_start_step}."
-    )
+    logger.info(f"The discriminator and the adversarial loss start at step {args.discriminator_start_step}.")
     loop.train()
     accelerator.wait_for_everyone()
     save_outputs(args, accelerator, parts.tokenizer, parts.discriminator, parts.ema, validation_dataset, loop.state)

@@ -803,11 +803,10 @@ def main(args):
     parts = prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn)
     loop = VimTrainingLoop(args, accelerator, parts)
     loop.start("train_vim", checkpoint, parts.best_validation)
+    grid = f"{config.token_grid_size}x{config.token_grid_size}"
     logger.info(
-        f"Training a {model.num_parameters() / 1e6:.1f}M-parameter VIM ({config.num_classes} classes, "
-        f"{config.token_grid_size}x{config.token_grid_size} tokens of {config.codebook_size} codes) for "
-        f"{args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
-        f"{args.gradient_accumulation_steps} accumulation sequences."
+        f"Training a {model.num_parameters() / 1e6:.1f}M-parameter VIM: {config.num_classes} classes, {grid} tokens "
+        f"of {config.codebook_size} codes."
     )
     loop.train()
     accelerator.wait_for_everyone()

@@ -244,8 +244,9 @@ class TrainingLoop:
 
     Args:
         args (`argparse.Namespace`):
-            The script's arguments: `max_train_steps`, `logging_steps`, `checkpointing_steps`, `validation_steps`,
-            `max_nonfinite_steps`, `max_grad_norm` and `output_dir`.
+            The script's arguments: `max_train_steps`, `train_batch_size`, `gradient_accumulation_steps`,
+            `logging_steps`, `checkpointing_steps`, `validation_steps`, `max_nonfinite_steps`, `max_grad_norm` and
+            `output_dir`.
         accelerator (`accelerate.Accelerator`):
             From [`build_accelerator`].
         parts (`dataclass`):
@@ -321,6 +322,11 @@ class TrainingLoop:
             initial=state.global_step,
             desc="steps",
             disable=not accelerator.is_main_process,
+        )
+        logger.info(
+            f"Training {args.max_train_steps} optimizer steps of {args.train_batch_size} {self.examples_name} x "
+            f"{accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulated micro-batches"
+            + (f", from step {state.global_step}." if state.global_step else ".")
         )
         self.window = LoggingWindow()
         while state.global_step < args.max_train_steps:
