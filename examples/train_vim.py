@@ -44,15 +44,19 @@ grid `validation_samples.png`, TensorBoard logs in `logs/` and `accelerate` chec
 `checkpoints/checkpoint_<step>`. `--resume_from_checkpoint latest` restores the model, optimizer, scheduler, random
 states, step and position in the data: the resumed run ends with the same weights as an uninterrupted one. It runs
 unchanged on one CPU, on several processes (DDP) and with FSDP (see examples/README.md).
+
+Checks run where the data enters, so that training steps need none: the ids of pretokenized data (every split) must
+lie in the tokenizer's codebook and their labels among the classes (checked once per split when it is loaded), as
+must the labels of image datasets (streamed ones batch by batch, on the CPU). Non-finite steps
+(`vit_vqgan_hf.training.loop`): a step whose global gradient norm is not finite has its gradients replaced by zeros
+on the device (under fp16 the gradient scaler skips it), so a training step never waits for the device to check;
+such steps, and steps with a non-finite loss, are counted on the device and read at logging and checkpoint steps,
+and after `--max_nonfinite_steps` of them in a row the run saves a checkpoint and stops.
 """
 
 import argparse
-import gc
 import json
-import logging
-import math
 import os
-import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -61,41 +65,25 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
+from accelerate.utils import DistributedType, set_seed
+from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
 from huggingface_hub import hf_hub_download
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import Adafactor
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
-from vit_vqgan_hf.cli import (
-    add_hub_args,
-    check_hub_repo,
-    check_launch,
-    check_shared_training_args,
-    load_pretrained,
-    prepare_output_dir,
-)
-from vit_vqgan_hf.hub import create_model_card, push_folder_to_hub
+from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel, cli
+from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
-from vit_vqgan_hf.training.checkpointing import (
-    CHECKPOINTS_FOLDER,
-    TrainingState,
-    load_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
+from vit_vqgan_hf.training.checkpointing import TrainingState
+from vit_vqgan_hf.training.data import augmented_images, collate_images, held_out_images, load_training_images
+from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader
+from vit_vqgan_hf.training.tokens import (
+    TOKENS_METADATA_FILE,
+    check_tokenizer_fingerprint,
+    check_value_range,
+    vim_input_ids,
 )
-from vit_vqgan_hf.training.data import (
-    ImageStreamingDataset,
-    ImageTrainingDataset,
-    ImageTransform,
-    collate_images,
-    load_image_dataset,
-)
-from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_fingerprint, vim_input_ids
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -108,7 +96,29 @@ BEST_VALIDATION_FILE = "best_validation.json"
 
 def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description="Train a VIM transformer over the tokens of a ViT-VQGAN tokenizer.")
-    data = parser.add_argument_group("data")
+    add_token_args(
+        cli.add_image_data_args(
+            parser,
+            validation_help="Held-out split of the validation loss (tokens or images), used when the data has it.",
+            description="Images are for --on_the_fly; pretokenized data is augmented by pretokenize.py.",
+        )
+    )
+    add_model_args(parser)
+    optimization = cli.add_optimization_args(parser, examples="Sequences")
+    optimization.add_argument("--optimizer", default="adamw", choices=["adamw", "adafactor"], help="Optimizer.")
+    optimization.add_argument("--lr_decay_start", type=int, default=80_000, help="Step where the decay starts.")
+    add_validation_args(cli.add_output_args(parser))
+    # The paper's recipe (Sec. 5.2: 450k steps of 1024 images, ~360 ImageNet epochs); clipping is ours.
+    parser.set_defaults(num_train_epochs=360, learning_rate=4.5e-4, lr_warmup_steps=5000, lr_end=1e-5)
+    parser.set_defaults(adam_beta2=0.96, adam_weight_decay=0.0, max_grad_norm=1.0)
+    parser.set_defaults(output_dir="vim", num_validation_images=4)
+    args = parser.parse_args(input_args)
+    check_args(args)
+    return args
+
+
+def add_token_args(data):
+    """The frozen tokenizer and where the token ids come from."""
     data.add_argument("--tokenizer", required=True, help="The frozen ViT-VQGAN tokenizer (folder or Hub id).")
     data.add_argument(
         "--pretokenized_dataset", default=None, help="Token ids from examples/pretokenize.py (folder or Hub id)."
@@ -118,35 +128,15 @@ def parse_args(input_args=None):
         action="store_true",
         help="Augment and encode images in the training loop (the paper's way; the default without pretokenized data).",
     )
-    data.add_argument("--dataset_name", default="ILSVRC/imagenet-1k", help="Hub image dataset (--on_the_fly).")
-    data.add_argument("--dataset_config_name", default=None, help="Configuration of the Hub dataset.")
-    data.add_argument("--train_data_dir", default=None, help="Image folder instead of a Hub dataset (--on_the_fly).")
-    data.add_argument("--train_split", default="train", help="Split to train on.")
-    data.add_argument(
-        "--validation_split",
-        default="validation",
-        help="Held-out split of the validation loss (pretokenized or images), used when the data has it.",
-    )
-    data.add_argument("--image_column", default="image", help="Column holding the images (--on_the_fly).")
-    data.add_argument("--label_column", default="label", help="Column of class labels.")
-    data.add_argument("--streaming", action="store_true", help="Stream the images (--on_the_fly; needs max steps).")
-    data.add_argument("--shuffle_buffer_size", type=int, default=10_000, help="Shuffle buffer of a streamed dataset.")
-    data.add_argument("--cache_dir", default=None, help="Cache directory of `datasets`.")
-    data.add_argument("--resolution", type=int, default=None, help="Image size (--on_the_fly); default: tokenizer's.")
-    crop = data.add_mutually_exclusive_group()
-    crop.add_argument("--center_crop", action="store_true", help="Resize and center-crop (the default).")
-    crop.add_argument("--random_crop", action="store_true", help="Random resized crops (--on_the_fly).")
-    data.add_argument(
-        "--random_crop_scale", type=float, nargs=2, default=(0.5, 1.0), help="Area range of the random crops."
-    )
-    data.add_argument("--random_flip", action="store_true", help="Mirror half of the images (--on_the_fly).")
-    data.add_argument("--dataloader_num_workers", type=int, default=0, help="Dataloader worker processes.")
     data.add_argument(
         "--ignore_tokenizer_mismatch",
         action="store_true",
         help="Train on pretokenized ids whose recorded tokenizer weights/config differ from --tokenizer.",
     )
 
+
+def add_model_args(parser):
+    """The VIM configuration and its conditioning."""
     model = parser.add_argument_group("model")
     model.add_argument("--model_config", default="large", help=f"{'|'.join(MODEL_PRESETS)} or a config path.")
     model.add_argument(
@@ -163,67 +153,26 @@ def parse_args(input_args=None):
     )
     model.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations in backward.")
 
-    optim = parser.add_argument_group("optimization")
-    optim.add_argument("--train_batch_size", type=int, default=8, help="Sequences per process and micro-batch.")
-    optim.add_argument("--max_train_steps", type=int, default=None, help="Optimizer steps; overrides epochs.")
-    optim.add_argument(
-        "--num_train_epochs",
-        type=int,
-        default=360,
-        help="Epochs when --max_train_steps is unset (the paper: 450k steps of 1024 images, ~360 ImageNet epochs).",
-    )
-    optim.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")
-    optim.add_argument("--optimizer", default="adamw", choices=["adamw", "adafactor"], help="Optimizer.")
-    optim.add_argument("--learning_rate", type=float, default=4.5e-4, help="Peak learning rate.")
-    optim.add_argument("--lr_warmup_steps", type=int, default=5000, help="Linear warm-up steps.")
-    optim.add_argument("--lr_decay_start", type=int, default=80_000, help="Step where the exponential decay starts.")
-    optim.add_argument("--lr_end", type=float, default=1e-5, help="Learning rate at the last step.")
-    optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1 (also Adafactor's).")
-    optim.add_argument("--adam_beta2", type=float, default=0.96, help="Adam beta2.")
-    optim.add_argument("--adam_weight_decay", type=float, default=0.0, help="Decoupled weight decay.")
-    optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam epsilon.")
-    optim.add_argument(
-        "--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm (paper: not stated); 0 = off."
-    )
-    optim.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"], help="Autocast precision.")
-    optim.add_argument(
-        "--max_nonfinite_steps", type=int, default=10, help="Stop after this many non-finite steps in a row."
-    )
-    optim.add_argument("--seed", type=int, default=0, help="Seed of initialization, data order and dropout.")
 
-    run = parser.add_argument_group("outputs, logging and checkpoints")
-    run.add_argument("--output_dir", default="vim", help="Where the pipeline and checkpoints go.")
-    run.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a training state every N steps.")
-    run.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
-    run.add_argument("--resume_from_checkpoint", default=None, help="`latest` or a checkpoint folder.")
-    run.add_argument(
-        "--validation_steps", type=int, default=5000, help="Validation loss and sample grid every N steps."
-    )
-    run.add_argument(
+def add_validation_args(outputs):
+    """The held-out loss, the sample grid and the choice of the best transformer."""
+    outputs.add_argument(
         "--validation_classes", nargs="+", default=None, help="Class ids or names to sample; default: the first 4."
     )
-    run.add_argument("--num_validation_images", type=int, default=4, help="Validation images per class.")
-    run.add_argument("--validation_guidance_scale", type=float, default=1.0, help="Guidance of validation samples.")
-    run.add_argument(
+    outputs.add_argument(
+        "--validation_guidance_scale", type=float, default=1.0, help="Guidance of validation samples."
+    )
+    outputs.add_argument(
         "--max_validation_sequences",
         type=int,
         default=1000,
         help="Held-out sequences of the validation loss, computed every --validation_steps steps.",
     )
-    run.add_argument(
+    outputs.add_argument(
         "--save_best_model",
         action="store_true",
         help="Output the transformer of the lowest validation loss instead of the last one (needs a validation split).",
     )
-    run.add_argument("--logging_steps", type=int, default=50, help="Log training statistics every N steps.")
-    run.add_argument("--report_to", default="tensorboard", help="Tracker: tensorboard, wandb, all or none.")
-    run.add_argument("--logging_dir", default="logs", help="Tracker directory, relative to --output_dir.")
-    add_hub_args(parser)
-
-    args = parser.parse_args(input_args)
-    args.center_crop = not args.random_crop  # the default crop, recorded as such in the model card
-    check_args(args)
-    return args
 
 
 def check_args(args):
@@ -235,8 +184,6 @@ def check_args(args):
         )
     # Without token ids, the images of --dataset_name / --train_data_dir are encoded in the loop.
     args.on_the_fly = args.pretokenized_dataset is None
-    if args.train_data_dir is not None:
-        args.dataset_name = None
     if args.pretokenized_dataset is not None:
         args.dataset_name = None
         if args.streaming or args.random_crop or args.random_flip:
@@ -244,25 +191,16 @@ def check_args(args):
                 "--streaming, --random_crop and --random_flip apply to --on_the_fly; pretokenized data is augmented "
                 "by `pretokenize.py --num_augmented_copies`."
             )
-    if args.streaming and args.max_train_steps is None:
-        raise ValueError("--streaming datasets have no length: set --max_train_steps.")
     if args.conditioning == "unconditional" and args.validation_classes is not None:
         raise ValueError(
             "--validation_classes names classes to sample, but --conditioning unconditional trains without classes: "
             "drop one of the two."
         )
-    check_shared_training_args(args)
-    for name in ("logging_steps", "max_nonfinite_steps", "max_validation_sequences"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
-    for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be at least 1 when given, got {getattr(args, name)}.")
+    cli.check_shared_training_args(args)
+    if args.max_validation_sequences < 1:
+        raise ValueError(f"--max_validation_sequences must be at least 1, got {args.max_validation_sequences}.")
     if not 0 < args.lr_end <= args.learning_rate:
         raise ValueError(f"--lr_end ({args.lr_end}) must lie in (0, --learning_rate ({args.learning_rate})].")
-    low, high = args.random_crop_scale
-    if not 0.0 < low <= high <= 1.0:
-        raise ValueError(f"--random_crop_scale must satisfy 0 < min <= max <= 1, got {low} {high}.")
 
 
 def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps: int, end_ratio: float) -> float:
@@ -290,7 +228,7 @@ def load_pretokenized(args, tokenizer):
         metadata_text = metadata_file.read_text() if metadata_file.is_file() else None
     else:
         expected = "a folder written by examples/pretokenize.py or a Hub dataset id"
-        splits = load_pretrained(load_dataset, path, expected=expected, cache_dir=args.cache_dir)
+        splits = cli.load_pretrained(load_dataset, path, expected=expected, cache_dir=args.cache_dir)
         metadata_text = Path(
             hf_hub_download(path, TOKENS_METADATA_FILE, repo_type="dataset", token=args.hub_token)
         ).read_text()
@@ -353,11 +291,13 @@ def collate_tokens(examples: list[dict], label_column: str) -> dict:
 def build_datasets(args, accelerator, tokenizer):
     """
     The training dataset (tokens or images), the held-out dataset of the validation loss (None without a
-    --validation_split in the data), the collate function and the class names; sets the data description.
+    --validation_split in the data), the collate function and the class names; sets the data description. Token ids
+    and labels are checked here, once, so that training steps need not check them.
     """
     if args.pretokenized_dataset is not None:
         raw, dataset, validation, metadata = load_pretokenized(args, tokenizer)
         names = label_names(args, raw)
+        check_pretokenized(args, tokenizer, names, {args.train_split: raw, args.validation_split: validation})
         source = metadata.get("source", {})
         args.data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
         # The Hub dataset behind the tokens (for the card): the images' dataset, else a token dataset on the Hub.
@@ -370,38 +310,61 @@ def build_datasets(args, accelerator, tokenizer):
         )
         collate_fn = partial(collate_tokens, label_column=args.label_column)
         return dataset, validation_or_none(args, validation), collate_fn, names
-    load = {"streaming": args.streaming, "cache_dir": args.cache_dir, "image_column": args.image_column}
-    with accelerator.main_process_first():
-        splits = load_image_dataset(args.dataset_name, args.train_data_dir, args.dataset_config_name, None, **load)
-    if args.train_split not in splits:
-        raise ValueError(f"No split {args.train_split!r} to train on; available splits: {sorted(splits)}.")
+    args.data_source = args.dataset_name or args.train_data_dir
+    args.data_hub_id = args.dataset_name
+    splits = load_training_images(args, accelerator)
     raw = splits[args.train_split]
     names = label_names(args, raw)
     validation = splits.get(args.validation_split) if args.validation_split != args.train_split else None
     validation = validation_or_none(args, validation)
+    collate_fn = collate_images
+    if args.conditioning == "class" and names and args.streaming:
+        # A stream cannot be checked when it is loaded: its labels are, batch by batch, in the data loader.
+        collate_fn = partial(collate_labelled_images, num_classes=len(names), label_column=args.label_column)
+    elif args.conditioning == "class" and names:
+        for split, images in ((args.train_split, raw), (args.validation_split, validation)):
+            if images is not None:
+                check_labels(args, images, names, f"The images of {args.data_source!r}, split {split!r}")
     if validation is not None:
-        if args.streaming:
-            # Materialize the held-out examples (still undecoded) so that every process can index them.
-            validation = Dataset.from_list(
-                list(validation.take(args.max_validation_sequences)), features=validation.features
-            )
-        else:
-            validation = validation.select(range(min(len(validation), args.max_validation_sequences)))
         # Center crops, as the pretokenized validation split.
-        validation = ImageTrainingDataset(
-            validation, ImageTransform(args.resolution), args.image_column, args.label_column, seed=args.seed
-        )
-    if args.streaming:
-        raw = raw.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
-    transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
-    dataset_class = ImageStreamingDataset if args.streaming else ImageTrainingDataset
-    dataset = dataset_class(raw, transform, args.image_column, args.label_column, seed=args.seed)
-    args.data_source = args.dataset_name or args.train_data_dir
-    args.data_hub_id = args.dataset_name
+        validation = held_out_images(args, validation, args.max_validation_sequences)
+    dataset = augmented_images(args, raw)
     augmentation = "random resized crop" if args.random_crop else "center crop"
     augmentation += " + horizontal flip" if args.random_flip else ""
     args.data_description = f"images of {public_name(args.data_source)} ({augmentation}, encoded on the fly)"
-    return dataset, validation, collate_images, names
+    return dataset, validation, collate_fn, names
+
+
+def check_pretokenized(args, tokenizer, names: list[str] | None, splits: dict):
+    """Refuse token ids outside the tokenizer's codebook, and labels outside the classes, in every loaded split."""
+    codebook_size = tokenizer.config.codebook_size
+    for split, tokens in splits.items():
+        if tokens is None:
+            continue
+        source = f"The pretokenized dataset {args.pretokenized_dataset!r}, split {split!r}"
+        expected = f"ids of the tokenizer's {codebook_size} codes: tokenize the images again with this tokenizer"
+        check_value_range(tokens, "image_tokens", codebook_size, source, expected)
+        if args.conditioning == "class" and names and args.label_column in tokens.column_names:
+            check_labels(args, tokens, names, source)
+
+
+def check_labels(args, dataset, names: list[str], source: str):
+    """Refuse labels outside the classes (-1, the label of unlabelled images, included)."""
+    expected = f"one of the {len(names)} classes (-1 marks an unlabelled image: train on a labelled split)"
+    check_value_range(dataset, args.label_column, len(names), source, expected)
+
+
+def collate_labelled_images(examples: list[dict], num_classes: int, label_column: str) -> dict:
+    """`collate_images`, refusing a batch with a label outside the classes (on the CPU, in the data loader)."""
+    batch = collate_images(examples)
+    labels = batch.get("labels")
+    if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise ValueError(
+            f"The streamed column {label_column!r} holds the label {int(bad)}, outside [0, {num_classes}). Expected "
+            f"one of the {num_classes} classes (-1 marks an unlabelled image: train on a labelled split)."
+        )
+    return batch
 
 
 def public_name(source: str) -> str:
@@ -446,56 +409,9 @@ def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
     if args.model_config in MODEL_PRESETS:
         return VimConfig.from_preset(args.model_config, **overrides)
     expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
-    config = load_pretrained(VimConfig.from_pretrained, args.model_config, expected=expected, **overrides)
+    config = cli.load_pretrained(VimConfig.from_pretrained, args.model_config, expected=expected, **overrides)
     config.validate_architecture()
     return config
-
-
-def build_accelerator(args) -> Accelerator:
-    project_config = ProjectConfiguration(
-        project_dir=args.output_dir,
-        logging_dir=os.path.join(args.output_dir, args.logging_dir),
-        automatic_checkpoint_naming=True,
-        total_limit=args.checkpoints_total_limit,
-    )
-    return Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=project_config,
-        # Epoch e is shuffled with seed + e in every process, so shards agree and a resumed run sees the same order;
-        # streamed batches are built in each process (the default broadcast cannot carry the `skipped` counts).
-        dataloader_config=DataLoaderConfiguration(
-            use_seedable_sampler=True, data_seed=args.seed, dispatch_batches=False
-        ),
-    )
-
-
-def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
-    """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
-    dataloader = DataLoader(
-        dataset,
-        batch_size=args.train_batch_size,
-        shuffle=not args.streaming,
-        collate_fn=collate_fn,
-        num_workers=args.dataloader_num_workers,
-        # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
-        # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    dataloader = accelerator.prepare(dataloader)
-    if args.max_train_steps is None:
-        if len(dataloader) == 0:
-            raise ValueError("The training dataset is empty.")
-        args.max_train_steps = args.num_train_epochs * math.ceil(len(dataloader) / args.gradient_accumulation_steps)
-    if args.lr_warmup_steps > args.max_train_steps:
-        logger.warning(f"--lr_warmup_steps {args.lr_warmup_steps} exceeds the {args.max_train_steps} training steps.")
-    if args.lr_decay_start >= args.max_train_steps:
-        logger.warning(
-            f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "
-            "rate stays constant after the warm-up."
-        )
-    return dataloader
 
 
 def build_validation_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader | None:
@@ -722,19 +638,6 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
     accelerator.wait_for_everyone()
 
 
-def push_to_hub(args) -> str:
-    """Upload the output folder (without checkpoints and logs) to the Hub; rerunning resumes an interrupted push."""
-    repo_id = push_folder_to_hub(
-        args.output_dir,
-        args.hub_model_id,
-        private=args.hub_private,
-        token=args.hub_token,
-        commit_message=f"VIM ({args.model_config}, {args.conditioning})",
-    )
-    logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}.")
-    return repo_id
-
-
 @dataclass
 class TrainingParts:
     """What the training loop works on, prepared by accelerate."""
@@ -748,6 +651,61 @@ class TrainingParts:
     train_dataloader: DataLoader
     validation_dataloader: DataLoader | None
     best_validation: BestValidation
+
+
+def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn) -> TrainingParts:
+    """The data loaders, the optimizer and its schedule, prepared with the model (only `TrainingParts` holds the
+    wrappers)."""
+    dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
+    validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)
+    optimizer = build_optimizer(args, model)
+    scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
+    config = model.config
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    return TrainingParts(
+        model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader, BestValidation()
+    )
+
+
+class VimTrainingLoop(TrainingLoop):
+    """Next-token steps of the VIM, its window's mean loss and its validation in the shared training loop."""
+
+    examples_name = "sequences"
+    progress_logs = {"loss": "train/loss", "lr": "train/learning_rate"}
+
+    def __init__(self, args, accelerator, parts: TrainingParts):
+        super().__init__(args, accelerator, parts)
+        # The window's micro-batch losses, each times its number of sequences, on the device.
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+
+    def train_micro_batch(self, batch) -> dict | None:
+        """Forward and backward of one micro-batch; clip (zeroing non-finite gradients) and step when gradients sync."""
+        parts, accelerator = self.parts, self.accelerator
+        input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
+        with accelerator.accumulate(parts.model):
+            with accelerator.autocast():
+                loss = parts.model(input_ids=input_ids, labels=input_ids, use_cache=False).loss
+            accelerator.backward(loss)
+            self.record_loss(loss)
+            self.loss_sum += loss.detach().double() * input_ids.shape[0]
+            if not accelerator.sync_gradients:
+                return None
+            grad_norm = self.clip_gradients(parts.model)
+            parts.optimizer.step()
+            parts.optimizer.zero_grad(set_to_none=True)
+            parts.scheduler.step()
+        return {"train/grad_norm": grad_norm, "train/learning_rate": parts.scheduler.get_last_lr()[0]}
+
+    def window_logs(self, examples: int) -> dict:
+        """The mean next-token loss of the window's sequences (nats per image token), over all processes."""
+        loss = self.accelerator.reduce(self.loss_sum, "sum") / max(examples, 1)
+        self.loss_sum = torch.zeros_like(self.loss_sum)
+        return {"train/loss": loss}
+
+    def validate(self):
+        step = self.state.global_step
+        log_validation_loss(self.args, self.accelerator, self.parts, step)
+        log_validation(self.args, self.accelerator, self.parts.model, self.parts.tokenizer, step)
 
 
 @torch.no_grad()
@@ -796,115 +754,9 @@ def log_validation_loss(args, accelerator, parts: TrainingParts, global_step: in
     return loss
 
 
-def train_micro_batch(args, accelerator, parts: TrainingParts, batch) -> tuple[torch.Tensor, int, dict | None]:
-    """Forward and backward of one micro-batch; clip and step (or skip a non-finite step) when gradients sync."""
-    input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
-    with accelerator.accumulate(parts.model):
-        with accelerator.autocast():
-            loss = parts.model(input_ids=input_ids, labels=input_ids, use_cache=False).loss
-        accelerator.backward(loss)
-        step_logs = None
-        if accelerator.sync_gradients:
-            grad_norm = accelerator.clip_grad_norm_(parts.model.parameters(), args.max_grad_norm or math.inf)
-            # The norm is global (after the gradient all-reduce), so every process takes the same decision.
-            nonfinite = args.mixed_precision != "fp16" and not torch.isfinite(grad_norm).item()
-            if not nonfinite:
-                parts.optimizer.step()
-            parts.optimizer.zero_grad(set_to_none=True)
-            parts.scheduler.step()
-            step_logs = {
-                "train/grad_norm": grad_norm.item(),
-                "train/learning_rate": parts.scheduler.get_last_lr()[0],
-                "nonfinite": nonfinite,
-            }
-    return loss.detach(), input_ids.shape[0], step_logs
-
-
-def after_optimizer_step(args, accelerator, parts, state: TrainingState, step_logs: dict, window: dict, progress):
-    """Count the step, stop after too many non-finite steps, then log, checkpoint and validate when due."""
-    state.global_step += 1
-    progress.update(1)
-    if step_logs.pop("nonfinite"):
-        state.nonfinite_steps += 1
-        state.consecutive_nonfinite_steps += 1
-        logger.warning(f"Non-finite gradient at step {state.global_step}: the update was skipped.")
-        if state.consecutive_nonfinite_steps >= args.max_nonfinite_steps:
-            save_checkpoint(accelerator, state.global_step)
-            raise RuntimeError(
-                f"{state.consecutive_nonfinite_steps} optimizer steps in a row had a non-finite loss or gradient "
-                f"(--max_nonfinite_steps {args.max_nonfinite_steps}); lower --learning_rate or use bf16 before "
-                f"resuming from {os.path.join(args.output_dir, CHECKPOINTS_FOLDER)}."
-            )
-    else:
-        state.consecutive_nonfinite_steps = 0
-    if state.global_step % args.logging_steps == 0 or state.global_step == args.max_train_steps:
-        totals = accelerator.reduce(torch.stack([window["loss_sum"], window["count"], window["skipped"]]), "sum")
-        loss = (totals[0] / totals[1].clamp(min=1)).item()
-        state.skipped_images += int(totals[2].item())
-        elapsed = time.perf_counter() - window["start"]
-        logs = {
-            **step_logs,
-            "train/loss": loss,
-            "train/sequences_per_second": totals[1].item() / max(elapsed, 1e-9),
-            "train/skipped_images": state.skipped_images,
-            "train/nonfinite_steps": state.nonfinite_steps,
-        }
-        accelerator.log(logs, step=state.global_step)
-        progress.set_postfix(loss=f"{loss:.4f}", lr=f"{logs['train/learning_rate']:.2e}")
-        window.update(new_window(accelerator.device), last_loss=loss)
-    # Validation first: a checkpoint of the same step then holds its loss in `parts.best_validation`, which a resumed
-    # run, starting after that step, would not compute again. The last step is validated after the loop.
-    if (
-        args.validation_steps
-        and state.global_step % args.validation_steps == 0
-        and state.global_step < args.max_train_steps
-    ):
-        log_validation_loss(args, accelerator, parts, state.global_step)
-        log_validation(args, accelerator, parts.model, parts.tokenizer, state.global_step)
-    if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
-        save_checkpoint(accelerator, state.global_step)
-
-
-def new_window(device) -> dict:
-    """Sums over the micro-batches between two logging steps (per process)."""
-    zero = torch.zeros((), dtype=torch.float64, device=device)
-    return {"loss_sum": zero.clone(), "count": zero.clone(), "skipped": zero.clone(), "start": time.perf_counter()}
-
-
-def train(args, accelerator, parts: TrainingParts, state: TrainingState) -> float | None:
-    """Run optimizer steps until --max_train_steps, resuming inside an epoch where the checkpoint left off."""
-    progress = tqdm(
-        total=args.max_train_steps, initial=state.global_step, desc="steps", disable=not accelerator.is_main_process
-    )
-    window = {**new_window(accelerator.device), "last_loss": None}
-    while state.global_step < args.max_train_steps:
-        # Order and augmentation of epoch e depend on (seed, e) only; both are set before the iterator starts.
-        parts.train_dataloader.set_epoch(state.epoch)
-        if hasattr(parts.train_dataset, "set_epoch"):
-            parts.train_dataset.set_epoch(state.epoch)
-        dataloader = parts.train_dataloader
-        if state.batches_in_epoch:
-            dataloader = accelerator.skip_first_batches(dataloader, state.batches_in_epoch)
-        for batch in dataloader:
-            state.batches_in_epoch += 1
-            loss, num_sequences, step_logs = train_micro_batch(args, accelerator, parts, batch)
-            window["loss_sum"] += loss.double() * num_sequences
-            window["count"] += num_sequences
-            window["skipped"] += batch["skipped"]
-            if step_logs is not None:
-                after_optimizer_step(args, accelerator, parts, state, step_logs, window, progress)
-                if state.global_step >= args.max_train_steps:
-                    break
-        else:
-            state.epoch += 1
-            state.batches_in_epoch = 0
-    progress.close()
-    return window["last_loss"]
-
-
 def load_tokenizer(args, device) -> VitVqganModel:
     """The frozen tokenizer, in eval mode on every process; --resolution must be its image size."""
-    tokenizer = load_pretrained(VitVqganModel.from_pretrained, args.tokenizer)
+    tokenizer = cli.load_pretrained(VitVqganModel.from_pretrained, args.tokenizer)
     tokenizer = tokenizer.eval().requires_grad_(False).to(device)
     if args.resolution is None:
         args.resolution = tokenizer.config.image_size
@@ -915,27 +767,23 @@ def load_tokenizer(args, device) -> VitVqganModel:
     return tokenizer
 
 
-def end_training(accelerator, parts: TrainingParts):
-    """
-    Release the prepared model before ending the trackers and destroying the process group: were the
-    `DistributedDataParallel` wrapper freed after `destroy_process_group`, its reducer's destructor would join Gloo's
-    threads while holding the GIL and can hang a process for ever (the full story is in train_tokenizer.py).
-    """
-    parts.model = parts.optimizer = parts.scheduler = None
-    accelerator.free_memory()
-    gc.collect()
-    accelerator.end_training()
+def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
+    """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
+    # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
+    # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
+    generator = torch.Generator().manual_seed(args.seed)
+    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator)
+    if args.lr_decay_start >= args.max_train_steps:
+        logger.warning(
+            f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "
+            "rate stays constant after the warm-up."
+        )
+    return dataloader
 
 
 def main(args):
     """Train the VIM on the tokenizer's tokens; save the pipeline and its card (pushed with --push_to_hub)."""
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    accelerator = build_accelerator(args)
-    check_launch(accelerator)
-    prepare_output_dir(args.output_dir)
-    check_hub_repo(args, accelerator)
-    # Before any compute: a conflict with the checkpoints already in --output_dir fails here.
-    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    accelerator, checkpoint = cli.start_training_run(args)
     tokenizer = load_tokenizer(args, accelerator.device)
     dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
     if args.save_best_model and validation_dataset is None:
@@ -952,44 +800,27 @@ def main(args):
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     set_seed(args.seed, device_specific=True)
-    dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
-    validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)
-    optimizer = build_optimizer(args, model)
-    scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    parts = TrainingParts(
-        model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader, BestValidation()
-    )
-    state = TrainingState()
-    accelerator.register_for_checkpointing(state, parts.best_validation)
-    tracker_config = {
-        name: value if isinstance(value, (int, float, str, bool)) else str(value) for name, value in vars(args).items()
-    }
-    accelerator.init_trackers("train_vim", config=tracker_config)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint, state)
-    num_parameters = sum(parameter.numel() for parameter in accelerator.unwrap_model(model).parameters())
+    parts = prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn)
+    loop = VimTrainingLoop(args, accelerator, parts)
+    loop.start("train_vim", checkpoint, parts.best_validation)
+    grid = f"{config.token_grid_size}x{config.token_grid_size}"
     logger.info(
-        f"Training a {num_parameters / 1e6:.1f}M-parameter VIM ({config.num_classes} classes, "
-        f"{config.token_grid_size}x{config.token_grid_size} tokens of {config.codebook_size} codes) for "
-        f"{args.max_train_steps} steps of {args.train_batch_size} x {accelerator.num_processes} processes x "
-        f"{args.gradient_accumulation_steps} accumulation sequences."
+        f"Training a {model.num_parameters() / 1e6:.1f}M-parameter VIM: {config.num_classes} classes, {grid} tokens "
+        f"of {config.codebook_size} codes."
     )
-    final_loss = train(args, accelerator, parts, state)
+    loop.train()
     accelerator.wait_for_everyone()
     losses = {
-        "final_loss": final_loss,
-        "validation_loss": log_validation_loss(args, accelerator, parts, state.global_step),
+        "final_loss": loop.last_logs.get("train/loss"),
+        "validation_loss": log_validation_loss(args, accelerator, parts, loop.state.global_step),
     }
     if args.save_best_model:
         losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
     if args.validation_steps:
-        log_validation(args, accelerator, model, tokenizer, state.global_step)
-    save_outputs(args, accelerator, model, tokenizer, state, losses, parts.best_validation)
-    if args.push_to_hub and accelerator.is_main_process:
-        push_to_hub(args)
-    del model, optimizer, scheduler
-    end_training(accelerator, parts)
+        log_validation(args, accelerator, parts.model, tokenizer, loop.state.global_step)
+    save_outputs(args, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
+    cli.push_training_outputs(args, accelerator, f"VIM ({args.model_config}, {args.conditioning})")
+    loop.end_training()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import vit_vqgan_hf
 from vit_vqgan_hf import cli, evaluation, hub, training, utils
 from vit_vqgan_hf.models import vit_vqgan
-from vit_vqgan_hf.training import checkpointing, data, tokens
+from vit_vqgan_hf.training import checkpointing, data, image_decoding, loop, tokens
 
 
 # `name (`type`, *optional*, defaults to X):` — an argument entry of an HF-format `Args:` section.
@@ -22,7 +22,8 @@ NO_DEFAULT = inspect.Parameter.empty
 
 def public_objects():
     # `training`'s script helpers are not re-exported by the package: their modules are listed one by one.
-    for module in (vit_vqgan_hf, vit_vqgan, training, checkpointing, data, tokens, evaluation, hub, cli, utils):
+    modules = (vit_vqgan_hf, vit_vqgan, training, checkpointing, data, image_decoding, loop, tokens)
+    for module in (*modules, evaluation, hub, cli, utils):
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):

@@ -283,6 +283,35 @@ def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data,
     assert "Training a" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("split", "column", "value", "bad"),
+    [("validation", "image_tokens", 24, "24, outside [0, 24)"), ("train", "label", -1, "-1, outside [0, 3)")],
+)
+def test_token_ids_and_labels_out_of_range_are_refused_where_the_data_is_loaded(
+    vim_data, tmp_path, split, column, value, bad
+):
+    # Training steps do not check the ids (the model checks values only outside training): the data is checked once,
+    # when it is loaded. The fixture's codebook has 24 codes, its labels 3 classes; example 2 gets an id out of range.
+    tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
+    splits = load_from_disk(tmp_path / "tokens")
+
+    def corrupt(example, index):
+        if index == 2:
+            example[column] = [value, *example[column][1:]] if column == "image_tokens" else value
+        return example
+
+    splits[split] = splits[split].map(corrupt, with_indices=True)
+    splits.save_to_disk(tmp_path / "corrupt")
+    shutil.copy(vim_data.tokens / TOKENS_METADATA_FILE, tmp_path / "corrupt" / TOKENS_METADATA_FILE)
+    arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", tmp_path / "corrupt")
+    with pytest.raises(AssertionError, match="split") as error:
+        run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
+    message = (
+        f"The pretokenized dataset '{tmp_path / 'corrupt'}', split '{split}': the column '{column}' holds the value"
+    )
+    assert f"{message} {bad}" in str(error.value) and "Training a" not in str(error.value)
+
+
 def test_a_push_that_cannot_reach_the_hub_stops_every_process_before_training(vim_data, tmp_path):
     # Offline, the main process cannot create the repository; the other process learns it through the broadcast and
     # fails with the same message instead of waiting for a peer that left.

@@ -12,14 +12,12 @@ from vit_vqgan_hf.training.data import (
     ImageTrainingDataset,
     ImageTransform,
     collate_images,
-    decode_image,
     horizontal_flip,
     load_image_dataset,
-    pil_to_pixel_values,
     random_resized_crop,
     resize_center_crop,
-    to_rgb,
 )
+from vit_vqgan_hf.training.image_decoding import decode_image, pil_to_pixel_values, to_rgb
 
 
 WHITE, RED = (255, 255, 255), (255, 0, 0)

@@ -43,9 +43,12 @@ class TrainingState:
         skipped_images (`int`, *optional*, defaults to 0):
             Reads of unreadable images skipped so far, summed over processes: a file counts once per epoch.
         nonfinite_steps (`int`, *optional*, defaults to 0):
-            Optimizer steps skipped because of a non-finite loss or gradient.
+            Optimizer steps that did not apply their gradients because of a non-finite loss or gradient norm.
         consecutive_nonfinite_steps (`int`, *optional*, defaults to 0):
             Such steps in a row, up to the last step.
+
+    The training loop ([`~training.loop.TrainingLoop`]) adds the last three up on the device and into this state at
+    logging and checkpoint steps, so a checkpoint holds them exactly.
     """
 
     global_step: int = 0

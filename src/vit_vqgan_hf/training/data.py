@@ -1,5 +1,6 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Image data for the training scripts: loading with `datasets`, PIL decoding, augmentation and batching.
+"""Image data for the training scripts: loading with `datasets`, augmentation and batching (decoding is in
+`image_decoding`).
 
 Written with PIL and torch only (torchvision does not import next to the pinned torch). Randomness never comes from
 a global generator: every random crop and flip draws from a `torch.Generator` seeded by `(seed, epoch, index)`, so an
@@ -10,21 +11,18 @@ The crop follows torchvision's `RandomResizedCrop` (Szegedy et al. 2015, "Going 
 sampling loop of `torchvision/transforms/transforms.py`), re-implemented here.
 """
 
-import io
 import math
 import os
 
-import numpy as np
 import PIL.Image
 import torch
+from datasets import Dataset as ArrowDataset
 from datasets import Image, load_dataset
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from .image_decoding import decode_image, pil_to_pixel_values
 
-# Modes whose last band is an alpha channel (premultiplied ones included); they are composited on white.
-ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
-# Integer modes whose values span 16 bits (16-bit PNGs and TIFFs open as one of these).
-SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
 # How many neighbouring examples a map-style dataset tries in place of an unreadable one before giving up.
 MAX_REPLACEMENT_ATTEMPTS = 32
 
@@ -99,80 +97,6 @@ def load_image_dataset(
     if split not in splits:
         raise ValueError(f"{source!r} has no split {split!r}; available splits: {sorted(splits)}.")
     return splits[split]
-
-
-def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """
-    Convert a PIL image of any common mode to 8-bit RGB.
-
-    - Transparent images (`LA`, `RGBA`, palette images with a transparency entry, ...) are composited on a white
-      background, the way viewers show them on a page. Dropping the alpha channel instead would reveal whatever colour
-      the encoder left under fully transparent pixels (often black or noise).
-    - 16-bit integer images (`I;16*`, and `I`, which is how 16-bit PNGs may open) are scaled from `[0, 65535]` to
-      `[0, 255]`; PIL's own conversion would clip every value above 255 to white.
-    - Float images (`F`) are read as `[0, 1]` when their maximum is at most 1, as `[0, 255]` otherwise.
-    - Grayscale (`L`, `1`), `CMYK`, `YCbCr`, palette and other modes use PIL's conversion.
-
-    Args:
-        image (`PIL.Image.Image`):
-            The decoded image.
-
-    Returns:
-        `PIL.Image.Image` in mode `RGB`.
-
-    Example:
-
-    ```python
-    >>> import PIL.Image
-    >>> from vit_vqgan_hf.training.data import to_rgb
-
-    >>> transparent = PIL.Image.new("RGBA", (2, 2), (255, 0, 0, 0))
-    >>> to_rgb(transparent).getpixel((0, 0))
-    (255, 255, 255)
-    ```
-    """
-    if image.mode == "RGB":
-        return image
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ALPHA_MODES:
-        image = image.convert("RGBA")
-        background = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return PIL.Image.alpha_composite(background, image).convert("RGB")
-    if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
-        values = np.asarray(image, dtype=np.float32)
-        if image.mode == "F":
-            scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
-        else:
-            scale = 255.0 / 65535.0
-        gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
-        return PIL.Image.fromarray(gray, mode="L").convert("RGB")
-    return image.convert("RGB")
-
-
-def decode_image(value) -> PIL.Image.Image:
-    """
-    Decode one image of a `datasets` column into an RGB PIL image.
-
-    Args:
-        value (`dict`, `bytes`, `str` or `PIL.Image.Image`):
-            A `{"bytes", "path"}` dictionary of an undecoded `datasets.Image` column, raw file bytes, a file path or
-            an already decoded image.
-
-    Returns:
-        `PIL.Image.Image` in mode `RGB`, fully loaded.
-
-    Raises:
-        `OSError`, `ValueError` or another PIL exception for unreadable, truncated or unsupported files.
-    """
-    if isinstance(value, dict):
-        value = value["bytes"] if value.get("bytes") is not None else value["path"]
-    if isinstance(value, (bytes, bytearray)):
-        value = io.BytesIO(value)
-    image = value if isinstance(value, PIL.Image.Image) else PIL.Image.open(value)
-    # `load()` reads the whole file now, so that a truncated image fails here and not later in a crop.
-    image.load()
-    return to_rgb(image)
 
 
 def resize_center_crop(
@@ -289,21 +213,6 @@ def horizontal_flip(image: PIL.Image.Image, generator: torch.Generator, probabil
     if torch.rand(1, generator=generator).item() < probability:
         return image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
     return image
-
-
-def pil_to_pixel_values(image: PIL.Image.Image) -> torch.Tensor:
-    """
-    Convert an RGB PIL image to a float tensor of shape `(3, height, width)` in `[-1, 1]` (`pixels / 127.5 - 1`).
-
-    Args:
-        image (`PIL.Image.Image`):
-            Image in mode `RGB`.
-
-    Returns:
-        `torch.FloatTensor` of shape `(3, height, width)`.
-    """
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -520,17 +429,59 @@ def collate_images(examples: list[dict]) -> dict:
     return batch
 
 
+def load_training_images(args, accelerator) -> dict:
+    """
+    Every split of the training script's `--dataset_name` or `--train_data_dir` ([`load_image_dataset`], images
+    undecoded, `--streaming`, `--cache_dir`, `--image_column`), loaded by the main process first so that the others
+    read its cache; refuses data without `--train_split`.
+    """
+    with accelerator.main_process_first():
+        splits = load_image_dataset(
+            args.dataset_name,
+            args.train_data_dir,
+            args.dataset_config_name,
+            None,
+            streaming=args.streaming,
+            cache_dir=args.cache_dir,
+            image_column=args.image_column,
+        )
+    if args.train_split not in splits:
+        raise ValueError(f"No split {args.train_split!r} to train on; available splits: {sorted(splits)}.")
+    return splits
+
+
+def augmented_images(args, dataset) -> ImageTrainingDataset | ImageStreamingDataset:
+    """The training images of a split, augmented as the script's flags say; a stream is shuffled in a buffer."""
+    transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
+    if args.streaming:
+        dataset = dataset.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+        return ImageStreamingDataset(dataset, transform, args.image_column, args.label_column, seed=args.seed)
+    return ImageTrainingDataset(dataset, transform, args.image_column, args.label_column, seed=args.seed)
+
+
+def held_out_images(args, dataset, num_images: int) -> ImageTrainingDataset:
+    """The first `num_images` images of a split, center-cropped; a stream's are materialized (still undecoded) so that
+    every process can index them."""
+    if args.streaming:
+        dataset = ArrowDataset.from_list(list(dataset.take(num_images)), features=dataset.features)
+    else:
+        dataset = dataset.select(range(min(len(dataset), num_images)))
+    return ImageTrainingDataset(
+        dataset, ImageTransform(args.resolution), args.image_column, args.label_column, seed=args.seed
+    )
+
+
 __all__ = [
     "ImageStreamingDataset",
     "ImageTrainingDataset",
     "ImageTransform",
     "augmentation_generator",
+    "augmented_images",
     "collate_images",
-    "decode_image",
+    "held_out_images",
     "horizontal_flip",
     "load_image_dataset",
-    "pil_to_pixel_values",
+    "load_training_images",
     "random_resized_crop",
     "resize_center_crop",
-    "to_rgb",
 ]

@@ -1,5 +1,6 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Image tokens for VIM: the input sequences, and the tokenizer fingerprint that pretokenized datasets carry.
+"""Image tokens for VIM: the input sequences, the tokenizer fingerprint that pretokenized datasets carry, and the range
+check of the ids a dataset brings.
 
 A pretokenized dataset (`examples/pretokenize.py`) is only valid for the tokenizer that wrote it. It records
 [`tokenizer_fingerprint`] (codebook size, token grid, sha256 of the config and of the weights) in its metadata file
@@ -10,6 +11,8 @@ tokenizer it is given ([`check_tokenizer_fingerprint`]).
 import hashlib
 import json
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 
@@ -125,9 +128,49 @@ def vim_input_ids(image_tokens: torch.Tensor, prefix_ids: torch.Tensor) -> torch
     return torch.cat([prefix_ids.reshape(-1, 1).long().to(image_tokens.device), image_tokens], dim=1)
 
 
+def check_value_range(dataset, column: str, num_values: int, source: str, expected: str):
+    """
+    Refuse a dataset whose `column` holds a value outside `[0, num_values)`: token ids beyond the codebook, labels
+    beyond the classes. Run once where the data is loaded, so that training steps need no check: Arrow's min/max over
+    the (memory-mapped) column, nested lists flattened, reads each value once without converting it to Python.
+
+    Args:
+        dataset (`datasets.Dataset`):
+            A map-style dataset (its whole table is checked, whatever selection it carries).
+        column (`str`):
+            The column to check: integers, or (nested) lists of integers.
+        num_values (`int`):
+            The number of valid ids.
+        source (`str`):
+            What the dataset is, for the error message (e.g. "'tokens', split 'train'").
+        expected (`str`):
+            What the values should be and how to get there, for the error message.
+
+    Raises:
+        `ValueError`: naming the dataset, the column, the bad value and the valid range.
+    """
+    chunks = []
+    for chunk in dataset.data.column(column).chunks:
+        while isinstance(chunk.type, pa.ExtensionType) or _is_list(chunk.type):
+            chunk = chunk.storage if isinstance(chunk.type, pa.ExtensionType) else chunk.flatten()
+        chunks.append(chunk)
+    extremes = pc.min_max(pa.chunked_array(chunks)) if chunks else {}
+    low, high = (extremes[name].as_py() if chunks else None for name in ("min", "max"))
+    bad = low if low is not None and low < 0 else high if high is not None and high >= num_values else None
+    if bad is not None:
+        raise ValueError(
+            f"{source}: the column {column!r} holds the value {bad}, outside [0, {num_values}). Expected {expected}."
+        )
+
+
+def _is_list(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) or pa.types.is_large_list(data_type) or pa.types.is_fixed_size_list(data_type)
+
+
 __all__ = [
     "TOKENS_FORMAT",
     "TOKENS_METADATA_FILE",
+    "check_value_range",
     "check_tokenizer_fingerprint",
     "tokenizer_fingerprint",
     "vim_input_ids",

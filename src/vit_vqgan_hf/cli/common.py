@@ -1,0 +1,239 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""What every command-line script shares: the Hub flags, output folders, loading a model or data set named on the
+command line with an error that says what was expected, and checks of flags, of the device, of the `accelerate launch`
+setup and of the Hub repository, all run before any compute.
+"""
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import torch
+from accelerate.utils import DistributedType, broadcast_object_list
+
+from ..hub.uploads import HUB_ERRORS, create_hub_repo
+
+
+logger = logging.getLogger(__name__)
+
+
+def add_hub_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """
+    Add the Hub flags every script shares: `--push_to_hub`, `--hub_model_id`, `--hub_private`, `--hub_token`.
+
+    Args:
+        parser (`argparse.ArgumentParser`):
+            The script's parser.
+
+    Returns:
+        `argparse.ArgumentParser`: the same parser.
+    """
+    group = parser.add_argument_group("Hugging Face Hub")
+    group.add_argument(
+        "--push_to_hub",
+        action="store_true",
+        help="Upload the final folder (weights, configuration, modeling code, model card) to the Hub.",
+    )
+    group.add_argument(
+        "--hub_model_id",
+        type=str,
+        default=None,
+        help="Repository to push to (`namespace/name`); defaults to the name of --output_dir under your account.",
+    )
+    group.add_argument(
+        "--hub_private", action="store_true", help="Create the repository as private if it does not exist yet."
+    )
+    group.add_argument(
+        "--hub_token",
+        type=str,
+        default=None,
+        help="Hub access token; defaults to the one stored by `hf auth login` or the HF_TOKEN variable.",
+    )
+    return parser
+
+
+def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | None = None, **kwargs):
+    """
+    `loader(name_or_path, **kwargs)` (a `from_pretrained`, `load_dataset`, ...), with an error that says what was
+    expected when `name_or_path` is no local path and does not load as a Hub id either: a mistyped local folder
+    otherwise surfaces as a Hub connection or repository-id error.
+
+    Args:
+        loader (`Callable`):
+            The loading function, e.g. `VitVqganModel.from_pretrained` or `VimPipeline.from_pretrained`.
+        name_or_path (`str` or `os.PathLike`):
+            A local folder or file, or a Hub id.
+        expected (`str`, *optional*, defaults to `None`):
+            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id");
+            by default "a saved <class> folder or a Hub id", from the class whose `from_pretrained` is `loader`.
+        **kwargs:
+            Passed to `loader`.
+
+    Returns:
+        Whatever `loader` returns.
+
+    Raises:
+        `ValueError`: when `name_or_path` does not exist locally and loading it from the Hub (or the offline cache)
+        failed; the Hub's error is chained.
+
+    Example:
+
+    ```python
+    >>> from vit_vqgan_hf import VitVqganModel
+    >>> from vit_vqgan_hf.cli import load_pretrained
+
+    >>> load_pretrained(VitVqganModel.from_pretrained, "outputs/no-such-tokenizer")  # doctest: +SKIP
+    ValueError: 'outputs/no-such-tokenizer' is no local file or folder, and it does not load as a Hub id ...
+    ```
+    """
+    try:
+        return loader(name_or_path, **kwargs)
+    except HUB_ERRORS as error:
+        if os.path.exists(name_or_path):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if expected is None:
+            owner = getattr(loader, "__self__", None)
+            expected = f"a saved {owner.__name__} folder or a Hub id" if owner else "a local folder or a Hub id"
+        raise ValueError(
+            f"{str(name_or_path)!r} is no local file or folder, and it does not load as a Hub id either ({reason}). "
+            f"Expected {expected}."
+        ) from error
+
+
+def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Path:
+    """
+    Create a script's output folder (and its parents) before any compute, with an error that names the flag when the
+    path cannot be a folder: otherwise a mistyped path surfaces as a bare `FileExistsError` or `NotADirectoryError`,
+    or only when the results are saved, after the whole run.
+
+    Args:
+        output_dir (`str` or `os.PathLike`):
+            The folder to create; an existing folder is kept as it is.
+        flag (`str`, *optional*, defaults to `"--output_dir"`):
+            The command-line flag that named it, for the error message.
+
+    Returns:
+        `pathlib.Path`: the folder.
+
+    Raises:
+        `ValueError`: when the path or one of its parents is an existing file, or the folder cannot be created.
+    """
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        file = next((parent for parent in (path, *path.parents) if parent.exists() and not parent.is_dir()), path)
+        raise ValueError(
+            f"{flag} {str(output_dir)!r} cannot be a folder: {str(file)!r} is a file. Expected a folder path."
+        ) from error
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {str(output_dir)!r} cannot be created ({error.strerror}). Expected a writable folder path."
+        ) from error
+    return path
+
+
+def check_device(device: str, flag: str = "--device"):
+    """
+    Refuse a device that this machine cannot run, before any data is loaded: otherwise a missing CUDA surfaces from
+    inside torch after the dataset has been read.
+
+    Args:
+        device (`str`):
+            A torch device string: `cpu`, `cuda`, `cuda:N` or `mps`.
+        flag (`str`, *optional*, defaults to `"--device"`):
+            The command-line flag that named it, for the error message.
+
+    Raises:
+        `ValueError`: when `device` is not a torch device, or this machine does not have it.
+    """
+    try:
+        device_type = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"{flag} {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {device!r}: CUDA is not available on this machine; pass {flag} cpu.")
+    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if device_type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{flag} {device!r}: MPS is not available on this machine; pass {flag} cpu.")
+
+
+def check_launch(accelerator):
+    """
+    Fail when `accelerate launch` started processes that did not join one process group, and warn when an FSDP config
+    was not applied. On a machine without GPUs, `accelerate launch --multi_gpu --num_processes 2` (without
+    `ACCELERATE_USE_CPU=true`) starts two processes that each set up a single-process run: both would do the whole job
+    and write the same files. And accelerate shards with FSDP only on GPUs: on CPUs an FSDP config runs DDP.
+
+    Args:
+        accelerator (`accelerate.Accelerator`):
+            The script's accelerator, just built.
+
+    Raises:
+        `RuntimeError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size != accelerator.num_processes:
+        raise RuntimeError(
+            f"`accelerate launch` started {world_size} processes, but each set up a run of "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}): they would each do the whole job and write "
+            "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true (and --multi_gpu, or a multi-process "
+            "accelerate config; examples/README.md)."
+        )
+    use_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    if use_fsdp and accelerator.distributed_type != DistributedType.FSDP and accelerator.is_main_process:
+        logger.warning(
+            f"The accelerate config asks for FSDP, but accelerate set up {accelerator.distributed_type}: it shards "
+            "only on GPUs (and other accelerators), so this run keeps a full copy of the model in every process."
+        )
+
+
+def check_hub_repo(args: argparse.Namespace, accelerator):
+    """
+    With `--push_to_hub`, create (or find) the repository before training, on the main process, so that an unreachable
+    Hub, a token that cannot write or an invalid `--hub_model_id` fails the run at its start on every process, and
+    not when the trained model is pushed. `args.hub_model_id` becomes the repository's full id.
+
+    Args:
+        args (`argparse.Namespace`):
+            The parsed arguments of a training script (`push_to_hub`, `hub_model_id`, `hub_private`, `hub_token`,
+            `output_dir`).
+        accelerator (`accelerate.Accelerator`):
+            The script's accelerator.
+
+    Raises:
+        `ValueError`: from [`~vit_vqgan_hf.hub.create_hub_repo`], on every process.
+    """
+    if not args.push_to_hub:
+        return
+    outcome = [None, args.hub_model_id]
+    if accelerator.is_main_process:
+        try:
+            outcome[1] = create_hub_repo(
+                args.output_dir, args.hub_model_id, private=args.hub_private, token=args.hub_token
+            )
+        except Exception as error:  # any failure must reach the broadcast, or the other processes wait in it forever
+            outcome[0] = str(error) if isinstance(error, ValueError) else f"--push_to_hub: {error!r}"
+    message, args.hub_model_id = broadcast_object_list(outcome)
+    if message is not None:
+        raise ValueError(message)
+
+
+def check_flag(args: argparse.Namespace, name: str, valid: bool, expected: str):
+    """Raise a `ValueError` naming `--name`, its value and what was `expected` unless `valid`."""
+    if not valid:
+        raise ValueError(f"--{name} must be {expected}, got {getattr(args, name)}.")
+
+
+__all__ = [
+    "add_hub_args",
+    "check_device",
+    "check_flag",
+    "check_hub_repo",
+    "check_launch",
+    "load_pretrained",
+    "prepare_output_dir",
+]
