@@ -56,6 +56,7 @@ def training_args(tmp_path, **overrides) -> argparse.Namespace:
         "max_train_steps": 8,
         "num_train_epochs": 1,
         "lr_warmup_steps": 0,
+        "lr_warmup_ratio": 0.1,
         "logging_steps": 4,
         "checkpointing_steps": None,
         "validation_steps": None,
