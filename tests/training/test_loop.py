@@ -141,7 +141,9 @@ def test_a_finite_step_keeps_its_gradients_and_a_nonfinite_one_gets_zeros_withou
     del host_reads[:]
     grad_norm, nonfinite = clip_and_guard_gradients(accelerator, model)
     assert host_reads == []
-    assert not nonfinite and torch.equal(grad_norm, torch.cat([grad.flatten() for grad in expected]).norm())
+    assert not nonfinite
+    # The same norm up to summation order (torch's clipping norms each tensor first).
+    torch.testing.assert_close(grad_norm, torch.cat([grad.flatten() for grad in expected]).norm())
     assert torch.equal(model.weight.grad, expected[0]) and torch.equal(model.bias.grad, expected[1])
 
     model.bias.grad[0] = float("inf")
