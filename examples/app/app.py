@@ -17,6 +17,7 @@ beside this file): VIM_PIPELINE, VIM_TOKENIZER, VIM_DEVICE, VIM_MAX_IMAGES.
 """
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -95,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--max_images",
         type=int,
-        default=int(os.environ.get("VIM_MAX_IMAGES", 8)),
+        default=os.environ.get("VIM_MAX_IMAGES", "8"),
         help="The most images one request may ask for (env VIM_MAX_IMAGES).",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="Requests of each tab run at once; others queue.")
@@ -128,7 +129,7 @@ class AppState:
     preview_every: int | None = None
     pipeline_error: str | None = None
     tokenizer_error: str | None = None
-    downloads_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vim_app_")))
+    downloads_dir: Path | None = None  # made on first use, removed at exit
     stop_events: dict = field(default_factory=dict)
 
 
@@ -147,7 +148,7 @@ def load_app_state(args: argparse.Namespace) -> AppState:
     try:
         tokenizer = load_tokenizer(args.tokenizer, pipeline, args.pipeline, device, dtype)
     except LoadError as error:
-        tokenizer_error = str(error) if args.tokenizer is not None or pipeline is not None else None
+        tokenizer_error = str(error)
     return AppState(
         pipeline=pipeline,
         tokenizer=tokenizer,
@@ -219,9 +220,16 @@ class VimApp:
 
     def _downloads_folder(self) -> Path:
         """A fresh folder for one request's files; folders of requests older than an hour are removed."""
+        if self.state.downloads_dir is None:
+            self.state.downloads_dir = Path(tempfile.mkdtemp(prefix="vim_app_"))
+            atexit.register(shutil.rmtree, self.state.downloads_dir, ignore_errors=True)
         now = time.time()
         for old in self.state.downloads_dir.iterdir():
-            if now - old.stat().st_mtime > DOWNLOADS_MAX_AGE_SECONDS:
+            try:
+                expired = now - old.stat().st_mtime > DOWNLOADS_MAX_AGE_SECONDS
+            except FileNotFoundError:  # removed by a concurrent request
+                continue
+            if expired:
                 shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(dir=self.state.downloads_dir))
 
@@ -266,7 +274,7 @@ class VimApp:
             f"{result.codebook_perplexity:.1f}. In the codebook picture each square is a code, in id order: blue "
             "where this image uses it (darker: more tokens), gray where not."
         )
-        tokens_path = Path(tempfile.mkdtemp(dir=self.state.downloads_dir)) / "image_tokens.json"
+        tokens_path = self._downloads_folder() / "image_tokens.json"
         tokens_path.write_text(json.dumps({"image_tokens": result.image_tokens.tolist()}) + "\n")
         return (
             upscale_for_display(result.input_image),
@@ -431,11 +439,13 @@ def main(argv=None):
         state = load_app_state(args)
     except LoadError as error:
         sys.exit(f"error: {error}")
+    if state.pipeline is None and state.tokenizer is None:
+        # Without --tokenizer the Tokenizer tab serves the pipeline's: the pipeline's message says it all.
+        reasons = [state.pipeline_error] + ([state.tokenizer_error] if args.tokenizer else [])
+        sys.exit("error: nothing to serve. " + " ".join(reasons))
     for message in (state.pipeline_error, state.tokenizer_error):
         if message:
             logger.warning(message)
-    if state.pipeline is None and state.tokenizer is None:
-        sys.exit(f"error: nothing to serve. {state.pipeline_error}")
     launch(build_demo(state), args)
 
 

@@ -94,4 +94,5 @@ def served_app(tiny_models, tmp_path_factory):
             yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", state=state, demo=demo, max_images=4)
         finally:
             demo.close()
-            shutil.rmtree(state.downloads_dir, ignore_errors=True)
+            if state.downloads_dir is not None:
+                shutil.rmtree(state.downloads_dir, ignore_errors=True)

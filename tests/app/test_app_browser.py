@@ -39,15 +39,13 @@ new MutationObserver(record).observe(document.body, {subtree: true, childList: t
 """
 
 
-@pytest.fixture(scope="module")
-def browser():
-    selenium = pytest.importorskip("selenium", reason=APP_EXTRA)
+def start_chromium(profile: str):
+    """Headless Chromium under Selenium, with a fresh profile in `profile` and no network but 127.0.0.1."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     for argument in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
@@ -57,9 +55,14 @@ def browser():
     ):  # fmt: skip
         options.add_argument(argument)
     # An explicit driver path: Selenium Manager then downloads nothing.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    assert selenium
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("selenium", reason=APP_EXTRA)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    driver = start_chromium(profile)
     try:
         yield driver
     finally:

@@ -109,3 +109,14 @@ def test_stream_generation_raises_the_pipelines_errors(pipe):
     request.temperature = -1.0  # past the app's checks: the pipeline's own refusal comes back
     with pytest.raises(ValueError, match="temperature"):
         list(stream_generation(pipe, request, threading.Event()))
+
+
+def test_bf16_pipeline_the_apps_gpu_setting(tiny_models):
+    from vim_app.loading import load_pipeline
+
+    bf16 = load_pipeline(str(tiny_models.pipeline), torch.device("cpu"), torch.bfloat16)
+    assert bf16.transformer.dtype == bf16.vqgan.dtype == torch.bfloat16
+    request = check_request(bf16, "circle", 2, 0, 2.0, 1.0, 0, 1.0, max_images=4)
+    updates = list(stream_generation(bf16, request, threading.Event(), preview_every=16, update_interval=0.0))
+    assert updates[-1].finished and len(updates[-1].images) == 2 and updates[-1].images[0].size == (16, 16)
+    assert all(update.images[0].size == (16, 16) for update in updates)

@@ -53,7 +53,8 @@ class TokenPreviewCallback:
         every (`int`, *optional*, defaults to `None`):
             Decode every `every` tokens. `None` picks the interval from measured times: a preview is made once the
             sampling time since the last one is at least the last decode's time divided by `budget`, and at least
-            `min_interval` seconds, so previews cost at most `budget` of the sampling time.
+            `min_interval` seconds, so previews cost at most `budget` of the sampling time; and none when the tokens
+            left should take less than `min_interval` at the pace so far, as the final images come about as soon.
         budget (`float`, *optional*, defaults to 0.05):
             The share of sampling time previews may take, for `every=None`.
         min_interval (`float`, *optional*, defaults to 0.1):
@@ -85,7 +86,7 @@ class TokenPreviewCallback:
         self.num_previews = 0
         self.decode_seconds = 0.0
         self._last_decode_seconds = None
-        self._sampling_since = time.perf_counter()
+        self._start = self._sampling_since = time.perf_counter()
 
     def __call__(self, pipeline, step: int, timestep: int, callback_kwargs: dict) -> dict:
         num_sampled = step + 1
@@ -107,7 +108,11 @@ class TokenPreviewCallback:
     def _preview_due(self, num_sampled: int) -> bool:
         if self.every is not None:
             return num_sampled % self.every == 0
-        waited = time.perf_counter() - self._sampling_since
+        now = time.perf_counter()
+        remaining = (now - self._start) / num_sampled * (self.num_tokens - num_sampled)
+        if remaining < self.min_interval:
+            return False
+        waited = now - self._sampling_since
         if self._last_decode_seconds is None:
             return waited >= self.min_interval
         return waited >= max(self.min_interval, self._last_decode_seconds / self.budget)
