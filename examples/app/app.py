@@ -13,7 +13,7 @@
 
 The models load once, at start; requests wait in a queue with a concurrency limit. On a GPU the models run in bf16.
 Every flag has an environment variable for Hugging Face Spaces, which start `app.py` without arguments (see README.md
-beside this file): VIM_PIPELINE, VIM_TOKENIZER, VIM_DEVICE, VIM_MAX_IMAGES.
+beside this file): VIM_PIPELINE, VIM_TOKENIZER, VIM_DEVICE, VIM_MAX_IMAGES, VIM_THREADS.
 """
 
 import argparse
@@ -47,6 +47,7 @@ from vim_app.generation import (  # noqa: E402
 from vim_app.loading import (  # noqa: E402
     DEMO_PIPELINE,
     LoadedTokenizer,
+    default_cpu_threads,
     dtype_for,
     load_pipeline,
     load_tokenizer,
@@ -99,6 +100,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=os.environ.get("VIM_MAX_IMAGES", "8"),
         help="The most images one request may ask for (env VIM_MAX_IMAGES).",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.environ.get("VIM_THREADS"),
+        help="torch threads on the CPU (default: the cores but one, left to the server; env VIM_THREADS).",
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="Requests of each tab run at once; others queue.")
     parser.add_argument("--queue_size", type=int, default=16, help="Requests that may wait; more are turned away.")
     parser.add_argument(
@@ -110,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default=None, help="Address to serve on (default: Gradio's, 127.0.0.1 locally).")
     parser.add_argument("--port", type=int, default=None, help="Port (default: Gradio's, 7860 or the first free).")
     args = parser.parse_args(argv)
-    for name in ("max_images", "concurrency", "queue_size", "preview_every"):
+    for name in ("max_images", "threads", "concurrency", "queue_size", "preview_every"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be at least 1, got {value}.")
@@ -209,7 +216,7 @@ class VimApp:
         rate = checked.num_images * total / update.seconds
         status = (
             f"**Done**: {checked.num_images} image(s) × {total} tokens in {update.seconds:.2f} s ({rate:.0f} tokens/s "
-            f"on {self.state.device.type}); {update.num_previews} previews streamed."
+            f"on {self.state.device.type}); {update.num_previews} preview{'' if update.num_previews == 1 else 's'} streamed."
         )
         folder = self._downloads_folder()
         return (
@@ -435,6 +442,7 @@ def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    torch.set_num_threads(args.threads or default_cpu_threads())
     try:
         state = load_app_state(args)
     except LoadError as error:
