@@ -17,6 +17,8 @@ from vim_app.tokenizer_view import (
 
 from vit_vqgan_hf.evaluation import per_image_psnr, per_image_ssim
 
+from .conftest import APP_DIR
+
 
 CPU = torch.device("cpu")
 
@@ -88,3 +90,25 @@ def test_upscale_keeps_pixels_whole():
     large = upscale_for_display(image, side=50)
     assert large.size == (48, 48)
     np.testing.assert_array_equal(np.asarray(large)[::12, ::12], np.asarray(image))
+
+
+def test_a_256_tokenizer_as_the_converter_writes_it(tmp_path):
+    """A folder like scripts/convert_enhancing_transformers_to_hf.py's: 256x256, patch 8, 8192 codes, its processor."""
+    from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+    from vit_vqgan_hf.models.vit_vqgan import create_image_processor
+
+    sizes = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 40}
+    config = VitVqganConfig.from_preset(
+        "ss", **{f"{part}_{name}": value for part in ("encoder", "decoder") for name, value in sizes.items()}
+    )
+    VitVqganModel(config).save_pretrained(tmp_path / "converted")
+    create_image_processor(config).save_pretrained(tmp_path / "converted")
+    tokenizer = load_tokenizer(str(tmp_path / "converted"), None, "none", CPU, torch.float32)
+    cat = open_image(APP_DIR / "example_images" / "cat.jpg", config)  # a bundled example
+    result = tokenize_image(tokenizer.model, tokenizer.image_processor, cat)
+    assert result.input_image.size == (256, 256) and result.image_tokens.shape == (32, 32)
+    assert result.ssim is not None and result.code_counts.shape == (8192,)
+    assert token_grid_picture(result.image_tokens).size == (512, 512)
+    assert codebook_usage_picture(result.code_counts).size == (512, 256)
+    with pytest.raises(RequestError, match="at least 64 pixels"):  # the 16x16 digits are too small for it
+        open_image(APP_DIR / "example_images" / "digit_3.png", config)
