@@ -32,11 +32,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a local or offline app
 
-import gradio as gr  # noqa: E402
-import PIL.Image  # noqa: E402
-import torch  # noqa: E402
-from vim_app.errors import LoadError, RequestError  # noqa: E402
-from vim_app.generation import (  # noqa: E402
+import gradio as gr
+import PIL.Image
+import torch
+from vim_app.errors import LoadError, RequestError
+from vim_app.generation import (
     UNCONDITIONAL,
     check_request,
     class_choices,
@@ -44,7 +44,7 @@ from vim_app.generation import (  # noqa: E402
     save_downloads,
     stream_generation,
 )
-from vim_app.loading import (  # noqa: E402
+from vim_app.loading import (
     DEMO_PIPELINE,
     LoadedTokenizer,
     default_cpu_threads,
@@ -53,7 +53,7 @@ from vim_app.loading import (  # noqa: E402
     load_tokenizer,
     resolve_device,
 )
-from vim_app.tokenizer_view import (  # noqa: E402
+from vim_app.tokenizer_view import (
     SSIM_MIN_SIDE,
     codebook_usage_picture,
     minimum_side,
