@@ -25,7 +25,7 @@ the training loss alone cannot show. Then a grid of samples of a few classes (`v
 `best_transformer/`, and the output pipeline gets that transformer rather than the last one; `train_results.json` and
 the model card say which step it is (`best_step`, `best_validation_loss`).
 
-Optimization (paper Sec. 5.2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
+Optimization (paper Sec. 5.2): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
 learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
 it reaches 1e-5 at the last step (the paper gives the start and the end value, not the end step):
 

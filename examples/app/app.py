@@ -70,6 +70,7 @@ APP_DIR = Path(__file__).resolve().parent
 EXAMPLE_IMAGES_DIR = APP_DIR / "example_images"
 # Files of finished requests are kept this long for their download links, then removed.
 DOWNLOADS_MAX_AGE_SECONDS = 3600
+GUIDANCE_INFO = "Classifier-free guidance: 1 is off (the paper's sampling); higher follows the class more closely."
 CSS = """
 #gallery img, .pixelated img { image-rendering: pixelated; }
 """
@@ -291,9 +292,6 @@ class VimApp:
             codebook_usage_picture(result.code_counts),
             str(tokens_path),
         )
-
-
-GUIDANCE_INFO = "Classifier-free guidance: 1 is off (the paper's sampling); higher follows the class more closely."
 
 
 def _session(request: gr.Request | None) -> str:

@@ -434,4 +434,4 @@ class GenerationEvaluator:
         return generation_metrics(self.samples, reference, **metric_kwargs)
 
 
-__all__ = ["GenerationEvaluator", "TokenizerEvaluator", "extract_features", "to_uint8_images"]
+__all__ = ["GenerationEvaluator", "TokenizerEvaluator", "extract_features"]

@@ -433,7 +433,6 @@ class TrainingLoop:
 
 
 __all__ = [
-    "LoggingWindow",
     "StepCounters",
     "TrainingLoop",
     "build_accelerator",

@@ -220,7 +220,7 @@ class VitVqganLayer(GradientCheckpointingLayer):
 
 class VitVqganHead(nn.Module):
     """The two-layer feed-forward head with a tanh in the middle that follows each transformer stack (paper §3.1,
-    reading (a) of paper-spec §2.3: after the last block, as in BEiT-v2's VQ-KD)."""
+    after the last block, as in BEiT-v2's VQ-KD; the paper does not say where the heads sit)."""
 
     def __init__(self, config: VitVqganConfig, hidden_size: int, output_size: int):
         super().__init__()
