@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo app test lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,13 +13,17 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch 2.13.0 (the version CI tests) first, from the CI machines' local CPU wheel; on PyPI it is the multi-GB CUDA
 	# build, so elsewhere use `make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` for the CPU one.
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(BIN)/python -m pip install --quiet -e ".[training,test,quality]"
+	$(BIN)/python -m pip install --quiet -e ".[training,test,quality,app]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --output_dir outputs/demo
+
+# The Gradio app over what `make demo` wrote, on http://127.0.0.1:7860; more flags with APP_ARGS="--device cuda ...".
+app: $(STAMP)
+	$(BIN)/python examples/app/app.py --pipeline outputs/demo/pipeline --tokenizer outputs/demo/tokenizer $(APP_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

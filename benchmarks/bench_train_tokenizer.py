@@ -13,6 +13,14 @@ AdamW step. Printed for each preset in float32 and under bf16 autocast:
   same run) that the generator half reaches, from its FLOPs counted by `torch.utils.flop_counter.FlopCounterMode`.
 
     python benchmarks/bench_train_tokenizer.py [--presets tiny ss] [--batch_size 2] [--repeats 1] [--max_seconds 150] [--r1]
+        [--weight_zero_presets tiny] [--weight_zero_steps 20]
+
+Then, for `--weight_zero_presets`, what a loss of weight 0 costs in `examples/train_tokenizer.py` itself: the script's
+own training step (`TokenizerTrainingLoop.train_micro_batch`, forward, backward, gradient guard and AdamW step) with
+`--adversarial_weight 0 --perceptual_weight 0` and the discriminator due from step 0, against a step built here
+without those parts (the tokenizer, its l2 + logit-Laplace + VQ loss, the same gradient guard and AdamW), timed
+alternately on the same batch, best of `--weight_zero_steps`; the ratio should be 1 within noise. The script's step with
+the adversarial term on (weight 0.1, the default StyleGAN2 discriminator) shows what it costs when it is on.
 
 The perceptual (LPIPS-VGG) term is left out: its weights are not available offline; with it the step costs one VGG16
 forward and backward more per image. `--r1` adds the R1 penalty to every timed step (the script applies it every
@@ -24,7 +32,10 @@ fp32 matmul peak.
 
 import argparse
 import contextlib
+import importlib.util
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -38,6 +49,10 @@ from vit_vqgan_hf.training import (
     discriminator_step_loss,
     generator_loss,
 )
+from vit_vqgan_hf.training.loop import build_accelerator, clip_and_guard_gradients
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_tokenizer.py"
 
 
 def parse_args():
@@ -55,6 +70,10 @@ def parse_args():
         default=150.0,
         help="Skip a preset and precision whose steps would take longer, estimated from its FLOPs and matmul peak.",
     )
+    parser.add_argument(
+        "--weight_zero_presets", nargs="*", default=["tiny"], help="Presets of the weight-0 comparison (none: skip)."
+    )
+    parser.add_argument("--weight_zero_steps", type=int, default=20, help="Timed steps of each weight-0 variant.")
     return parser.parse_args()
 
 
@@ -214,5 +233,69 @@ def main(args):
             )
 
 
+def script_loop(script, accelerator, preset: str, batch_size: int, adversarial_weight: float, output_dir: str):
+    """`train_tokenizer.py`'s own training loop for `preset`, built by its functions, without data."""
+    flags = ["--train_data_dir", "unused", "--model_config", preset, "--perceptual_weight", "0"]
+    flags += ["--adversarial_weight", str(adversarial_weight), "--discriminator_start_step", "0"]
+    flags += ["--max_train_steps", "1000", "--train_batch_size", str(batch_size), "--output_dir", output_dir]
+    args = script.parse_args([*flags, "--report_to", "none"])
+    args.num_processes, args.lr_warmup_steps = 1, 100
+    config, discriminator_config = script.load_configs(args)
+    script.resolve_schedule(args)
+    torch.manual_seed(0)
+    parts = script.prepare_parts(args, accelerator, config, discriminator_config, None, None, None, None)
+    return script.TokenizerTrainingLoop(args, accelerator, parts)
+
+
+def bare_step(accelerator, preset: str):
+    """A step built without a discriminator or a perceptual network: the tokenizer's loss, guard and AdamW."""
+    torch.manual_seed(0)
+    tokenizer = VitVqganModel(VitVqganConfig.from_preset(preset)).train()
+    optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=1e-4, betas=(0.9, 0.99), weight_decay=1e-4)
+    weights = VitVqganLossWeights(1.0, 0.1, 0.0, 0.0)
+
+    def step(pixel_values):
+        loss, _ = generator_loss(pixel_values, tokenizer(pixel_values), weights, adversarial_active=False)
+        loss.backward()
+        clip_and_guard_gradients(accelerator, tokenizer)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def compare_weight_zero(args):
+    """Step time of the script with the adversarial and perceptual weights at 0, against a step without them."""
+    spec = importlib.util.spec_from_file_location("train_tokenizer", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with tempfile.TemporaryDirectory() as output_dir:
+        accelerator = build_accelerator(script.parse_args(["--train_data_dir", "unused", "--output_dir", output_dir]))
+        for preset in args.weight_zero_presets:
+            resolution = VitVqganConfig.from_preset(preset).image_size
+            batch = {"pixel_values": torch.rand(args.batch_size, 3, resolution, resolution) * 2 - 1, "skipped": 0}
+            variants = {
+                "script, weight 0": script_loop(script, accelerator, preset, args.batch_size, 0.0, output_dir),
+                "built without": bare_step(accelerator, preset),
+                "script, adversarial 0.1": script_loop(script, accelerator, preset, args.batch_size, 0.1, output_dir),
+            }
+            times = {name: [] for name in variants}
+            for _ in range(args.weight_zero_steps + 1):  # the first round warms up
+                for name, variant in variants.items():
+                    step = variant.train_micro_batch if hasattr(variant, "train_micro_batch") else variant
+                    start = time.perf_counter()
+                    step(batch if hasattr(variant, "train_micro_batch") else batch["pixel_values"])
+                    times[name].append(time.perf_counter() - start)
+            best = {name: min(values[1:]) for name, values in times.items()}
+            print(
+                f"{preset}, batch {args.batch_size}: "
+                + ", ".join(f"{name} {1000 * seconds:.1f} ms" for name, seconds in best.items())
+                + f"; weight 0 / built without = {best['script, weight 0'] / best['built without']:.3f}"
+            )
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    main(arguments)
+    if arguments.weight_zero_presets:
+        compare_weight_zero(arguments)

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from vit_vqgan_hf import VitVqganModel
+
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES_DIR))
@@ -49,8 +51,6 @@ def parse_args(argv=None):
 @torch.no_grad()
 def reconstruction_accuracy(tokenizer_dir: Path, validation: tuple, classifier) -> float:
     """The classifier's accuracy on the tokenizer's reconstructions of the validation images (the samples' ceiling)."""
-    from vit_vqgan_hf import VitVqganModel
-
     tokenizer = VitVqganModel.from_pretrained(tokenizer_dir).eval()
     pixels, labels = validation
     pixel_values = torch.tensor(pixels, dtype=torch.float32).reshape(-1, 1, demo.RESOLUTION, demo.RESOLUTION)

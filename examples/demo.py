@@ -45,6 +45,11 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+from vit_vqgan_hf import VimPipeline, VitVqganModel
 
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
@@ -135,8 +140,6 @@ def parse_args(argv=None):
 def write_digits(root: Path, seed: int) -> dict:
     """The digits as 16x16 RGB PNGs in `root/{train,validation}/<class name>/`; returns both splits as arrays
     (pixels in [0, 1] flattened per image, labels)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
@@ -236,8 +239,6 @@ def vim_losses(output_dir: Path, log: Path) -> dict:
 
 def fit_classifier(splits: dict):
     """An RBF SVM on the real training pixels, and its accuracy on the real validation images."""
-    from sklearn.svm import SVC
-
     classifier = SVC().fit(*splits["train"])
     return classifier, float(classifier.score(*splits["validation"]))
 
@@ -265,8 +266,6 @@ def sample_and_score(
 ) -> dict:
     """Class-conditional samples of every class (the first ten of each as a row of `image_path`) and the share the
     classifier assigns to their class."""
-    from vit_vqgan_hf import VimPipeline
-
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
     class_labels = pipeline.get_label_ids(list(CLASS_NAMES))
     generator = torch.Generator().manual_seed(seed)
@@ -294,8 +293,6 @@ def complete_and_score(pipeline_dir: Path, data_dir: Path, classifier, per_class
     temperature 1, no guidance), the share the classifier assigns to the input's class, and `image_path`: for each
     class, 8 inputs' top halves (the rows kept; the rest gray) above their completions.
     """
-    from vit_vqgan_hf import VimPipeline
-
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
     files = [sorted((data_dir / "validation" / name).glob("*.png"))[:per_class] for name in CLASS_NAMES]
     images = [PIL.Image.open(path).convert("RGB") for class_files in files for path in class_files]
@@ -337,8 +334,6 @@ def complete_and_score(pipeline_dir: Path, data_dir: Path, classifier, per_class
 @torch.no_grad()
 def save_reconstructions(tokenizer_dir: Path, validation: tuple, output_dir: Path, per_class: int = 8):
     """reconstructions.png: for each class, validation images and below them their reconstructions."""
-    from vit_vqgan_hf import VitVqganModel
-
     tokenizer = VitVqganModel.from_pretrained(tokenizer_dir).eval()
     pixels, labels = validation
     chosen = np.concatenate([np.flatnonzero(labels == label)[:per_class] for label in range(len(CLASS_NAMES))])

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
+from datasets import load_dataset
 
 from vit_vqgan_hf import VitVqganModel
 from vit_vqgan_hf.cli import check_launch, load_pretrained, prepare_output_dir
@@ -132,8 +133,6 @@ def build_image_set(args, resolution: int):
         image_set = ImageFolderSet(folder, resolution, args.skip_unreadable_images, args.resize)
         split_note = {"split": args.split, "split_folder_used": folder != root}
     else:
-        from datasets import load_dataset
-
         dataset = load_dataset(args.dataset_name, args.dataset_config_name, split=args.split, cache_dir=args.cache_dir)
         image_set = DatasetImageSet(
             dataset, args.image_column, args.label_column, resolution, args.dataset_name, args.split, args.resize

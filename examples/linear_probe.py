@@ -1,5 +1,5 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""Linear probe of VIM features (paper Sec. 5.3 and Table 7; spec Sec. 8), with a random-weights and a raw-pixel baseline.
+"""Linear probe of VIM features (paper Sec. 5.3 and Table 7), with a random-weights and a raw-pixel baseline.
 
     python examples/linear_probe.py --pipeline out/vim --dataset_name ILSVRC/imagenet-1k --block all --output_dir out/probe
     python examples/linear_probe.py --pipeline out/vim --train_data_dir DIR --block all --random_init --output_dir out/probe-random

@@ -137,8 +137,6 @@ def check_settings(settings: dict, output_dir: Path):
     """Refuse to mix images of other settings into a folder that recorded its settings."""
     path = output_dir / SETTINGS_FILE
     recorded = json.loads(path.read_text()) if path.exists() else settings
-    # Folders written before rejection sampling existed record no rejection settings: they sampled without it.
-    recorded = {"acceptance_rate": 1.0, "classifier": None, "candidates_per_class": None, **recorded}
     if recorded != settings:
         raise ValueError(
             f"{path} records other sampling settings ({recorded}) than this run ({settings}); use another "

@@ -7,8 +7,9 @@ The generator loss is paper Sec. 3.3, `L_VQ + 0.1 L_adv + 0.1 L_perceptual + 0.1
 a StyleGAN2 discriminator with the non-saturating loss and a lazy R1 penalty; AdamW (betas 0.9, 0.99, weight decay
 1e-4) for both networks, linear warm-up then cosine decay from 1e-4 to 5e-5 (paper Sec. 5.1). The
 discriminator and the adversarial term start after `--discriminator_start_step`. Step counts (`--max_train_steps`,
-`--lr_warmup_steps`, `--discriminator_start_step`, ...) count optimizer steps; the paper's values are for a global
-batch of 256 over 500k steps, so scale them together when you change the batch or the length of the run.
+`--lr_warmup_steps`, `--discriminator_start_step`, ...) count optimizer steps. By default the warm-up and the
+discriminator's start are fractions of the run (`--lr_warmup_ratio` 0.1, and 10%): the paper's 50k and 50k steps at
+its 500k (global batch 256), and a schedule of the same shape for a run of any other length; the step flags override.
 
 The output folder holds the tokenizer (`VitVqganModel.from_pretrained(output_dir)`; the EMA weights with
 `--use_ema`), the discriminator in `discriminator/`, a model card `README.md` whose model-index holds the final
@@ -48,6 +49,7 @@ from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import codebook_statistics
 from vit_vqgan_hf.training import (
+    LPIPS_VGG16,
     VitVqganDiscriminator,
     VitVqganDiscriminatorConfig,
     VitVqganLossWeights,
@@ -64,7 +66,7 @@ from vit_vqgan_hf.training.data import (
     load_image_dataset,
     load_training_images,
 )
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader
+from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, steps_from_ratio
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -74,6 +76,9 @@ DISCRIMINATOR_PRESETS = ("stylegan2", "tiny")
 SCHEDULERS_WITH_MIN_LR = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
+# The paper's run (Sec. 5.1): 500k steps, 50k of warm-up; the discriminator starts at 10% of the run, 50k steps.
+PAPER_STEPS, PAPER_WARMUP_STEPS = 500_000, 50_000
+DISCRIMINATOR_START_RATIO = 0.1
 # The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
 VALIDATION_RESULTS_FILE = "validation_results.json"
 # accelerate's FSDP2 takes one model per `prepare`, and this script trains two (tokenizer and discriminator).
@@ -97,8 +102,9 @@ def parse_args(input_args=None):
     add_tokenizer_optimization_args(optimization)
     outputs = cli.add_output_args(parser)
     outputs.add_argument("--max_validation_samples", type=int, default=256, help="Validation images for the metrics.")
-    # The paper's recipe (Sec. 5.1), without clipping.
-    parser.set_defaults(num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=50_000, lr_end=5e-5)
+    # The paper's recipe (Sec. 5.1), without clipping; its 50k warm-up steps of 500k as a fraction of the run.
+    parser.set_defaults(num_train_epochs=100, learning_rate=1e-4, lr_warmup_ratio=PAPER_WARMUP_STEPS / PAPER_STEPS)
+    parser.set_defaults(lr_end=5e-5)
     parser.set_defaults(adam_beta2=0.99, adam_weight_decay=1e-4, max_grad_norm=None)
     parser.set_defaults(output_dir="vit-vqgan-tokenizer", num_validation_images=8)
     args = parser.parse_args(input_args)
@@ -119,7 +125,10 @@ def add_model_args(parser):
     model.add_argument("--adversarial_weight", type=float, default=0.1, help="Weight of the generator GAN loss.")
     model.add_argument("--commitment_cost", type=float, default=0.25, help="Beta of the VQ loss (overrides config).")
     model.add_argument(
-        "--perceptual_model", default=None, help="LPIPS-VGG16 weights (path or Hub id; see `load_lpips`)."
+        "--perceptual_model",
+        default=LPIPS_VGG16,
+        help=f"LPIPS-VGG16 weights: {LPIPS_VGG16} (the VGG16 trunk of timm/vgg16.tv_in1k, downloaded once, and the "
+        "heads of `pip install --no-deps lpips`), or a path or Hub id of your own (see `load_lpips`).",
     )
     model.add_argument(
         "--discriminator_start_step",
@@ -162,12 +171,6 @@ def check_args(args):
     """Sanity checks with messages that say which flag to change."""
     if args.train_data_dir is None and args.dataset_name is None:
         raise ValueError("Pass --dataset_name (a Hub dataset) or --train_data_dir (an image folder).")
-    if args.perceptual_weight > 0 and not args.perceptual_model:
-        raise ValueError(
-            f"--perceptual_weight {args.perceptual_weight} needs --perceptual_model PATH_OR_HUB_ID (LPIPS-VGG16 "
-            "weights: a torchvision vgg16 state dict plus the lpips package's vgg.pth heads, see "
-            "`vit_vqgan_hf.training.load_lpips`), or pass --perceptual_weight 0 to train without the perceptual loss."
-        )
     cli.check_shared_training_args(args)
     for name in ("r1_interval", "max_validation_samples"):
         if getattr(args, name) < 1:
@@ -182,9 +185,13 @@ def check_args(args):
         args.discriminator_learning_rate = args.learning_rate
 
 
-def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
-    """Model configurations from presets or files, with the command line's overrides."""
+def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig | None]:
+    """Model configurations from presets or files, with the command line's overrides; no discriminator without the
+    adversarial term."""
     overrides = {"commitment_cost": args.commitment_cost}
+    if args.logit_laplace_weight == 0:
+        # Without the logit-Laplace loss nothing trains the decoder's scale outputs: it predicts pixels only.
+        overrides["use_logit_laplace"] = False
     if args.resolution is not None:
         overrides["image_size"] = args.resolution
     if args.model_config in MODEL_PRESETS:
@@ -198,6 +205,8 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
             f"--model_config has num_channels={config.num_channels}; this script trains on RGB images (3 channels)."
         )
     args.resolution = config.image_size
+    if args.adversarial_weight == 0:
+        return config, None
     if args.discriminator_config in DISCRIMINATOR_PRESETS:
         discriminator_config = VitVqganDiscriminatorConfig.from_preset(
             args.discriminator_config, image_size=args.resolution
@@ -214,13 +223,14 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig]:
 
 
 def build_models(args, config, discriminator_config):
-    """Tokenizer, discriminator and, with --use_ema, the EMA of the tokenizer's weights."""
+    """Tokenizer, discriminator (None without the adversarial term) and, with --use_ema, the EMA of the tokenizer's
+    weights."""
     tokenizer = VitVqganModel(config)
     if args.gradient_checkpointing:
         tokenizer.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    discriminator = VitVqganDiscriminator(discriminator_config)
+    discriminator = VitVqganDiscriminator(discriminator_config).train() if discriminator_config else None
     ema = EMAModel(tokenizer.parameters(), decay=args.ema_decay) if args.use_ema else None
-    return tokenizer.train(), discriminator.train(), ema
+    return tokenizer.train(), discriminator, ema
 
 
 def build_datasets(args, accelerator):
@@ -249,10 +259,11 @@ def build_datasets(args, accelerator):
     return train_dataset, held_out_images(args, validation, args.max_validation_samples)
 
 
-def build_optimizers(args, accelerator, tokenizer, discriminator, max_train_steps):
+def build_optimizers(args, accelerator, models, max_train_steps):
     """AdamW and a warm-up + decay schedule for each network (the paper uses the same optimizer for both)."""
     optimizers, schedulers = [], []
-    for model, learning_rate in ((tokenizer, args.learning_rate), (discriminator, args.discriminator_learning_rate)):
+    learning_rates = (args.learning_rate, args.discriminator_learning_rate)
+    for model, learning_rate in zip(models, learning_rates):
         optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=learning_rate,
@@ -277,8 +288,11 @@ def build_optimizers(args, accelerator, tokenizer, discriminator, max_train_step
 
 
 def generator_forward_backward(args, accelerator, tokenizer, discriminator, perceptual, batch, adversarial_active):
-    """Tokenizer loss of one micro-batch and its backward pass; the discriminator is frozen and gets no gradient."""
-    frozen_discriminator = accelerator.unwrap_model(discriminator).requires_grad_(False)
+    """Tokenizer loss of one micro-batch and its backward pass; the discriminator (while the adversarial term is
+    active) is frozen and gets no gradient."""
+    frozen_discriminator = (
+        accelerator.unwrap_model(discriminator).requires_grad_(False) if adversarial_active else None
+    )
     weights = VitVqganLossWeights(
         args.l2_weight, args.logit_laplace_weight, args.perceptual_weight, args.adversarial_weight
     )
@@ -290,12 +304,13 @@ def generator_forward_backward(args, accelerator, tokenizer, discriminator, perc
             output,
             weights,
             perceptual=perceptual,
-            discriminator=frozen_discriminator if adversarial_active else None,
+            discriminator=frozen_discriminator,
             adversarial_active=adversarial_active,
             logit_laplace_eps=config.logit_laplace_eps,
         )
     accelerator.backward(loss)
-    frozen_discriminator.requires_grad_(True)
+    if frozen_discriminator is not None:
+        frozen_discriminator.requires_grad_(True)
     return loss, logs, output
 
 
@@ -431,12 +446,17 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
         export = export_tokenizer(accelerator, tokenizer, ema)
         export.save_pretrained(args.output_dir)
         create_image_processor(export.config).save_pretrained(args.output_dir)
-        accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
+        if discriminator is not None:
+            accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
         results = validation_results(args, export.config, metrics, state)
         save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
         card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
         card.save(os.path.join(args.output_dir, "README.md"))
         results = {**state.state_dict(), **{name: value for name, value in metrics.items() if name != "source"}}
+        results["loss_terms"] = loss_terms(args)
+        results["schedule"] = {
+            name: getattr(args, name) for name in ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
+        }
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(
             f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
@@ -450,7 +470,7 @@ class TrainingParts:
     """What the training loop works on, prepared by accelerate."""
 
     tokenizer: torch.nn.Module
-    discriminator: torch.nn.Module
+    discriminator: torch.nn.Module | None
     perceptual: torch.nn.Module | None
     ema: EMAModel | None
     optimizers: list
@@ -465,19 +485,20 @@ def prepare_parts(
 ):
     """Build the models and optimizers and prepare them with accelerate (only `TrainingParts` holds the wrappers)."""
     tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
-    optimizers, schedulers = build_optimizers(args, accelerator, tokenizer, discriminator, args.max_train_steps)
-    tokenizer, discriminator, *optimizers_and_schedulers = accelerator.prepare(
-        tokenizer, discriminator, *optimizers, *schedulers
-    )
+    models = [tokenizer] if discriminator is None else [tokenizer, discriminator]
+    optimizers, schedulers = build_optimizers(args, accelerator, models, args.max_train_steps)
+    count = len(models)
+    prepared = accelerator.prepare(*models, *optimizers, *schedulers)
+    models, optimizers, schedulers = prepared[:count], prepared[count : 2 * count], prepared[2 * count :]
     if ema is not None:
         ema.to(accelerator.device)
     return TrainingParts(
-        tokenizer,
-        discriminator,
+        models[0],
+        models[1] if len(models) > 1 else None,
         perceptual,
         ema,
-        optimizers_and_schedulers[:2],
-        optimizers_and_schedulers[2:],
+        list(optimizers),
+        list(schedulers),
         train_dataset,
         train_dataloader,
         validation_dataset,
@@ -514,8 +535,10 @@ class TokenizerTrainingLoop(TrainingLoop):
     def train_micro_batch(self, batch) -> dict:
         """Generator then discriminator forward/backward on one micro-batch; optimizer steps when gradients sync."""
         args, accelerator, parts = self.args, self.accelerator, self.parts
-        adversarial_active = self.state.global_step >= args.discriminator_start_step
-        with accelerator.accumulate(parts.tokenizer, parts.discriminator):
+        adversarial_active = (
+            parts.discriminator is not None and self.state.global_step >= args.discriminator_start_step
+        )
+        with accelerator.accumulate(*self.models):
             loss, generator_logs, output = generator_forward_backward(
                 args, accelerator, parts.tokenizer, parts.discriminator, parts.perceptual, batch, adversarial_active
             )
@@ -537,26 +560,27 @@ class TokenizerTrainingLoop(TrainingLoop):
                     logs["train/restarted_codes"] = self.restart_codes(batch["pixel_values"])
         return logs
 
+    @property
+    def models(self) -> list[torch.nn.Module]:
+        """The tokenizer, and the discriminator when the adversarial term is on."""
+        return [model for model in (self.parts.tokenizer, self.parts.discriminator) if model is not None]
+
     def step_optimizers(self) -> dict:
-        """Clip (zeroing non-finite gradients) and step both optimizers and their schedules, then the EMA."""
+        """Clip (zeroing non-finite gradients) and step the optimizers and their schedules, then the EMA."""
         parts = self.parts
-        grad_norms = []
+        logs = {}
         # Before --discriminator_start_step the discriminator has no gradients, and its step changes nothing.
-        for model, optimizer, scheduler in zip(
-            (parts.tokenizer, parts.discriminator), parts.optimizers, parts.schedulers
+        for prefix, model, optimizer, scheduler in zip(
+            ("train", "discriminator"), self.models, parts.optimizers, parts.schedulers
         ):
-            grad_norms.append(self.clip_gradients(model))
+            logs[f"{prefix}/grad_norm"] = self.clip_gradients(model)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            logs[f"{prefix}/learning_rate"] = scheduler.get_last_lr()[0]
         if parts.ema is not None:
             parts.ema.step(self.accelerator.unwrap_model(parts.tokenizer).parameters())
-        return {
-            "train/grad_norm": grad_norms[0],
-            "discriminator/grad_norm": grad_norms[1],
-            "train/learning_rate": parts.schedulers[0].get_last_lr()[0],
-            "discriminator/learning_rate": parts.schedulers[1].get_last_lr()[0],
-        }
+        return logs
 
     def restart_due(self, step: int) -> bool:
         """Whether optimizer step `step` ends a full dead-code restart window (never the last step: a code moved there
@@ -595,11 +619,36 @@ class TokenizerTrainingLoop(TrainingLoop):
 
 
 def build_dataloader(args, accelerator, train_dataset) -> DataLoader:
-    """The prepared training dataloader; also fills in --max_train_steps and --discriminator_start_step."""
+    """The prepared training dataloader; also fills in --max_train_steps and the schedule's step counts."""
     dataloader = prepare_train_dataloader(args, accelerator, train_dataset, collate_images)
-    if args.discriminator_start_step is None:
-        args.discriminator_start_step = args.max_train_steps // 10
+    resolve_schedule(args)
     return dataloader
+
+
+def loss_terms(args) -> dict:
+    """The weight of every term of the generator loss; `None` for a term that was off (its network not even built)."""
+    weights = {
+        "l2": args.l2_weight,
+        "logit_laplace": args.logit_laplace_weight,
+        "perceptual": args.perceptual_weight,
+        "adversarial": args.adversarial_weight,
+    }
+    return {"vq": 1.0, **{name: weight or None for name, weight in weights.items()}}
+
+
+def resolve_schedule(args):
+    """The discriminator's start step, unless --discriminator_start_step set it: a fraction of --max_train_steps (at
+    the paper's 500k steps, 50k). `prepare_train_dataloader` resolves the warm-up alike (--lr_warmup_ratio)."""
+    if args.adversarial_weight == 0:
+        args.discriminator_start_step = None  # no discriminator is built
+    else:
+        args.discriminator_start_step = steps_from_ratio(
+            args.discriminator_start_step, DISCRIMINATOR_START_RATIO, args.max_train_steps
+        )
+    # For the model card's table of arguments: which terms trained the model.
+    args.loss_terms = ", ".join(
+        f"{name} {'off' if weight is None else weight}" for name, weight in loss_terms(args).items()
+    )
 
 
 def main(args):
@@ -624,7 +673,7 @@ def main(args):
     )
     loop = TokenizerTrainingLoop(args, accelerator, parts)
     loop.start("train_tokenizer", checkpoint, parts.ema)
-    logger.info(f"The discriminator and the adversarial loss start at step {args.discriminator_start_step}.")
+    logger.info(f"Loss terms: {args.loss_terms}; the adversarial term from step {args.discriminator_start_step}.")
     loop.train()
     accelerator.wait_for_everyone()
     save_outputs(args, accelerator, parts.tokenizer, parts.discriminator, parts.ema, validation_dataset, loop.state)

@@ -25,7 +25,7 @@ the training loss alone cannot show. Then a grid of samples of a few classes (`v
 `best_transformer/`, and the output pipeline gets that transformer rather than the last one; `train_results.json` and
 the model card say which step it is (`best_step`, `best_validation_loss`).
 
-Optimization (paper Sec. 5.2 / spec 6.1): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
+Optimization (paper Sec. 5.2): Adam with betas (0.9, 0.96), no weight decay (the paper is silent),
 learning rate warmed up linearly to 4.5e-4 over 5k steps, constant, then decayed exponentially from step 80k so that
 it reaches 1e-5 at the last step (the paper gives the start and the end value, not the end step):
 
@@ -36,7 +36,9 @@ it reaches 1e-5 at the last step (the paper gives the start and the end value, n
 Gradient clipping at norm 1.0 is our default (the paper does not say). `--optimizer adafactor` is transformers'
 Adafactor with factored second moments and a first moment (beta1), the paper's memory-saving implementation of Adam
 (without its int8 first moment; Adafactor's second-moment decay follows its own 1 - t^-0.8 schedule, not beta2).
-Steps count optimizer steps; the paper's values are for a global batch of 1024 over 450k steps.
+Steps count optimizer steps; the paper's values are for a global batch of 1024 over 450k steps. The warm-up and the
+decay's start default to those fractions of the run (`--lr_warmup_ratio`, `--lr_decay_start_ratio`): the paper's 5k
+and 80k at 450k steps, and the same shape of schedule for a run of any other length; the step flags override.
 
 The output folder is a `VimPipeline` (`model_index.json`, `vqgan/`, `transformer/`; load it with
 `VimPipeline.from_pretrained(output_dir)`) with a model card `README.md`, `train_results.json`, the last validation
@@ -77,7 +79,7 @@ from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training.checkpointing import TrainingState
 from vit_vqgan_hf.training.data import augmented_images, collate_images, held_out_images, load_training_images
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader
+from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, steps_from_ratio
 from vit_vqgan_hf.training.tokens import (
     TOKENS_METADATA_FILE,
     check_tokenizer_fingerprint,
@@ -89,6 +91,9 @@ from vit_vqgan_hf.training.tokens import (
 logger = get_logger(__name__, log_level="INFO")
 
 MODEL_PRESETS = ("tiny", "base", "large")
+# The paper's run (Sec. 5.2): 450k steps, 5k of warm-up, exponential decay from step 80k; the scripts' defaults are
+# these as fractions of the run.
+PAPER_STEPS, PAPER_WARMUP_STEPS, PAPER_DECAY_START = 450_000, 5_000, 80_000
 # --save_best_model: the transformer of the lowest validation loss, and the record of its step and loss.
 BEST_TRANSFORMER_FOLDER = "best_transformer"
 BEST_VALIDATION_FILE = "best_validation.json"
@@ -106,10 +111,19 @@ def parse_args(input_args=None):
     add_model_args(parser)
     optimization = cli.add_optimization_args(parser, examples="Sequences")
     optimization.add_argument("--optimizer", default="adamw", choices=["adamw", "adafactor"], help="Optimizer.")
-    optimization.add_argument("--lr_decay_start", type=int, default=80_000, help="Step where the decay starts.")
+    optimization.add_argument(
+        "--lr_decay_start_ratio",
+        type=float,
+        default=PAPER_DECAY_START / PAPER_STEPS,
+        help="The exponential decay starts after this fraction of the run (the paper: 80k of 450k steps): %(default).4g.",
+    )
+    optimization.add_argument(
+        "--lr_decay_start", type=int, default=None, help="Step where the decay starts; overrides the ratio."
+    )
     add_validation_args(cli.add_output_args(parser))
     # The paper's recipe (Sec. 5.2: 450k steps of 1024 images, ~360 ImageNet epochs); clipping is ours.
-    parser.set_defaults(num_train_epochs=360, learning_rate=4.5e-4, lr_warmup_steps=5000, lr_end=1e-5)
+    parser.set_defaults(num_train_epochs=360, learning_rate=4.5e-4, lr_warmup_ratio=PAPER_WARMUP_STEPS / PAPER_STEPS)
+    parser.set_defaults(lr_end=1e-5)
     parser.set_defaults(adam_beta2=0.96, adam_weight_decay=0.0, max_grad_norm=1.0)
     parser.set_defaults(output_dir="vim", num_validation_images=4)
     args = parser.parse_args(input_args)
@@ -201,6 +215,10 @@ def check_args(args):
         raise ValueError(f"--max_validation_sequences must be at least 1, got {args.max_validation_sequences}.")
     if not 0 < args.lr_end <= args.learning_rate:
         raise ValueError(f"--lr_end ({args.lr_end}) must lie in (0, --learning_rate ({args.learning_rate})].")
+    if args.lr_decay_start is not None and args.lr_decay_start < 0:
+        raise ValueError(f"--lr_decay_start must be at least 0 when given, got {args.lr_decay_start}.")
+    if not 0 <= args.lr_decay_start_ratio <= 1:
+        raise ValueError(f"--lr_decay_start_ratio must lie in [0, 1], got {args.lr_decay_start_ratio}.")
 
 
 def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps: int, end_ratio: float) -> float:
@@ -630,6 +648,9 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
         create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
         save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
         results = {**state.state_dict(), **losses}
+        results["schedule"] = {
+            name: getattr(args, name) for name in ("max_train_steps", "lr_warmup_steps", "lr_decay_start")
+        }
         Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
         logger.info(
             f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
@@ -767,12 +788,19 @@ def load_tokenizer(args, device) -> VitVqganModel:
     return tokenizer
 
 
+def resolve_schedule(args):
+    """The decay's start step, unless --lr_decay_start set it: a fraction of --max_train_steps (at the paper's 450k
+    steps, 80k). `prepare_train_dataloader` resolves the warm-up alike (--lr_warmup_ratio: 5k of 450k)."""
+    args.lr_decay_start = steps_from_ratio(args.lr_decay_start, args.lr_decay_start_ratio, args.max_train_steps)
+
+
 def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
     """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
     # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
     # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
     generator = torch.Generator().manual_seed(args.seed)
     dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator)
+    resolve_schedule(args)
     if args.lr_decay_start >= args.max_train_steps:
         logger.warning(
             f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "

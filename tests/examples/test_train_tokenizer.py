@@ -19,6 +19,7 @@ from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 from vit_vqgan_hf.training.checkpointing import is_complete
+from vit_vqgan_hf.training.loop import steps_from_ratio
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tokenizer.py"
@@ -179,11 +180,99 @@ def train_tokenizer_module():
     return module
 
 
-def test_perceptual_weight_needs_a_perceptual_model(train_tokenizer_module):
-    with pytest.raises(ValueError, match="--perceptual_model PATH_OR_HUB_ID"):
-        train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0.1"])
-    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--perceptual_weight", "0"])
+def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(train_tokenizer_module, image_folder, tmp_path):
+    args = train_tokenizer_module.parse_args(["--train_data_dir", "images"])
+    assert args.perceptual_weight == 0.1 and args.perceptual_model == "lpips-vgg16"
     assert args.dataset_name is None and args.discriminator_learning_rate == args.learning_rate
+    # Offline, without the VGG16 trunk in the cache, the run stops before reading any data and says what to pass.
+    arguments = [
+        arg for arg in tiny_args(image_folder, tmp_path / "out", tmp_path / "cache") if arg != "--perceptual_weight"
+    ]
+    arguments.remove("0")
+    result = run_script(arguments, tmp_path)
+    assert result.returncode != 0 and "`lpips-vgg16` takes the" in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_paper_length_resolves_to_the_paper_schedule(train_tokenizer_module):
+    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--max_train_steps", "500000"])
+    assert args.lr_warmup_steps is None and args.discriminator_start_step is None
+    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 50_000
+    train_tokenizer_module.resolve_schedule(args)
+    assert args.discriminator_start_step == 50_000
+    # A short run gets the same shape of schedule; explicit step flags override the fractions.
+    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--discriminator_start_step", "7"])
+    args.max_train_steps = 1000
+    train_tokenizer_module.resolve_schedule(args)
+    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 100 and args.discriminator_start_step == 7
+
+
+def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path):
+    output_dir = tmp_path / "out"
+    extra = [
+        "--adversarial_weight",
+        "0",
+        "--logit_laplace_weight",
+        "0",
+        "--max_train_steps",
+        "2",
+        "--checkpointing_steps",
+        "2",
+    ]
+    assert_success(run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path))
+    assert not (output_dir / "discriminator").exists()
+    # The checkpoint holds one model and one optimizer: no discriminator was built or trained.
+    checkpoint_files = {path.name for path in (output_dir / "checkpoints" / "checkpoint_2").iterdir()}
+    assert "model.safetensors" in checkpoint_files and "model_1.safetensors" not in checkpoint_files
+    assert "optimizer_1.bin" not in checkpoint_files
+    # Nothing trains the decoder's scales without the logit-Laplace loss: it predicts pixels only.
+    assert not VitVqganConfig.from_pretrained(output_dir).use_logit_laplace
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["loss_terms"] == {
+        "vq": 1.0,
+        "l2": 1.0,
+        "logit_laplace": None,
+        "perceptual": None,
+        "adversarial": None,
+    }
+    assert results["schedule"] == {"max_train_steps": 2, "lr_warmup_steps": 1, "discriminator_start_step": None}
+    card = ModelCard.load(output_dir / "README.md").text
+    assert "| `loss_terms` | vq 1.0, l2 1.0, logit_laplace off, perceptual off, adversarial off |" in card
+
+
+def test_a_short_run_with_the_default_schedule_trains(tmp_path):
+    # 300 steps on real images (the demo's digits, 16x16) with the default, run-length-relative warm-up: the paper's
+    # 50k-step warm-up as an absolute default left such a run at its initial learning rate, near the untrained PSNR.
+    spec = importlib.util.spec_from_file_location("demo", SCRIPT.parent / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    splits = demo.write_digits(tmp_path / "digits", seed=0)
+    VitVqganConfig(
+        **{key: value for key, value in demo.TOKENIZER_CONFIG.items() if key != "model_type"}
+    ).save_pretrained(tmp_path / "config")
+    output_dir = tmp_path / "out"
+    arguments = [
+        "--train_data_dir",
+        tmp_path / "digits",
+        "--cache_dir",
+        tmp_path / "cache",
+        "--output_dir",
+        output_dir,
+    ]
+    arguments += ["--model_config", tmp_path / "config", "--perceptual_weight", 0, "--adversarial_weight", 0]
+    arguments += ["--train_batch_size", 32, "--max_train_steps", 300, "--checkpointing_steps", 300]
+    arguments += ["--validation_steps", 300, "--max_validation_samples", 128, "--report_to", "none"]
+    assert_success(run_script([str(argument) for argument in arguments], tmp_path))
+    trained_psnr = json.loads((output_dir / "train_results.json").read_text())["validation/psnr"]
+
+    pixels = torch.tensor(splits["validation"][0][:128], dtype=torch.float32).reshape(-1, 1, 16, 16).repeat(1, 3, 1, 1)
+    pixel_values = pixels * 2 - 1
+    torch.manual_seed(0)
+    untrained = VitVqganModel(VitVqganConfig.from_pretrained(tmp_path / "config")).eval()
+    with torch.no_grad():
+        error = (untrained(pixel_values).reconstruction - pixel_values).pow(2).mean(dim=(1, 2, 3)) / 4
+    untrained_psnr = float((-10 * torch.log10(error)).mean())
+    assert trained_psnr > untrained_psnr + 6, (trained_psnr, untrained_psnr)
 
 
 @pytest.mark.parametrize(

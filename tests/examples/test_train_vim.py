@@ -14,6 +14,7 @@ from transformers import AutoImageProcessor
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
 from vit_vqgan_hf.training.checkpointing import is_complete
+from vit_vqgan_hf.training.loop import steps_from_ratio
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
 
 from .conftest import VIM_CLASSES, load_example, run_example
@@ -85,6 +86,9 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert "final_validation_loss" in card.text
     results = json.loads((output_dir / "train_results.json").read_text())
     assert results["global_step"] == 3
+    # The schedule as it ran, in the results and the card.
+    assert results["schedule"] == {"max_train_steps": 3, "lr_warmup_steps": 1, "lr_decay_start": 2}
+    assert "| `lr_decay_start` | 2 |" in card.text
     # The validation loss is the saved model's mean next-token loss over the 5 held-out sequences, each counted once.
     held_out = validation[:]
     input_ids = vim_input_ids(held_out["image_tokens"], config.codebook_size + held_out["label"])
@@ -184,6 +188,22 @@ def test_paper_learning_rate_schedule():
     assert schedule(900, 10, 1000, 1000, end_ratio) == 1.0
 
 
+def test_the_paper_length_resolves_to_the_paper_schedule():
+    train_vim = load_example("train_vim.py")
+    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "450000"])
+    assert args.lr_warmup_steps is None and args.lr_decay_start is None
+    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 5000
+    train_vim.resolve_schedule(args)
+    assert args.lr_decay_start == 80_000
+    # A 1000-step run on a user's data gets the same shape of schedule; explicit step flags override the fractions.
+    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "1000", "--lr_decay_start", "500"])
+    train_vim.resolve_schedule(args)
+    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 11 and args.lr_decay_start == 500
+    args.lr_decay_start = None
+    train_vim.resolve_schedule(args)
+    assert args.lr_decay_start == 178
+
+
 def test_images_are_encoded_on_the_fly_without_pretokenized_data():
     # The contract's command: a Hub image dataset and no data flag.
     train_vim = load_example("train_vim.py")
@@ -207,6 +227,8 @@ def test_images_are_encoded_on_the_fly_without_pretokenized_data():
         (["--num_validation_images", "0"], "--num_validation_images must be at least 1, got 0"),
         (["--adam_epsilon", "0"], "--adam_epsilon must be positive"),
         (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0"),
+        (["--lr_warmup_ratio", "1.5"], r"--lr_warmup_ratio must be in \[0, 1\], got 1.5"),
+        (["--lr_decay_start_ratio", "-0.1"], r"--lr_decay_start_ratio must lie in \[0, 1\]"),
         (["--conditioning", "unconditional", "--validation_classes", "1"], "trains without classes"),
     ],
 )

@@ -56,6 +56,7 @@ def training_args(tmp_path, **overrides) -> argparse.Namespace:
         "max_train_steps": 8,
         "num_train_epochs": 1,
         "lr_warmup_steps": 0,
+        "lr_warmup_ratio": 0.1,
         "logging_steps": 4,
         "checkpointing_steps": None,
         "validation_steps": None,
@@ -140,7 +141,9 @@ def test_a_finite_step_keeps_its_gradients_and_a_nonfinite_one_gets_zeros_withou
     del host_reads[:]
     grad_norm, nonfinite = clip_and_guard_gradients(accelerator, model)
     assert host_reads == []
-    assert not nonfinite and torch.equal(grad_norm, torch.cat([grad.flatten() for grad in expected]).norm())
+    assert not nonfinite
+    # The same norm up to summation order (torch's clipping norms each tensor first).
+    torch.testing.assert_close(grad_norm, torch.cat([grad.flatten() for grad in expected]).norm())
     assert torch.equal(model.weight.grad, expected[0]) and torch.equal(model.bias.grad, expected[1])
 
     model.bias.grad[0] = float("inf")

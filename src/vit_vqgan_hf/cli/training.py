@@ -52,7 +52,7 @@ def add_optimization_args(parser: argparse.ArgumentParser, examples: str):
     """
     Add the optimization flags of the training scripts to an "optimization" group and return it; `examples` (e.g.
     "Images") names what a batch holds. Each script sets the defaults that differ (the paper's tokenizer and VIM
-    recipes: `--num_train_epochs`, `--learning_rate`, `--lr_warmup_steps`, `--lr_end`, `--adam_beta2`,
+    recipes: `--num_train_epochs`, `--learning_rate`, `--lr_warmup_ratio`, `--lr_end`, `--adam_beta2`,
     `--adam_weight_decay`, `--max_grad_norm`) with `parser.set_defaults`.
     """
     group = parser.add_argument_group("optimization")
@@ -61,7 +61,15 @@ def add_optimization_args(parser: argparse.ArgumentParser, examples: str):
     group.add_argument("--num_train_epochs", type=int, help="Epochs when --max_train_steps is unset: %(default)s.")
     group.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per step.")
     group.add_argument("--learning_rate", type=float, help="Peak learning rate: %(default)s.")
-    group.add_argument("--lr_warmup_steps", type=int, help="Linear warm-up steps: %(default)s.")
+    group.add_argument(
+        "--lr_warmup_ratio",
+        type=float,
+        help="Linear warm-up over this fraction of the run's optimizer steps (the paper's steps at the paper's length): "
+        "%(default).4g.",
+    )
+    group.add_argument(
+        "--lr_warmup_steps", type=int, default=None, help="Linear warm-up steps; overrides --lr_warmup_ratio."
+    )
     group.add_argument("--lr_end", type=float, help="Final learning rate of the decay: %(default)s.")
     group.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1 (also Adafactor's).")
     group.add_argument("--adam_beta2", type=float, help="Adam beta2: %(default)s.")
@@ -127,8 +135,9 @@ def check_shared_training_args(args: argparse.Namespace):
         check_flag(args, name, getattr(args, name) >= 1, "at least 1")
     for name in ("max_train_steps", "checkpointing_steps", "validation_steps", "checkpoints_total_limit"):
         check_flag(args, name, getattr(args, name) is None or getattr(args, name) >= 1, "at least 1 when given")
-    for name in ("lr_warmup_steps", "dataloader_num_workers"):
-        check_flag(args, name, getattr(args, name) >= 0, "at least 0")
+    check_flag(args, "dataloader_num_workers", args.dataloader_num_workers >= 0, "at least 0")
+    check_flag(args, "lr_warmup_steps", args.lr_warmup_steps is None or args.lr_warmup_steps >= 0, "at least 0")
+    check_flag(args, "lr_warmup_ratio", 0 <= args.lr_warmup_ratio <= 1, "in [0, 1]")
     for name in ("learning_rate", "adam_epsilon"):
         check_flag(args, name, getattr(args, name) > 0, "positive")
     check_flag(args, "adam_weight_decay", args.adam_weight_decay >= 0, "at least 0")

@@ -73,7 +73,8 @@ class _Gathering:
             return {key: value.cpu() for key, value in batch.items()}
         if not variable_sizes:
             return {key: value.cpu() for key, value in self.accelerator.gather_for_metrics(batch).items()}
-        # Batches of different sizes per process (the sampling loop): gather objects in process order.
+        # Batches of different sizes per process (the sampling loop): gather objects in process order. accelerate
+        # comes with the `training` extra, which only a run over several processes needs.
         from accelerate.utils import gather_object
 
         parts = gather_object([{key: value.cpu() for key, value in batch.items()}])
@@ -433,4 +434,4 @@ class GenerationEvaluator:
         return generation_metrics(self.samples, reference, **metric_kwargs)
 
 
-__all__ = ["GenerationEvaluator", "TokenizerEvaluator", "extract_features", "to_uint8_images"]
+__all__ = ["GenerationEvaluator", "TokenizerEvaluator", "extract_features"]

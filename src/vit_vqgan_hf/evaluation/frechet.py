@@ -462,5 +462,4 @@ __all__ = [
     "describe_feature_network",
     "fid_from_features",
     "frechet_distance",
-    "mean_and_covariance",
 ]

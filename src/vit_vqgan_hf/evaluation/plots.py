@@ -25,15 +25,14 @@ def plot_code_usage(code_counts: torch.Tensor, path: str | os.PathLike, title: s
     Returns:
         `str`: the path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # matplotlib comes with the `training` extra; a `Figure` draws without pyplot's global state or a display.
+    from matplotlib.figure import Figure
 
     counts = code_counts.detach().cpu().double().numpy()
     frequencies = np.sort(counts)[::-1] / max(counts.sum(), 1)
     statistics = describe_code_counts(code_counts)
-    figure, (rank_axis, histogram_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    rank_axis, histogram_axis = figure.subplots(1, 2)
     rank_axis.plot(np.arange(1, len(frequencies) + 1), np.where(frequencies > 0, frequencies, np.nan))
     rank_axis.set_yscale("log")
     rank_axis.axhline(1 / len(counts), color="gray", linestyle="--", label="uniform")
@@ -53,7 +52,6 @@ def plot_code_usage(code_counts: torch.Tensor, path: str | os.PathLike, title: s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return str(path)
 
 

@@ -451,7 +451,6 @@ def linear_probe_results(
 
 __all__ = [
     "IMPLEMENTATIONS",
-    "PROTOCOL_FIELDS",
     "RESULTS_FORMAT",
     "build_results",
     "library_versions",

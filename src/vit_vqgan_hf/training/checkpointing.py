@@ -226,7 +226,6 @@ __all__ = [
     "CHECKPOINTS_FOLDER",
     "CHECKPOINT_COMPLETE_FILE",
     "TrainingState",
-    "is_complete",
     "list_checkpoints",
     "load_checkpoint",
     "resolve_checkpoint",

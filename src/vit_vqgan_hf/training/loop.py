@@ -80,12 +80,13 @@ def build_accelerator(args) -> Accelerator:
 
 def prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator=None) -> DataLoader:
     """
-    The prepared training data loader; fills in `args.max_train_steps` from `args.num_train_epochs` when unset.
+    The prepared training data loader; fills in `args.max_train_steps` from `args.num_train_epochs` when unset, and
+    `args.lr_warmup_steps` from `args.lr_warmup_ratio` ([`steps_from_ratio`]).
 
     Args:
         args (`argparse.Namespace`):
             With `train_batch_size`, `streaming`, `dataloader_num_workers`, `max_train_steps`, `num_train_epochs`,
-            `gradient_accumulation_steps` and `lr_warmup_steps`.
+            `gradient_accumulation_steps`, `lr_warmup_steps` and `lr_warmup_ratio`.
         accelerator (`accelerate.Accelerator`):
             The run's accelerator.
         dataset (`torch.utils.data.Dataset`):
@@ -114,9 +115,19 @@ def prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator=N
         if len(dataloader) == 0:
             raise ValueError("The training dataset is empty.")
         args.max_train_steps = args.num_train_epochs * math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+    args.lr_warmup_steps = steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps)
     if args.lr_warmup_steps > args.max_train_steps:
         logger.warning(f"--lr_warmup_steps {args.lr_warmup_steps} exceeds the {args.max_train_steps} training steps.")
     return dataloader
+
+
+def steps_from_ratio(steps: int | None, ratio: float, max_train_steps: int) -> int:
+    """
+    A schedule's step count: `steps` when given (an explicit flag), else `ratio` of the run's `max_train_steps`,
+    rounded. The scripts' defaults are the paper's steps divided by the paper's run length, so the paper's command
+    gets the paper's steps and a run of any other length gets the same shape of schedule.
+    """
+    return steps if steps is not None else round(ratio * max_train_steps)
 
 
 def clip_and_guard_gradients(
@@ -422,11 +433,11 @@ class TrainingLoop:
 
 
 __all__ = [
-    "LoggingWindow",
     "StepCounters",
     "TrainingLoop",
     "build_accelerator",
     "clip_and_guard_gradients",
     "prepare_train_dataloader",
     "read_logs",
+    "steps_from_ratio",
 ]

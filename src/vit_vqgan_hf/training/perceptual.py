@@ -146,7 +146,7 @@ class LpipsVgg16(nn.Module):
         return distance
 
 
-def installed_lpips_heads() -> Path:
+def _installed_lpips_heads() -> Path:
     """The `weights/v0.1/vgg.pth` heads inside the installed `lpips` package, located without importing it."""
     spec = importlib.util.find_spec("lpips")
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -169,7 +169,7 @@ def lpips_vgg16_files(revision: str | None = None) -> list[Path]:
     Hub (cached by huggingface_hub; the snapshot folder in the path names the commit) and the heads of the `lpips`
     package.
     """
-    heads = installed_lpips_heads()
+    heads = _installed_lpips_heads()
     try:
         trunk = hf_hub_download(VGG16_TRUNK_REPO, VGG16_TRUNK_FILE, revision=revision)
     except Exception as error:  # offline, no network, missing file: all mean "no trunk here"
@@ -263,4 +263,4 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
     return model.requires_grad_(False)
 
 
-__all__ = ["LPIPS_VGG16", "LpipsVgg16", "installed_lpips_heads", "load_lpips", "lpips_vgg16_files"]
+__all__ = ["LPIPS_VGG16", "LpipsVgg16", "load_lpips", "lpips_vgg16_files"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel  # noqa: F401  (diffusers looks this name up to load pipeline components)
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -220,7 +220,7 @@ class VitVqganLayer(GradientCheckpointingLayer):
 
 class VitVqganHead(nn.Module):
     """The two-layer feed-forward head with a tanh in the middle that follows each transformer stack (paper §3.1,
-    reading (a) of paper-spec §2.3: after the last block, as in BEiT-v2's VQ-KD)."""
+    after the last block, as in BEiT-v2's VQ-KD; the paper does not say where the heads sit)."""
 
     def __init__(self, config: VitVqganConfig, hidden_size: int, output_size: int):
         super().__init__()

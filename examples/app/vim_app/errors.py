@@ -1,0 +1,10 @@
+# Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
+"""The app's two kinds of refusal, each with the message the page shows."""
+
+
+class LoadError(Exception):
+    """A model folder or Hub id that could not be loaded; the message says what was expected and what to do."""
+
+
+class RequestError(ValueError):
+    """A request the app refuses (a bad upload, an unknown class, too many images, ...)."""
