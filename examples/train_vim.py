@@ -769,10 +769,7 @@ def load_tokenizer(args, device) -> VitVqganModel:
 
 def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
     """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
-    # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
-    # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
-    generator = torch.Generator().manual_seed(args.seed)
-    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator)
+    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn)
     if args.lr_decay_start >= args.max_train_steps:
         logger.warning(
             f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "
