@@ -597,10 +597,15 @@ class TokenizerTrainingLoop(TrainingLoop):
         model = accelerator.unwrap_model(self.parts.tokenizer)
         code_counts = accelerator.reduce(self.codebook_window.code_counts.clone(), "sum")
         latents = lookup_latents(model, pixel_values)
-        # At most `codebook_size` candidates per process keep the gather small at ImageNet scale.
-        latents = latents[torch.randperm(latents.shape[0], device=latents.device)[: model.config.codebook_size]]
+        # Random draws come from generators seeded by the step, never from the global one (whose state a checkpoint
+        # restores, before the resumed run draws from it anew): a resumed run restarts the same codes on the same
+        # latents. At most `codebook_size` candidates per process keep the gather small at ImageNet scale.
+        seed = self.args.seed + step
+        candidates = torch.randperm(latents.shape[0], generator=torch.Generator().manual_seed(seed))
+        latents = latents[candidates[: model.config.codebook_size].to(latents.device)]
         latents = accelerator.gather(latents.contiguous())
-        generator = torch.Generator().manual_seed(self.args.seed + step)
+        # A fresh generator in the same state on every process, whatever each process drew for its candidates.
+        generator = torch.Generator().manual_seed(seed)
         restarted = restart_dead_codes(model, code_counts, latents, generator, self.parts.optimizers[0])
         self.codebook_window = CodebookWindow(torch.zeros_like(code_counts), step)
         return restarted.numel()

@@ -36,6 +36,8 @@ it reaches 1e-5 at the last step (the paper gives the start and the end value, n
 Gradient clipping at norm 1.0 is our default (the paper does not say). `--optimizer adafactor` is transformers'
 Adafactor with factored second moments and a first moment (beta1), the paper's memory-saving implementation of Adam
 (without its int8 first moment; Adafactor's second-moment decay follows its own 1 - t^-0.8 schedule, not beta2).
+`--use_ema` (not in the paper) keeps an exponential moving average of the weights (diffusers' `EMAModel`, decay
+`--ema_decay`), which the validation, `--save_best_model` and the output then use.
 Steps count optimizer steps; the paper's values are for a global batch of 1024 over 450k steps. The warm-up and the
 decay's start default to those fractions of the run (`--lr_warmup_ratio`, `--lr_decay_start_ratio`): the paper's 5k
 and 80k at 450k steps, and the same shape of schedule for a run of any other length; the step flags override.
@@ -59,6 +61,7 @@ and after `--max_nonfinite_steps` of them in a row the run saves a checkpoint an
 import argparse
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -70,6 +73,7 @@ import torch.nn.functional as F
 from accelerate.logging import get_logger
 from accelerate.utils import DistributedType, set_seed
 from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
+from diffusers.training_utils import EMAModel
 from huggingface_hub import hf_hub_download
 from torch.utils.data import DataLoader
 from transformers import Adafactor
@@ -120,6 +124,12 @@ def parse_args(input_args=None):
     optimization.add_argument(
         "--lr_decay_start", type=int, default=None, help="Step where the decay starts; overrides the ratio."
     )
+    optimization.add_argument(
+        "--use_ema",
+        action="store_true",
+        help="Keep an EMA of the transformer's weights; validate, choose (--save_best_model) and export it.",
+    )
+    optimization.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay (with --use_ema).")
     add_validation_args(cli.add_output_args(parser))
     # The paper's recipe (Sec. 5.2: 450k steps of 1024 images, ~360 ImageNet epochs); clipping is ours.
     parser.set_defaults(num_train_epochs=360, learning_rate=4.5e-4, lr_warmup_ratio=PAPER_WARMUP_STEPS / PAPER_STEPS)
@@ -219,6 +229,8 @@ def check_args(args):
         raise ValueError(f"--lr_decay_start must be at least 0 when given, got {args.lr_decay_start}.")
     if not 0 <= args.lr_decay_start_ratio <= 1:
         raise ValueError(f"--lr_decay_start_ratio must lie in [0, 1], got {args.lr_decay_start_ratio}.")
+    if not 0.0 < args.ema_decay < 1.0:
+        raise ValueError(f"--ema_decay must lie in (0, 1), got {args.ema_decay}.")
 
 
 def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps: int, end_ratio: float) -> float:
@@ -672,6 +684,7 @@ class TrainingParts:
     train_dataloader: DataLoader
     validation_dataloader: DataLoader | None
     best_validation: BestValidation
+    ema: EMAModel | None
 
 
 def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn) -> TrainingParts:
@@ -682,10 +695,40 @@ def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_datas
     optimizer = build_optimizer(args, model)
     scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
     config = model.config
+    ema = EMAModel(model.parameters(), decay=args.ema_decay) if args.use_ema else None
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
     return TrainingParts(
-        model, tokenizer, config, optimizer, scheduler, dataset, dataloader, validation_dataloader, BestValidation()
+        model,
+        tokenizer,
+        config,
+        optimizer,
+        scheduler,
+        dataset,
+        dataloader,
+        validation_dataloader,
+        BestValidation(),
+        ema,
     )
+
+
+@contextmanager
+def exported_weights(accelerator, parts: TrainingParts):
+    """
+    Inside, the model holds the weights the run exports: with --use_ema the EMA's (diffusers' `store` / `copy_to` /
+    `restore`, on every process alike), otherwise its own. Validation, --save_best_model and the output use them.
+    """
+    if parts.ema is None:
+        yield
+        return
+    parameters = list(accelerator.unwrap_model(parts.model).parameters())
+    parts.ema.store(parameters)
+    parts.ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        parts.ema.restore(parameters)
 
 
 class VimTrainingLoop(TrainingLoop):
@@ -715,6 +758,8 @@ class VimTrainingLoop(TrainingLoop):
             parts.optimizer.step()
             parts.optimizer.zero_grad(set_to_none=True)
             parts.scheduler.step()
+            if parts.ema is not None:
+                parts.ema.step(accelerator.unwrap_model(parts.model).parameters())
         return {"train/grad_norm": grad_norm, "train/learning_rate": parts.scheduler.get_last_lr()[0]}
 
     def window_logs(self, examples: int) -> dict:
@@ -725,8 +770,9 @@ class VimTrainingLoop(TrainingLoop):
 
     def validate(self):
         step = self.state.global_step
-        log_validation_loss(self.args, self.accelerator, self.parts, step)
-        log_validation(self.args, self.accelerator, self.parts.model, self.parts.tokenizer, step)
+        with exported_weights(self.accelerator, self.parts):
+            log_validation_loss(self.args, self.accelerator, self.parts, step)
+            log_validation(self.args, self.accelerator, self.parts.model, self.parts.tokenizer, step)
 
 
 @torch.no_grad()
@@ -796,10 +842,7 @@ def resolve_schedule(args):
 
 def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
     """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
-    # Its own generator: starting an epoch's iterator then draws nothing from the global RNG, whose state (label
-    # dropout, dropout) the checkpoints restore; a resumed run would otherwise draw once more than the original.
-    generator = torch.Generator().manual_seed(args.seed)
-    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator)
+    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn)
     resolve_schedule(args)
     if args.lr_decay_start >= args.max_train_steps:
         logger.warning(
@@ -811,7 +854,10 @@ def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
 
 def main(args):
     """Train the VIM on the tokenizer's tokens; save the pipeline and its card (pushed with --push_to_hub)."""
-    accelerator, checkpoint = cli.start_training_run(args)
+    fsdp_refusal = (
+        "--use_ema keeps a full copy of the weights in every process, which FSDP shards: use DDP or drop it."
+    )
+    accelerator, checkpoint = cli.start_training_run(args, fsdp_refusal=fsdp_refusal if args.use_ema else None)
     tokenizer = load_tokenizer(args, accelerator.device)
     dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
     if args.save_best_model and validation_dataset is None:
@@ -830,7 +876,7 @@ def main(args):
     set_seed(args.seed, device_specific=True)
     parts = prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn)
     loop = VimTrainingLoop(args, accelerator, parts)
-    loop.start("train_vim", checkpoint, parts.best_validation)
+    loop.start("train_vim", checkpoint, parts.best_validation, parts.ema)
     grid = f"{config.token_grid_size}x{config.token_grid_size}"
     logger.info(
         f"Training a {model.num_parameters() / 1e6:.1f}M-parameter VIM: {config.num_classes} classes, {grid} tokens "
@@ -838,15 +884,16 @@ def main(args):
     )
     loop.train()
     accelerator.wait_for_everyone()
-    losses = {
-        "final_loss": loop.last_logs.get("train/loss"),
-        "validation_loss": log_validation_loss(args, accelerator, parts, loop.state.global_step),
-    }
-    if args.save_best_model:
-        losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
-    if args.validation_steps:
-        log_validation(args, accelerator, parts.model, tokenizer, loop.state.global_step)
-    save_outputs(args, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
+    with exported_weights(accelerator, parts):
+        losses = {
+            "final_loss": loop.last_logs.get("train/loss"),
+            "validation_loss": log_validation_loss(args, accelerator, parts, loop.state.global_step),
+        }
+        if args.save_best_model:
+            losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
+        if args.validation_steps:
+            log_validation(args, accelerator, parts.model, tokenizer, loop.state.global_step)
+        save_outputs(args, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
     cli.push_training_outputs(args, accelerator, f"VIM ({args.model_config}, {args.conditioning})")
     loop.end_training()
 

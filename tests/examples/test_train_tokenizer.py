@@ -118,10 +118,11 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
 
 def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path):
     # Gradient accumulation over 17 images in batches of 4 makes steps of 2, 2, 1 micro-batches per epoch, so the
-    # checkpoint of step 2 is mid-epoch and the rest of the run crosses an epoch boundary; the discriminator, R1 and
-    # the EMA are all active.
+    # checkpoint of step 2 is mid-epoch and the rest of the run crosses an epoch boundary; the discriminator, R1,
+    # the EMA and dead-code restarts (after steps 1, 2 and 3: one of them in the resumed part) are all active.
     extra = ["--max_train_steps", "4", "--gradient_accumulation_steps", "2", "--use_ema", "--random_crop"]
     extra += ["--random_flip", "--checkpointing_steps", "1", "--checkpoints_total_limit", "3"]
+    extra += ["--codebook_restart_steps", "1"]
     full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
     assert_success(run_script(tiny_args(image_folder, full_dir, tmp_path / "cache", *extra), tmp_path))
     assert checkpoint_names(full_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}

@@ -7,11 +7,12 @@ import shutil
 import pytest
 import torch
 from datasets import DatasetDict, load_from_disk
+from diffusers.training_utils import EMAModel
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor
 
-from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf import VimForCausalLM, VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
 from vit_vqgan_hf.training.checkpointing import is_complete
 from vit_vqgan_hf.training.loop import steps_from_ratio
@@ -146,9 +147,10 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
     # Validation (loss and samples) runs at step 3 before its checkpoint is saved, so the checkpoint holds the lowest
-    # validation loss so far for --save_best_model, which the resumed run compares its later losses with.
+    # validation loss so far for --save_best_model, which the resumed run compares its later losses with. The EMA,
+    # whose weights are validated and exported, is restored from the checkpoint too.
     output_dir = tmp_path / "vim"
-    arguments = resume_scenario_arguments(vim_data, tmp_path, output_dir)
+    arguments = [*resume_scenario_arguments(vim_data, tmp_path, output_dir), "--use_ema", "--ema_decay", 0.9]
     run_example("train_vim.py", arguments, vim_data.hf_home)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
@@ -172,6 +174,35 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     )
     assert resumed_results["best_step"] == results["best_step"] in (3, 6, 7)
     assert resumed_results["best_validation_loss"] == results["best_validation_loss"]
+
+
+def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
+    output_dir = tmp_path / "vim"
+    validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 4)
+    arguments += ["--use_ema", "--ema_decay", 0.9, "--checkpointing_steps", 4, "--validation_steps", 100]
+    arguments += ["--num_validation_images", 1, "--learning_rate", 0.01]
+    run_example("train_vim.py", arguments, vim_data.hf_home)
+
+    pipe = VimPipeline.from_pretrained(output_dir)
+    exported = load_file(output_dir / "transformer" / "model.safetensors")
+    # The checkpoint holds the trained weights and the EMA (the last state registered for checkpointing).
+    checkpoint = output_dir / "checkpoints" / "checkpoint_4"
+    trained = load_file(checkpoint / "model.safetensors")
+    ema = EMAModel(pipe.transformer.parameters())
+    ema.load_state_dict(torch.load(sorted(checkpoint.glob("custom_checkpoint_*.pkl"))[-1], weights_only=False))
+    averaged = VimForCausalLM(pipe.transformer.config)
+    ema.copy_to(averaged.parameters())
+    assert all(torch.equal(exported[name], averaged.state_dict()[name]) for name in exported)
+    assert not all(torch.equal(exported[name], trained[name]) for name in exported)
+    # The validation loss is the exported (averaged) transformer's.
+    held_out = validation[:]
+    input_ids = vim_input_ids(held_out["image_tokens"], pipe.transformer.config.codebook_size + held_out["label"])
+    with torch.no_grad():
+        loss = pipe.transformer.eval()(input_ids=input_ids, labels=input_ids).loss.item()
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["validation_loss"] == pytest.approx(loss, rel=1e-5)
+    assert "| `use_ema` | True |" in (output_dir / "README.md").read_text()
 
 
 def test_paper_learning_rate_schedule():
@@ -229,6 +260,7 @@ def test_images_are_encoded_on_the_fly_without_pretokenized_data():
         (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0"),
         (["--lr_warmup_ratio", "1.5"], r"--lr_warmup_ratio must be in \[0, 1\], got 1.5"),
         (["--lr_decay_start_ratio", "-0.1"], r"--lr_decay_start_ratio must lie in \[0, 1\]"),
+        (["--on_the_fly", "--ema_decay", "1"], r"--ema_decay must lie in \(0, 1\), got 1.0"),
         (["--conditioning", "unconditional", "--validation_classes", "1"], "trains without classes"),
     ],
 )

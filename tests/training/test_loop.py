@@ -179,6 +179,21 @@ def test_a_run_of_nonfinite_steps_stops_training_with_a_checkpoint_at_the_next_l
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint_4"]
 
 
+def test_the_training_data_loader_draws_nothing_from_the_global_generator(tmp_path, accelerator_for):
+    # A checkpoint restores the global generator's state before the resumed run starts an epoch anew: the loader must
+    # not draw from it (dropout and dead-code restarts would then differ from the uninterrupted run).
+    args = training_args(tmp_path)
+    dataloader = prepare_train_dataloader(args, accelerator_for(args), list(torch.randn(16, 3)), collate)
+    orders = []
+    for epoch in (0, 1, 0):
+        dataloader.set_epoch(epoch)
+        state = torch.get_rng_state()
+        orders.append(torch.cat([batch["inputs"] for batch in dataloader]))
+        assert torch.equal(torch.get_rng_state(), state)
+    # Still shuffled, by epoch: epoch 1 has another order, epoch 0 the same one again.
+    assert not torch.equal(orders[0], orders[1]) and torch.equal(orders[0], orders[2])
+
+
 def test_logs_are_read_as_numbers():
     logs = {"loss": torch.tensor(0.25, dtype=torch.float64), "norm": torch.tensor([2.0]), "lr": 1e-4, "codes": 3}
     assert read_logs(logs) == {"loss": 0.25, "norm": 2.0, "lr": 1e-4, "codes": 3.0}

@@ -78,23 +78,25 @@ def build_accelerator(args) -> Accelerator:
     )
 
 
-def prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator=None) -> DataLoader:
+def prepare_train_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
     """
     The prepared training data loader; fills in `args.max_train_steps` from `args.num_train_epochs` when unset, and
     `args.lr_warmup_steps` from `args.lr_warmup_ratio` ([`steps_from_ratio`]).
 
+    The loader has its own generator, seeded with `args.seed`: starting an epoch's iterator draws a base seed from the
+    loader's generator, and drawing it from the global one (whose state a checkpoint restores, and which dropout, label
+    dropout and dead-code restarts may use) would make a resumed run draw once more than the uninterrupted one.
+
     Args:
         args (`argparse.Namespace`):
             With `train_batch_size`, `streaming`, `dataloader_num_workers`, `max_train_steps`, `num_train_epochs`,
-            `gradient_accumulation_steps`, `lr_warmup_steps` and `lr_warmup_ratio`.
+            `gradient_accumulation_steps`, `lr_warmup_steps`, `lr_warmup_ratio` and `seed`.
         accelerator (`accelerate.Accelerator`):
             The run's accelerator.
         dataset (`torch.utils.data.Dataset`):
             The training examples (shuffled unless streamed).
         collate_fn (`Callable`):
             Makes a batch, with a `skipped` count, of a list of examples.
-        generator (`torch.Generator`, *optional*, defaults to `None`):
-            The loader's own generator, so that starting an epoch draws nothing from the global one.
 
     Returns:
         `torch.utils.data.DataLoader`: prepared by accelerate.
@@ -108,7 +110,7 @@ def prepare_train_dataloader(args, accelerator, dataset, collate_fn, generator=N
         shuffle=not args.streaming,
         collate_fn=collate_fn,
         num_workers=args.dataloader_num_workers,
-        generator=generator,
+        generator=torch.Generator().manual_seed(args.seed),
     )
     dataloader = accelerator.prepare(dataloader)
     if args.max_train_steps is None:
