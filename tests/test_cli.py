@@ -8,7 +8,8 @@ import pytest
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from vit_vqgan_hf import VitVqganConfig, VitVqganModel, cli
+from tests.testing_utils import tiny_tokenizer
+from vit_vqgan_hf import VitVqganModel, cli
 from vit_vqgan_hf.hub import uploads
 
 
@@ -37,7 +38,7 @@ def test_load_pretrained_explains_a_missing_path(tmp_path, monkeypatch):
     missing.mkdir()
     with pytest.raises(OSError):
         cli.load_pretrained(VitVqganModel.from_pretrained, str(missing))
-    model = VitVqganModel(VitVqganConfig.from_preset("tiny"))
+    model = tiny_tokenizer()
     model.save_pretrained(tmp_path / "tokenizer")
     loaded = cli.load_pretrained(VitVqganModel.from_pretrained, tmp_path / "tokenizer")
     assert loaded.config.codebook_size == model.config.codebook_size

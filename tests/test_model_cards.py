@@ -11,11 +11,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-import torch
 from huggingface_hub import ModelCard
 
 import vit_vqgan_hf
-from vit_vqgan_hf import VimConfig, VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_pipeline, tiny_tokenizer, tiny_tokenizer_config, tiny_transformer, tiny_vim_config
+from vit_vqgan_hf import VimConfig, VitVqganConfig
 from vit_vqgan_hf.evaluation import build_results, save_results
 from vit_vqgan_hf.evaluation.results import linear_probe_results
 from vit_vqgan_hf.hub import create_model_card
@@ -156,7 +156,7 @@ def test_tokenizer_cards(preset, with_results, tmp_path, monkeypatch):
 
 
 def test_tokenizer_card_without_training_args_or_known_size():
-    config = VitVqganConfig.from_preset("tiny", encoder_hidden_size=64, decoder_num_hidden_layers=3)
+    config = tiny_tokenizer_config(encoder_hidden_size=64, decoder_num_hidden_layers=3)
     card = create_model_card(config)
     text = check_card(card)
     assert card.data.datasets is None
@@ -209,9 +209,7 @@ def test_pipeline_cards(preset, num_classes, with_results):
 def test_pipeline_card_with_a_linear_probe_results_file(tmp_path):
     results = linear_probe_results({12: 0.61, 18: 0.65}, dataset="ILSVRC/imagenet-1k", split="validation")
     path = save_results(results, tmp_path / "linear_probe.json")
-    card = create_model_card(
-        VimConfig.from_preset("tiny"), tokenizer_config=VitVqganConfig.from_preset("tiny"), results=path
-    )
+    card = create_model_card(tiny_vim_config(), tokenizer_config=tiny_tokenizer_config(), results=path)
     check_card(card)
     (result,) = card.data.eval_results
     assert (result.task_type, result.metric_type, result.metric_value) == ("image-classification", "accuracy", 0.65)
@@ -237,17 +235,17 @@ def test_a_converted_checkpoint_card_states_its_source():
 
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="needs `tokenizer_config`"):
-        create_model_card(VimConfig.from_preset("tiny"))
+        create_model_card(tiny_vim_config())
     with pytest.raises(ValueError, match="must be a Hub repository id, got the local folder"):
         create_model_card(
-            VimConfig.from_preset("tiny"),
-            tokenizer_config=VitVqganConfig.from_preset("tiny"),
+            tiny_vim_config(),
+            tokenizer_config=tiny_tokenizer_config(),
             base_model=str(tmp_path),
         )
     with pytest.raises(ValueError, match="VitVqganConfig or a VimConfig"):
         create_model_card({"model_type": "vit_vqgan"})
     with pytest.raises(ValueError, match="none of the reportable metrics"):
-        create_model_card(VitVqganConfig.from_preset("tiny"), results={**tokenizer_results(), "metrics": {"x": 1}})
+        create_model_card(tiny_tokenizer_config(), results={**tokenizer_results(), "metrics": {"x": 1}})
 
 
 def run_usage_snippet(card: ModelCard) -> dict:
@@ -261,9 +259,9 @@ def run_usage_snippet(card: ModelCard) -> dict:
 
 
 def test_tokenizer_card_snippet_runs(tmp_path):
-    torch.manual_seed(0)
-    config = VitVqganConfig.from_preset("tiny")
-    VitVqganModel(config).save_pretrained(tmp_path)
+    tokenizer = tiny_tokenizer()
+    config = tokenizer.config
+    tokenizer.save_pretrained(tmp_path)
     create_image_processor(config).save_pretrained(tmp_path)
     namespace = run_usage_snippet(create_model_card(config, repo_id=str(tmp_path)))
     assert namespace["image_tokens"].shape == (1, 8, 8) and namespace["reconstruction"].shape == (1, 3, 32, 32)
@@ -271,12 +269,8 @@ def test_tokenizer_card_snippet_runs(tmp_path):
 
 @pytest.mark.skipif(not hasattr(vit_vqgan_hf, "VimPipeline"), reason="VimPipeline is not exported by vit_vqgan_hf yet")
 def test_pipeline_card_snippet_runs(tmp_path):
-    from vit_vqgan_hf import VimForCausalLM, VimPipeline
-
-    torch.manual_seed(0)
-    tokenizer = VitVqganModel(VitVqganConfig.from_preset("tiny"))
-    transformer = VimForCausalLM(VimConfig.from_preset("tiny"))
-    VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(tmp_path)
+    tokenizer, transformer = tiny_tokenizer(), tiny_transformer()
+    tiny_pipeline(tokenizer, transformer).save_pretrained(tmp_path)
     card = create_model_card(transformer.config, tokenizer_config=tokenizer.config, repo_id=str(tmp_path))
     images = run_usage_snippet(card)["images"]
     assert len(images) == 1 and images[0].size == (32, 32)
@@ -299,9 +293,7 @@ def test_results_file_and_dict_give_the_same_card(tmp_path):
     ],
 )
 def test_local_training_data_is_described_by_the_flag_that_gave_it(arguments, expected):
-    card = create_model_card(
-        VimConfig.from_preset("tiny"), arguments, tokenizer_config=VitVqganConfig.from_preset("tiny")
-    )
+    card = create_model_card(tiny_vim_config(), arguments, tokenizer_config=tiny_tokenizer_config())
     assert expected in check_card(card)
 
 
@@ -310,7 +302,7 @@ def test_local_training_data_is_described_by_the_flag_that_gave_it(arguments, ex
     [(0.0, "no label dropout (the paper), so no guidance"), (0.1, "probability 0.1 in training")],
 )
 def test_pipeline_card_says_whether_guidance_was_trained(class_dropout_prob, expected):
-    config = VimConfig.from_preset("tiny", class_dropout_prob=class_dropout_prob)
-    text = check_card(create_model_card(config, tokenizer_config=VitVqganConfig.from_preset("tiny")))
+    config = tiny_vim_config(class_dropout_prob=class_dropout_prob)
+    text = check_card(create_model_card(config, tokenizer_config=tiny_tokenizer_config()))
     assert expected in text and ("classifier-free guidance (`guidance_scale`)" in text) == (class_dropout_prob > 0)
     assert ("or the null token." in text) == (class_dropout_prob > 0)

@@ -11,7 +11,8 @@ import torch
 from transformers import AutoModel
 
 import vit_vqgan_hf
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_pipeline, tiny_tokenizer, tiny_transformer
+from vit_vqgan_hf import VimForCausalLM, VitVqganModel
 from vit_vqgan_hf.hub import create_model_card
 
 
@@ -67,14 +68,9 @@ def remote_code_snippet(card) -> str:
 
 
 def test_folders_load_with_trust_remote_code_without_the_package(tmp_path):
-    torch.manual_seed(0)
     # Non-default options too, so that the copied configuration and modeling files must understand them.
-    tokenizer = VitVqganModel(
-        VitVqganConfig.from_preset(
-            "tiny", position_embedding_type="sincos", encoder_head_type="none", decoder_head_type="linear"
-        )
-    ).eval()
-    transformer = VimForCausalLM(VimConfig.from_preset("tiny")).eval()
+    tokenizer = tiny_tokenizer(position_embedding_type="sincos", encoder_head_type="none", decoder_head_type="linear")
+    transformer = tiny_transformer()
     # The component folders of a pipeline.
     tokenizer.save_pretrained(tmp_path / "vqgan")
     transformer.save_pretrained(tmp_path / "transformer")
@@ -123,7 +119,7 @@ def test_folders_load_with_trust_remote_code_without_the_package(tmp_path):
 
 
 def test_the_package_classes_take_precedence_over_the_copied_code(tmp_path):
-    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
     assert type(AutoModel.from_pretrained(tmp_path)) is VitVqganModel
 
 
@@ -132,11 +128,7 @@ def test_pipeline_folders_keep_loading_with_the_package(tmp_path):
         import pytest
 
         pytest.skip("VimPipeline is not exported by vit_vqgan_hf yet")
-    torch.manual_seed(0)
-    pipe = vit_vqgan_hf.VimPipeline(
-        vqgan=VitVqganModel(VitVqganConfig.from_preset("tiny")).eval(),
-        transformer=VimForCausalLM(VimConfig.from_preset("tiny")).eval(),
-    )
+    pipe = tiny_pipeline(tiny_tokenizer(), tiny_transformer())
     pipe.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "model_index.json").read_text())["vqgan"] == [
         "vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan",

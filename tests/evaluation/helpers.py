@@ -1,11 +1,8 @@
-"""Helpers of the evaluation tests: a small random feature network, pytorch-fid names, image folders, a tiny image
-classifier."""
+"""Helpers of the evaluation tests: a small random feature network, pytorch-fid names, a tiny image classifier."""
 
 import re
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from transformers import ConvNextImageProcessorPil, ResNetConfig, ResNetForImageClassification
 
@@ -34,17 +31,6 @@ class TinyFeatureNetwork(nn.Module):
 def pytorch_fid_name(key: str) -> str:
     """Our Inception parameter name -> pytorch-fid's (torchvision's capitalized top-level module names)."""
     return re.sub(r"^(conv2d|mixed)_", lambda match: match.group(1).capitalize() + "_", key)
-
-
-def write_image_folder(root, sizes_per_class, seed=0):
-    """`root/<class>/<i>.png` with random RGB images; `sizes_per_class` maps class name -> list of (width, height)."""
-    rng = np.random.default_rng(seed)
-    for class_name, sizes in sizes_per_class.items():
-        folder = root / class_name
-        folder.mkdir(parents=True, exist_ok=True)
-        for index, (width, height) in enumerate(sizes):
-            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{index}.png")
-    return root
 
 
 # Classifier rejection sampling: a tiny ResNet and an image processor saved like microsoft/resnet-101's (ConvNeXT's

@@ -15,12 +15,12 @@ import torch
 from accelerate.state import AcceleratorState
 from safetensors.torch import save_file
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_tokenizer, write_image_folder
 from vit_vqgan_hf.evaluation import GenerationEvaluator, ReferenceStatistics, results_to_model_index
 from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 from vit_vqgan_hf.training import LpipsVgg16
 
-from .helpers import TinyFeatureNetwork, save_tiny_classifier, write_image_folder
+from .helpers import TinyFeatureNetwork, save_tiny_classifier
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -74,8 +74,7 @@ def assert_same_metrics(first, second):
 
 
 def test_tokenizer_evaluation_on_one_and_two_processes(tmp_path, pytorch_fid_weights_file, fresh_accelerate_state):
-    torch.manual_seed(0)
-    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path / "tokenizer")
+    tiny_tokenizer().save_pretrained(tmp_path / "tokenizer")
     # 5 images of two sizes (resized to the tokenizer's 32x32); batches of 2 leave a last batch of 1, which accelerate
     # pads on the second process; usage groups of 2 images cross batch boundaries on two processes.
     write_image_folder(tmp_path / "data" / "validation", {"cat": [(36, 40)] * 3, "dog": [(32, 32)] * 2})
@@ -131,31 +130,8 @@ def test_tokenizer_evaluation_on_one_and_two_processes(tmp_path, pytorch_fid_wei
     assert {"fid", "psnr", "codebook_usage"} <= {metric["type"] for metric in entry["metrics"]}
 
 
-def make_pipeline(folder):
-    torch.manual_seed(0)
-    tokenizer = VitVqganModel(
-        VitVqganConfig.from_preset(
-            "tiny",
-            image_size=16,
-            patch_size=4,
-            codebook_size=32,
-            encoder_hidden_size=16,
-            encoder_num_attention_heads=2,
-            encoder_intermediate_size=20,
-            decoder_hidden_size=16,
-            decoder_num_attention_heads=2,
-            decoder_intermediate_size=20,
-        )
-    ).eval()
-    transformer_config = VimConfig.from_preset(
-        "tiny", codebook_size=32, token_grid_size=4, num_classes=3, hidden_size=24, num_attention_heads=2
-    )
-    transformer = VimForCausalLM(transformer_config).eval()
-    VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(folder)
-
-
 def test_tokenizer_evaluation_records_the_squash_resize(tmp_path, fresh_accelerate_state):
-    VitVqganModel(VitVqganConfig.from_preset("tiny")).save_pretrained(tmp_path / "tokenizer")
+    tiny_tokenizer().save_pretrained(tmp_path / "tokenizer")
     write_image_folder(tmp_path / "data", {"cat": [(36, 40)] * 2})
     argv = [f"--tokenizer={tmp_path / 'tokenizer'}", f"--train_data_dir={tmp_path / 'data'}", "--usage_group_size=2"]
     for resize in ("center_crop", "squash"):
@@ -168,13 +144,12 @@ def test_tokenizer_evaluation_records_the_squash_resize(tmp_path, fresh_accelera
 
 
 def test_generation_evaluation_from_a_pipeline_on_one_and_two_processes(
-    tmp_path, pytorch_fid_weights_file, fresh_accelerate_state
+    tmp_path, pipeline_dir, pytorch_fid_weights_file, fresh_accelerate_state
 ):
-    make_pipeline(tmp_path / "vim")
     write_image_folder(tmp_path / "reference", {"0": [(16, 16)] * 2, "1": [(16, 16)] * 2})
     # 3 classes x 2 images in batches of 2: on two processes, the second round has a batch on the first process only.
     argv = [
-        f"--pipeline={tmp_path / 'vim'}",
+        f"--pipeline={pipeline_dir}",
         "--images_per_class=2",
         "--batch_size=2",
         "--seed=7",
@@ -344,11 +319,10 @@ def test_save_reference_stats_that_cannot_be_written_fails_before_loading(
         run_in_this_process("evaluate_generation", argv)
 
 
-def test_generation_evaluation_with_rejection_sampling(tmp_path, fresh_accelerate_state):
-    make_pipeline(tmp_path / "vim")
+def test_generation_evaluation_with_rejection_sampling(tmp_path, pipeline_dir, fresh_accelerate_state):
     classifier = save_tiny_classifier(tmp_path / "classifier", num_labels=3)
     write_image_folder(tmp_path / "reference", {"a": [(16, 16)] * 4})
-    argv = [f"--pipeline={tmp_path / 'vim'}", "--images_per_class=2", "--acceptance_rate=0.5", "--seed=3"]
+    argv = [f"--pipeline={pipeline_dir}", "--images_per_class=2", "--acceptance_rate=0.5", "--seed=3"]
     argv += [f"--classifier={classifier}", f"--reference={tmp_path / 'reference'}", "--inception_model=unused"]
     argv += ["--metrics", "fid", "inception_score"]
     # 4 candidates per class: one class per call in batches of 4, three classes in one call in batches of 3.
@@ -393,9 +367,10 @@ class RecordingFeatureNetwork(TinyFeatureNetwork):
 
 
 @pytest.mark.parametrize("rejection", [False, True], ids=["plain", "rejection"])
-def test_sample_py_and_in_process_sampling_evaluate_the_same_images(tmp_path, rejection, fresh_accelerate_state):
-    make_pipeline(tmp_path / "vim")
-    settings = [f"--pipeline={tmp_path / 'vim'}", "--num_images_per_class=2", "--class_ids", "0", "2"]
+def test_sample_py_and_in_process_sampling_evaluate_the_same_images(
+    tmp_path, pipeline_dir, rejection, fresh_accelerate_state
+):
+    settings = [f"--pipeline={pipeline_dir}", "--num_images_per_class=2", "--class_ids", "0", "2"]
     settings += ["--seed=11", "--temperature=0.9"]
     if rejection:
         classifier = save_tiny_classifier(tmp_path / "classifier", num_labels=3)

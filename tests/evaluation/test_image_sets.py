@@ -3,9 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.testing_utils import write_image_folder
 from vit_vqgan_hf.evaluation import DatasetImageSet, ImageFolderSet, NpzImageSet, open_image_set
-
-from .helpers import write_image_folder
 
 
 def test_folder_with_class_subfolders(tmp_path):

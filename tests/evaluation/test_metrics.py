@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_tokenizer
 from vit_vqgan_hf.evaluation import (
     CodebookUsageAccumulator,
     FeatureAccumulator,
@@ -216,8 +216,7 @@ def test_code_usage_plot(tmp_path):
 
 
 def test_tokenizer_evaluator_matches_the_training_losses_and_counts_codes():
-    torch.manual_seed(0)
-    model = VitVqganModel(VitVqganConfig.from_preset("tiny")).eval()
+    model = tiny_tokenizer()
     pixel_values = torch.rand(5, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         output = model(pixel_values)

@@ -7,6 +7,7 @@ import PIL.Image
 import pytest
 import torch
 
+from tests.testing_utils import tiny_pipeline, write_image_folder
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.evaluation import SamplingConfig, SamplingEngine
 from vit_vqgan_hf.evaluation.sampling import (
@@ -18,14 +19,6 @@ from vit_vqgan_hf.evaluation.sampling import (
     sampling_plan,
 )
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
-
-from ..pipelines.vim.test_pipeline_vim import make_pipeline, make_transformer
-from .helpers import write_image_folder
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return make_pipeline()
 
 
 def test_image_seeds_are_fixed_by_seed_class_and_index():
@@ -104,9 +97,7 @@ def test_images_do_not_depend_on_processes_or_batching(pipe):
 
 
 def test_unconditional_sampling_uses_the_null_token():
-    engine = SamplingEngine(
-        make_pipeline(make_transformer(num_classes=0)), SamplingConfig(unconditional=True, num_images=3)
-    )
+    engine = SamplingEngine(tiny_pipeline(num_classes=0), SamplingConfig(unconditional=True, num_images=3))
     (call,) = engine.calls()
     sampled = engine.sample(call)
     assert sampled.items == [(None, 0), (None, 1), (None, 2)] and sampled.labels.tolist() == [-1, -1, -1]

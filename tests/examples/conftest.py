@@ -6,15 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
-from .utils import make_image_folder
-
-
-@pytest.fixture
-def image_folder(tmp_path):
-    """16 images of 40x36 in two class folders and one corrupt file."""
-    return make_image_folder(tmp_path / "images")
+from tests.testing_utils import tiny_tokenizer, write_image_folder
 
 
 # VIM examples (pretokenize.py, train_vim.py, linear_probe.py): one image folder, tokenizer and pretokenized dataset
@@ -67,13 +60,10 @@ def load_example(script):
 def vim_data(tmp_path_factory):
     """12 images of 16x16 in three class folders (plus one corrupt file), a tiny tokenizer (16x16 -> 4x4 tokens of 24
     codes) and the folder's tokens from `pretokenize.py` with two augmented copies."""
-    from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-
     root = tmp_path_factory.mktemp("vim_data")
-    image_folder = make_image_folder(root / "images", num_per_class=4, size=(16, 16), classes=VIM_CLASSES)
-    torch.manual_seed(0)
-    config = VitVqganConfig.from_preset(
-        "tiny",
+    sizes = {name: [(16, 16)] * 4 for name in VIM_CLASSES}
+    image_folder = write_image_folder(root / "images", sizes, corrupt=True)
+    tokenizer = tiny_tokenizer(
         image_size=16,
         patch_size=4,
         encoder_hidden_size=32,
@@ -87,7 +77,7 @@ def vim_data(tmp_path_factory):
         codebook_size=24,
         codebook_dim=4,
     )
-    VitVqganModel(config).save_pretrained(root / "tokenizer")
+    tokenizer.save_pretrained(root / "tokenizer")
     data = SimpleNamespace(
         root=root,
         image_folder=image_folder,

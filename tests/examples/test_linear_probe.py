@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganModel
+from tests.testing_utils import tiny_pipeline, tiny_transformer
+from vit_vqgan_hf import VitVqganModel
 from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 
 from .conftest import VIM_CLASSES, load_example
@@ -14,10 +15,7 @@ from .conftest import VIM_CLASSES, load_example
 
 def save_pipeline(vim_data, path, num_hidden_layers=3):
     """A class-conditional VimPipeline of the session's tokenizer and a random 3-block VIM."""
-    tokenizer = VitVqganModel.from_pretrained(vim_data.tokenizer)
-    torch.manual_seed(0)
-    config = VimConfig.from_preset(
-        "tiny",
+    transformer = tiny_transformer(
         codebook_size=24,
         token_grid_size=4,
         num_classes=3,
@@ -27,7 +25,7 @@ def save_pipeline(vim_data, path, num_hidden_layers=3):
         num_attention_heads=2,
         intermediate_size=37,
     )
-    VimPipeline(vqgan=tokenizer, transformer=VimForCausalLM(config)).save_pretrained(path)
+    tiny_pipeline(VitVqganModel.from_pretrained(vim_data.tokenizer), transformer).save_pretrained(path)
     return path
 
 

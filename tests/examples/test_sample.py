@@ -14,13 +14,13 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 
+from tests.testing_utils import PIPELINE_NUM_CLASSES, tiny_pipeline, write_image_folder
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
 from vit_vqgan_hf.evaluation.sampling import image_seed
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
-from ..evaluation.helpers import save_tiny_classifier, write_image_folder
-from ..pipelines.vim.test_pipeline_vim import NUM_CLASSES, make_pipeline, make_transformer
+from ..evaluation.helpers import save_tiny_classifier
 
 
 SCRIPT = Path(__file__).parents[2] / "examples" / "sample.py"
@@ -46,13 +46,6 @@ def written_counts(log):
 
 def pixels(folder):
     return {path.name: np.asarray(PIL.Image.open(path)) for path in sorted(folder.glob("*.png"))}
-
-
-@pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    make_pipeline().save_pretrained(folder)
-    return folder
 
 
 def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipeline_dir, tmp_path):
@@ -83,7 +76,7 @@ def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipe
 
 def test_unconditional_sampling(tmp_path):
     folder = tmp_path / "pipeline"
-    make_pipeline(make_transformer(num_classes=0)).save_pretrained(folder)
+    tiny_pipeline(num_classes=0).save_pretrained(folder)
     output_dir = tmp_path / "samples"
     arguments = ["--pipeline", str(folder), "--output_dir", str(output_dir), "--unconditional", "--num_images", "3"]
     run_script(arguments, tmp_path)
@@ -191,7 +184,7 @@ def test_processes_that_form_no_group_are_refused_before_loading(tmp_path):
 
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
-    return save_tiny_classifier(tmp_path_factory.mktemp("classifier"), num_labels=NUM_CLASSES)
+    return save_tiny_classifier(tmp_path_factory.mktemp("classifier"), num_labels=PIPELINE_NUM_CLASSES)
 
 
 def run_in_this_process(arguments):
@@ -275,7 +268,7 @@ def test_rejection_sampling_is_independent_of_sharding_and_resumable(pipeline_di
 
 
 def test_rejection_sampling_refuses_other_classes_and_unconditional_pipelines(pipeline_dir, tmp_path):
-    four_labels = save_tiny_classifier(tmp_path / "four_labels", num_labels=NUM_CLASSES + 1)
+    four_labels = save_tiny_classifier(tmp_path / "four_labels", num_labels=PIPELINE_NUM_CLASSES + 1)
     arguments = ["--num_images_per_class", "1", "--acceptance_rate", "0.5", "--classifier", str(four_labels)]
     arguments += ["--output_dir", str(tmp_path / "samples")]
     with pytest.raises(ValueError, match="has 4 labels, but the VIM's transformer has 3 classes"):
@@ -283,7 +276,7 @@ def test_rejection_sampling_refuses_other_classes_and_unconditional_pipelines(pi
     assert not list((tmp_path / "samples").glob("*.png"))
 
     unconditional = tmp_path / "unconditional"
-    make_pipeline(make_transformer(num_classes=0)).save_pretrained(unconditional)
+    tiny_pipeline(num_classes=0).save_pretrained(unconditional)
     with pytest.raises(ValueError, match="unconditional: pass --unconditional \\(and no --acceptance_rate"):
         run_in_this_process(["--pipeline", str(unconditional), *arguments])
 

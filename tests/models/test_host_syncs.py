@@ -7,13 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_tokenizer, tiny_transformer
 
 
 @pytest.mark.parametrize("use_logit_laplace", [True, False])
 def test_tokenizer_training_step_makes_no_host_sync(host_syncs, use_logit_laplace):
-    torch.manual_seed(0)
-    model = VitVqganModel(VitVqganConfig.from_preset("tiny", use_logit_laplace=use_logit_laplace)).train()
+    model = tiny_tokenizer(use_logit_laplace=use_logit_laplace).train()
     pixel_values = torch.rand(2, 3, 32, 32) * 2 - 1
     host_syncs.clear()
     output = model(pixel_values)
@@ -27,9 +26,8 @@ def test_tokenizer_training_step_makes_no_host_sync(host_syncs, use_logit_laplac
 
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
 def test_vim_training_step_makes_no_host_sync(host_syncs, gradient_checkpointing):
-    torch.manual_seed(0)
-    config = VimConfig.from_preset("tiny", class_dropout_prob=0.1)
-    model = VimForCausalLM(config).train()
+    model = tiny_transformer(class_dropout_prob=0.1).train()
+    config = model.config
     if gradient_checkpointing:
         model.activation_checkpointing_enable()
     prefix = torch.tensor([[config.class_token_id(3)], [config.null_class_token_id]])
@@ -42,8 +40,8 @@ def test_vim_training_step_makes_no_host_sync(host_syncs, gradient_checkpointing
 
 def test_eval_mode_still_reads_values_once(host_syncs):
     # The counter sees the checks the training step skips: an inference call on a prompt reads the token ids once.
-    config = VimConfig.from_preset("tiny")
-    model = VimForCausalLM(config).eval()
+    model = tiny_transformer()
+    config = model.config
     input_ids = torch.tensor([[config.class_token_id(3), 1, 2]])
     host_syncs.clear()
     with torch.no_grad():
@@ -53,7 +51,6 @@ def test_eval_mode_still_reads_values_once(host_syncs):
 
 @pytest.mark.parametrize("cache_implementation", [None, "static"])
 def test_generate_checks_its_prompt(cache_implementation):
-    config = VimConfig.from_preset("tiny")
-    model = VimForCausalLM(config).eval()
+    model = tiny_transformer()
     with pytest.raises(ValueError, match="The prefix token .* is 5, but it must be a class token"):
         model.generate(torch.tensor([[5]]), do_sample=False, cache_implementation=cache_implementation)

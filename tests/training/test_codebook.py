@@ -1,17 +1,16 @@
 import torch
 import torch.nn.functional as F
 
-from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_tokenizer
 from vit_vqgan_hf.training.codebook import lookup_latents, restart_dead_codes
 
 
-def tiny_tokenizer(**overrides) -> VitVqganModel:
-    torch.manual_seed(0)
-    return VitVqganModel(VitVqganConfig.from_preset("tiny", codebook_size=16, codebook_dim=4, **overrides)).eval()
+# A small codebook: 16 codes of dimension 4.
+CODEBOOK = {"codebook_size": 16, "codebook_dim": 4}
 
 
 def test_lookup_latents_are_what_the_quantizer_matches():
-    model = tiny_tokenizer()
+    model = tiny_tokenizer(**CODEBOOK)
     pixel_values = torch.rand(2, 3, 32, 32) * 2 - 1
     latents = lookup_latents(model, pixel_values)
     assert latents.shape == (2 * 8 * 8, 4)
@@ -21,7 +20,7 @@ def test_lookup_latents_are_what_the_quantizer_matches():
 
 
 def test_only_dead_codes_move_onto_latents_and_their_adam_moments_reset():
-    model = tiny_tokenizer()
+    model = tiny_tokenizer(**CODEBOOK)
     weight = model.quantizer.embedding.weight
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.rand(1, 3, 32, 32) * 2 - 1).vq_loss.backward()
@@ -49,7 +48,7 @@ def test_restarts_are_reproducible_across_processes_and_a_no_op_without_dead_cod
     latents = F.normalize(torch.randn(32, 4), dim=-1)
     code_counts = torch.zeros(16, dtype=torch.long)
     code_counts[:4] = 5
-    first, second = tiny_tokenizer(), tiny_tokenizer()
+    first, second = tiny_tokenizer(**CODEBOOK), tiny_tokenizer(**CODEBOOK)
     restart_dead_codes(first, code_counts, latents, torch.Generator().manual_seed(3))
     restart_dead_codes(second, code_counts, latents, torch.Generator().manual_seed(3))
     assert torch.equal(first.quantizer.embedding.weight, second.quantizer.embedding.weight)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import IterableDataset
 
-from tests.examples.utils import make_image_folder
+from tests.testing_utils import write_image_folder
 from vit_vqgan_hf.training.data import (
     ImageStreamingDataset,
     ImageTrainingDataset,
@@ -159,7 +159,9 @@ def test_pil_to_pixel_values_range():
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    return make_image_folder(tmp_path_factory.mktemp("images"), num_per_class=4)
+    """8 images of 40x36 in `cat` and `dog` and one corrupt file in `cat` (half the shared `image_folder`)."""
+    sizes = [(40, 36)] * 4
+    return write_image_folder(tmp_path_factory.mktemp("images"), {"cat": sizes, "dog": sizes}, corrupt=True)
 
 
 @pytest.fixture(scope="module")

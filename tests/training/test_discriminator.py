@@ -4,13 +4,9 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
+from tests.testing_utils import tiny_discriminator
 from vit_vqgan_hf.training import VitVqganDiscriminator, VitVqganDiscriminatorConfig
 from vit_vqgan_hf.training.discriminator import VitVqganDiscriminatorMinibatchStd, make_blur_kernel
-
-
-def tiny_discriminator(**overrides) -> VitVqganDiscriminator:
-    torch.manual_seed(0)
-    return VitVqganDiscriminator(VitVqganDiscriminatorConfig.from_preset("tiny", **overrides))
 
 
 @pytest.mark.parametrize("image_size", [32, 64])

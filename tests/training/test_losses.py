@@ -4,10 +4,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.testing_utils import tiny_discriminator
 from vit_vqgan_hf.training import (
     LpipsVgg16,
-    VitVqganDiscriminator,
-    VitVqganDiscriminatorConfig,
     VitVqganLossWeights,
     discriminator_loss,
     discriminator_step_loss,
@@ -125,7 +124,7 @@ def test_generator_loss_total_is_the_weighted_sum():
     pixel_values = random_images(0)
     output = fake_model_output(pixel_values)
     perceptual = LpipsVgg16(channels=(4, 8, 8, 8, 8)).requires_grad_(False)
-    discriminator = VitVqganDiscriminator(VitVqganDiscriminatorConfig.from_preset("tiny"))
+    discriminator = tiny_discriminator()
     weights = VitVqganLossWeights(
         l2_weight=1.0, logit_laplace_weight=0.2, perceptual_weight=0.3, adversarial_weight=0.4
     )
@@ -173,8 +172,7 @@ def test_generator_loss_names_what_is_missing():
 
 @pytest.mark.parametrize("apply_r1", [False, True])
 def test_discriminator_step_loss(apply_r1):
-    torch.manual_seed(0)
-    discriminator = VitVqganDiscriminator(VitVqganDiscriminatorConfig.from_preset("tiny"))
+    discriminator = tiny_discriminator()
     real = random_images(0)
     fake = random_images(1).requires_grad_(True)
 

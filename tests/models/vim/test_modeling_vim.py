@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, DynamicCache, GenerationConfig
 
+from tests.testing_utils import tiny_transformer, tiny_vim_config
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimModel
 from vit_vqgan_hf.models.vim import modeling_vim
 
@@ -31,12 +32,11 @@ CONFIG_ERRORS = (ValueError, StrictDataclassError)  # a field's validator, or `v
 
 
 def make_config(**overrides) -> VimConfig:
-    return VimConfig(**{**TINY, **overrides})
+    return tiny_vim_config(**{**TINY, **overrides})
 
 
 def make_model(model_class=VimForCausalLM, **overrides):
-    torch.manual_seed(0)
-    return model_class(make_config(**overrides)).eval()
+    return tiny_transformer(model_class=model_class, **{**TINY, **overrides})
 
 
 def make_sequences(config: VimConfig, batch_size=3, class_labels=None, seed=1) -> torch.LongTensor:

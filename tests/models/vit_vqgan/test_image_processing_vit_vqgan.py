@@ -5,7 +5,7 @@ import PIL.Image
 import torch
 from transformers import AutoImageProcessor
 
-from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from tests.testing_utils import tiny_tokenizer, tiny_tokenizer_config
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training.data import ImageTransform
 
@@ -17,7 +17,7 @@ def smooth_image(width: int, height: int, mode: str = "RGB") -> PIL.Image.Image:
 
 
 def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(tmp_path):
-    config = VitVqganConfig.from_preset("tiny")
+    config = tiny_tokenizer_config()
     create_image_processor(config).save_pretrained(tmp_path)
     # A stock transformers class: the folder needs neither this package nor remote code to prepare images.
     image_processor = AutoImageProcessor.from_pretrained(tmp_path, backend="pil")
@@ -35,4 +35,4 @@ def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(
 
     pixel_values = image_processor([smooth_image(40, 70), smooth_image(90, 60)], return_tensors="pt").pixel_values
     assert pixel_values.min() >= -1 and pixel_values.max() <= 1
-    assert VitVqganModel(config).encode(pixel_values).image_tokens.shape == (2, 8, 8)
+    assert tiny_tokenizer().encode(pixel_values).image_tokens.shape == (2, 8, 8)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModel
 
+from tests.testing_utils import tiny_tokenizer
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import code_counts_of, codebook_statistics
 
@@ -30,8 +31,7 @@ TINY = {
 
 
 def make_model(**overrides) -> VitVqganModel:
-    torch.manual_seed(0)
-    return VitVqganModel(VitVqganConfig(**{**TINY, **overrides}))
+    return tiny_tokenizer(**{**TINY, **overrides}).train()
 
 
 def make_pixels(batch_size=3, size=24, seed=1) -> torch.Tensor:

@@ -6,22 +6,10 @@ import PIL.Image
 import pytest
 import torch
 
+from tests.testing_utils import tiny_pipeline
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
-from .test_pipeline_vim import (
-    GRID,
-    brightness_classifier,
-    generators,
-    make_pipeline,
-    make_transformer,
-    no_forward_pass,
-    tokens,
-)
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return make_pipeline()
+from .test_pipeline_vim import GRID, brightness_classifier, generators, no_forward_pass, tokens
 
 
 def pixel_values(num_images, seed=0):
@@ -239,7 +227,7 @@ def test_images_pair_with_labels(pipe):
 
 
 def test_unconditional_model_completes():
-    pipe = make_pipeline(make_transformer(num_classes=0, class_dropout_prob=0.0))
+    pipe = tiny_pipeline(num_classes=0, class_dropout_prob=0.0)
     pixels = pixel_values(2)
     completions = tokens(pipe, image=pixels, num_prefix_rows=1, generator=generators(0, 1))
     assert torch.equal(completions[:, :1], encoded(pipe, pixels)[:, :1])
@@ -266,7 +254,7 @@ def test_rejection_sampling_ranks_the_completions_of_each_image(pipe):
 
 
 def test_callback_and_progress_bar_count_the_sampled_tokens(capsys):
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     steps = []
 
     def record(pipeline, step, timestep, callback_kwargs):
@@ -322,7 +310,7 @@ def test_invalid_completion_inputs_raise_before_any_forward_pass(pipe, arguments
 
 
 def test_guidance_needs_a_trained_null_token_for_completions_too():
-    pipe = make_pipeline(make_transformer(class_dropout_prob=0.0))
+    pipe = tiny_pipeline(class_dropout_prob=0.0)
     with pytest.raises(ValueError, match="label dropout"):
         pipe(class_labels=[0], image=pixel_values(1), num_prefix_rows=2, guidance_scale=2.0)
     with pytest.raises(ValueError, match="not trained on"):
@@ -330,7 +318,7 @@ def test_guidance_needs_a_trained_null_token_for_completions_too():
 
 
 def test_a_tokenizer_in_training_mode_is_refused():
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     pipe.vqgan.train()
     with pytest.raises(ValueError, match=r"eval mode: call `pipe.vqgan.eval\(\)`"):
         pipe(class_labels=[0], image=pixel_values(1), num_prefix_rows=2)
@@ -367,7 +355,7 @@ def test_guidance_reads_the_kept_tokens_after_the_null_token_too(pipe):
 @pytest.mark.slow
 def test_compiled_transformer_completes_like_the_eager_one():
     # The prefill is one more shape to compile (batch x (1 + kept tokens)); the steps after it share one graph.
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     request = {"class_labels": [0, 2], "image": pixel_values(2), "num_prefix_rows": 2, "guidance_scale": 2.0}
     expected = tokens(pipe, generator=generators(0, 1), **request)
     pipe.transformer.compile(fullgraph=True)

@@ -13,49 +13,20 @@ import pytest
 import torch
 from diffusers import ImagePipelineOutput
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VimPipelineOutput, VitVqganConfig, VitVqganModel
+from tests.testing_utils import (
+    PIPELINE_CODEBOOK_SIZE,
+    PIPELINE_GRID,
+    PIPELINE_NUM_CLASSES,
+    PIPELINE_TRANSFORMER,
+    tiny_pipeline,
+    tiny_transformer,
+)
+from vit_vqgan_hf import VimConfig, VimPipeline, VimPipelineOutput
 from vit_vqgan_hf.models.vim.imagenet_classes import IMAGENET_CLASSES
 
 
-CODEBOOK_SIZE = 29
-GRID = 4
-NUM_CLASSES = 3
-
-
-def make_transformer(num_classes=NUM_CLASSES, seed=0, **overrides) -> VimForCausalLM:
-    torch.manual_seed(seed)
-    sizes = {"codebook_size": CODEBOOK_SIZE, "token_grid_size": GRID, "hidden_size": 24, "num_attention_heads": 2}
-    # Label dropout marks the null token as trained, so guidance and unconditional sampling are allowed.
-    config = VimConfig.from_preset(
-        "tiny",
-        **{**sizes, "intermediate_size": 37, "num_classes": num_classes, "class_dropout_prob": 0.1, **overrides},
-    )
-    return VimForCausalLM(config).eval()
-
-
-def make_pipeline(transformer=None) -> VimPipeline:
-    torch.manual_seed(0)
-    tokenizer_config = VitVqganConfig.from_preset(
-        "tiny",
-        image_size=16,
-        patch_size=4,
-        codebook_size=CODEBOOK_SIZE,
-        encoder_hidden_size=16,
-        encoder_num_attention_heads=2,
-        encoder_intermediate_size=20,
-        decoder_hidden_size=16,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=20,
-    )
-    tokenizer = VitVqganModel(tokenizer_config).eval()
-    pipe = VimPipeline(vqgan=tokenizer, transformer=transformer or make_transformer())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return make_pipeline()
+# The shared tiny pipeline's sizes.
+CODEBOOK_SIZE, GRID, NUM_CLASSES = PIPELINE_CODEBOOK_SIZE, PIPELINE_GRID, PIPELINE_NUM_CLASSES
 
 
 def generators(*seeds):
@@ -202,7 +173,7 @@ def test_static_cache_has_fixed_shapes(pipe):
 
 
 def test_compiled_transformer_defaults_to_the_static_cache():
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     assert not pipe.transformer_is_compiled
     pipe.transformer.compile()  # compiled lazily: nothing runs here
     assert pipe.transformer_is_compiled
@@ -221,7 +192,7 @@ def test_compiled_transformer_defaults_to_the_static_cache():
 
 @pytest.mark.slow
 def test_compiled_transformer_gives_the_same_images():
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     expected = tokens(pipe, class_labels=[0, 2], guidance_scale=2.0, generator=generators(0, 1))
     pipe.transformer.compile(fullgraph=True)
     with torch._dynamo.config.patch(error_on_recompile=True):  # one graph for every step of a batch size
@@ -324,7 +295,7 @@ def test_guidance_scale_one_is_off_and_other_scales_change_images(pipe):
 
 
 def test_unconditional_model():
-    pipe = make_pipeline(make_transformer(num_classes=0, class_dropout_prob=0.0))
+    pipe = tiny_pipeline(num_classes=0, class_dropout_prob=0.0)
     images = tokens(pipe, num_images_per_label=3, generator=generators(0, 1, 2))
     assert images.shape == (3, GRID, GRID)
     with pytest.raises(ValueError, match="unconditional"):
@@ -384,7 +355,7 @@ def test_acceptance_rate_one_is_off(pipe):
 
 
 def imagenet_pipeline():
-    return make_pipeline(make_transformer(num_classes=1000, id2label=dict(enumerate(IMAGENET_CLASSES))))
+    return tiny_pipeline(num_classes=1000, id2label=dict(enumerate(IMAGENET_CLASSES)))
 
 
 def test_imagenet_class_names():
@@ -491,7 +462,7 @@ def test_check_inputs_takes_keyword_arguments(pipe):
 
 
 def test_guidance_and_unconditional_need_a_trained_null_token():
-    pipe = make_pipeline(make_transformer(class_dropout_prob=0.0))
+    pipe = tiny_pipeline(class_dropout_prob=0.0)
     with pytest.raises(ValueError, match="label dropout"):
         pipe(class_labels=[0], guidance_scale=2.0)
     with pytest.raises(ValueError, match="not trained on"):
@@ -500,7 +471,7 @@ def test_guidance_and_unconditional_need_a_trained_null_token():
 
 
 def test_mismatched_components_raise(pipe):
-    transformer = make_transformer(token_grid_size=3)
+    transformer = tiny_transformer(**{**PIPELINE_TRANSFORMER, "token_grid_size": 3})
     with pytest.raises(ValueError, match="3x3 tokens.*4x4 tokens"):
         VimPipeline(vqgan=pipe.vqgan, transformer=transformer)
 
@@ -534,7 +505,7 @@ def test_callback_on_step_end_is_called_every_step(pipe):
 
 
 def test_progress_bar(capsys):
-    pipe = make_pipeline()
+    pipe = tiny_pipeline()
     pipe(class_labels=[0], output_type="tokens", max_batch_size=1, num_images_per_label=2)
     assert capsys.readouterr().err == ""
     pipe.set_progress_bar_config(disable=False)

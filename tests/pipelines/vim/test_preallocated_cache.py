@@ -8,7 +8,7 @@ import transformers
 from transformers import Cache, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from vit_vqgan_hf import VimConfig, VimForCausalLM
+from tests.testing_utils import tiny_transformer
 from vit_vqgan_hf.pipelines.vim.preallocated_cache import PreallocatedCacheLayer
 
 
@@ -55,9 +55,8 @@ def test_cache_routes_updates_to_the_given_layers():
 
 
 def test_cached_logits_equal_uncached_logits():
-    torch.manual_seed(0)
-    config = VimConfig.from_preset("tiny", hidden_size=24, num_attention_heads=2, token_grid_size=3)
-    model = VimForCausalLM(config).eval()
+    model = tiny_transformer(hidden_size=24, num_attention_heads=2, token_grid_size=3)
+    config = model.config
     input_ids = torch.cat(
         [torch.tensor([[config.class_token_id(1)], [config.null_class_token_id]]), torch.randint(0, 256, (2, 9))], 1
     )
