@@ -8,6 +8,8 @@
 - Generate: pick a class by name (search over the transformer's `id2label`), or none when the model allows
   unconditional samples; the tokens so far stream to the page as images while `VimPipeline` samples them (through
   its `callback_on_step_end`), with a progress bar, a stop button and downloads of the PNGs and token ids.
+- Complete: an uploaded (or bundled) image whose top rows of tokens VIM keeps while it writes the rest, streamed the
+  same way (`VimPipeline(image=..., num_prefix_rows=...)`).
 - Tokenizer: an uploaded (or bundled) image prepared by the tokenizer folder's own image processor, its
   reconstruction, PSNR / SSIM, the token grid and the codebook codes it uses.
 
@@ -20,6 +22,7 @@ import argparse
 import atexit
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -35,6 +38,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls
 import gradio as gr
 import PIL.Image
 import torch
+from vim_app.completion import check_completion_request, kept_rows_picture
 from vim_app.errors import LoadError, RequestError
 from vim_app.generation import (
     UNCONDITIONAL,
@@ -72,7 +76,7 @@ EXAMPLE_IMAGES_DIR = APP_DIR / "example_images"
 DOWNLOADS_MAX_AGE_SECONDS = 3600
 GUIDANCE_INFO = "Classifier-free guidance: 1 is off (the paper's sampling); higher follows the class more closely."
 CSS = """
-#gallery img, .pixelated img { image-rendering: pixelated; }
+.pixelated img { image-rendering: pixelated; }
 """
 
 
@@ -182,28 +186,56 @@ class VimApp:
         progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
     ):  # fmt: skip
         """Stream (gallery, status, downloads) from previews of the tokens so far to the final images."""
-        state, pipeline = self.state, self.state.pipeline
-        if pipeline is None:
-            raise gr.Error(state.pipeline_error, print_exception=False)
+        pipeline = self._pipeline()
         try:
             checked = check_request(
-                pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, state.max_images
-            )
+                pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p,
+                self.state.max_images,
+            )  # fmt: skip
         except RequestError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        stop_event = state.stop_events[_session(request)] = threading.Event()
+        yield from self._stream(checked, request, progress, "generate")
+
+    def complete(
+        self, path, num_prefix_rows, class_name, num_images, seed, temperature, top_k, top_p, guidance_scale,
+        request: gr.Request, progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
+    ):  # fmt: skip
+        """Stream (kept rows, gallery, status, downloads): the image's kept rows, then its completions appearing."""
+        pipeline = self._pipeline()
+        try:
+            checked = check_completion_request(
+                pipeline, path, num_prefix_rows, class_name, num_images, seed, guidance_scale, temperature, top_k,
+                top_p, self.state.max_images,
+            )  # fmt: skip
+        except RequestError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        kept_rows = upscale_for_display(kept_rows_picture(pipeline, checked))
+        for outputs in self._stream(checked, request, progress, "complete"):
+            yield (kept_rows, *outputs)
+
+    def _pipeline(self):
+        if self.state.pipeline is None:
+            raise gr.Error(self.state.pipeline_error, print_exception=False)
+        return self.state.pipeline
+
+    def _stream(self, checked, request: gr.Request, progress, tab: str):
+        """(gallery, status, downloads) of each update of `checked`'s sampling; the stop button of `tab` ends it."""
+        key = (_session(request), tab)
+        stop_event = self.state.stop_events[key] = threading.Event()
         progress(0, desc="Sampling image tokens")
         try:
-            for update in stream_generation(pipeline, checked, stop_event, preview_every=state.preview_every):
+            for update in stream_generation(
+                self.state.pipeline, checked, stop_event, preview_every=self.state.preview_every
+            ):
                 progress((update.num_sampled, update.num_tokens), desc="Sampling image tokens", unit="tokens")
                 yield self._generation_outputs(checked, update)
         except ValueError as error:  # the pipeline's checks of its arguments
             raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:
-            logger.exception("Generation failed")
-            raise gr.Error(f"Generation failed: {type(error).__name__}: {error}", print_exception=False) from None
+            logger.exception("Sampling failed")
+            raise gr.Error(f"Sampling failed: {type(error).__name__}: {error}", print_exception=False) from None
         finally:
-            state.stop_events.pop(_session(request), None)
+            self.state.stop_events.pop(key, None)
 
     def _generation_outputs(self, checked, update):
         total = update.num_tokens
@@ -214,10 +246,12 @@ class VimApp:
         if update.stopped:
             status = f"**Stopped** after {update.num_sampled} of {total} tokens per image ({update.seconds:.1f} s)."
             return gallery, status, None
-        rate = checked.num_images * total / update.seconds
+        sampled = total - getattr(checked, "num_prefix_rows", 0) * math.isqrt(total)
+        rate = checked.num_images * sampled / update.seconds
         status = (
-            f"**Done**: {checked.num_images} image(s) × {total} tokens in {update.seconds:.2f} s ({rate:.0f} tokens/s "
-            f"on {self.state.device.type}); {update.num_previews} preview{'' if update.num_previews == 1 else 's'} streamed."
+            f"**Done**: {checked.num_images} image(s) × {sampled} sampled tokens in {update.seconds:.2f} s ({rate:.0f} "
+            f"tokens/s on {self.state.device.type}); {update.num_previews} "
+            f"preview{'' if update.num_previews == 1 else 's'} streamed."
         )
         folder = self._downloads_folder()
         return (
@@ -242,8 +276,15 @@ class VimApp:
         return Path(tempfile.mkdtemp(dir=self.state.downloads_dir))
 
     def stop(self, request: gr.Request):
-        """Stop this session's running generation; its last preview stays on the page."""
-        stop_event = self.state.stop_events.get(_session(request))
+        """Stop this session's generation; its last preview stays on the page."""
+        self._stop(request, "generate")
+
+    def stop_completion(self, request: gr.Request):
+        """Stop this session's completion; its last preview stays on the page."""
+        self._stop(request, "complete")
+
+    def _stop(self, request: gr.Request, tab: str):
+        stop_event = self.state.stop_events.get((_session(request), tab))
         if stop_event is not None:
             stop_event.set()
 
@@ -317,50 +358,112 @@ def _model_summary(state: AppState) -> str:
     return "\n\n".join(lines)
 
 
-def _generate_tab(app: VimApp):
-    state = app.state
+def _class_and_count(state: AppState, prefix: str = "", label: str = "Images"):
+    """The class picker (searchable) and the number of images of a sampling tab."""
+    choices = class_choices(state.pipeline)
+    class_name = gr.Dropdown(
+        choices, value=choices[0], label="Class", info="Type to search the class names.", filterable=True,
+        allow_custom_value=True, elem_id=f"{prefix}class-name",
+    )  # fmt: skip
+    num_images = gr.Number(
+        value=min(4, state.max_images), minimum=1, precision=0, label=f"{label} (at most {state.max_images})",
+        elem_id=f"{prefix}num-images",
+    )  # fmt: skip
+    return class_name, num_images
+
+
+def _sampling_controls(state: AppState, prefix: str = ""):
+    """Seed, temperature, top-k, top-p and guidance of a sampling tab (guidance off, with the reason, when the
+    transformer has no unconditional model)."""
+    guidance_reason = guidance_unavailable_reason(state.pipeline)
+    with gr.Accordion("Sampling", open=True):
+        seed = gr.Number(
+            value=0, minimum=0, precision=0, label="Seed (image i uses seed + i)", elem_id=f"{prefix}seed"
+        )
+        temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+        top_k = gr.Number(value=0, minimum=0, precision=0, label="Top-k (0: off)")
+        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p (1: off)")
+        guidance = gr.Slider(
+            1.0, 10.0, value=1.0, step=0.1, label="Guidance scale", interactive=guidance_reason is None,
+            info=guidance_reason or GUIDANCE_INFO, elem_id=f"{prefix}guidance",
+        )  # fmt: skip
+    return [seed, temperature, top_k, top_p, guidance]
+
+
+def _results(prefix: str, label: str):
+    """The status line, the gallery and the downloads of a sampling tab."""
+    status = gr.Markdown("Press the button to start.", elem_id=f"{prefix}status")
+    gallery = gr.Gallery(
+        label=f"{label} (not yet sampled tokens: checkerboard)", format="png", columns=4, height=420,
+        object_fit="contain", elem_id=f"{prefix}gallery", elem_classes="pixelated", buttons=["download", "fullscreen"],
+    )  # fmt: skip
+    downloads = gr.File(
+        label="Downloads: PNGs and token ids", file_count="multiple", elem_id=f"{prefix}downloads"
+    )
+    return gallery, status, downloads
+
+
+def _unavailable(state: AppState, tab: str, elem_id: str) -> bool:
     if state.pipeline is None:
-        gr.Markdown(f"**The Generate tab is not available.** {state.pipeline_error}", elem_id="generate-error")
+        gr.Markdown(f"**The {tab} tab is not available.** {state.pipeline_error}", elem_id=elem_id)
+    return state.pipeline is None
+
+
+def _generate_tab(app: VimApp):
+    if _unavailable(app.state, "Generate", "generate-error"):
         return
-    pipeline = state.pipeline
-    choices = class_choices(pipeline)
-    guidance_reason = guidance_unavailable_reason(pipeline)
     with gr.Row():
         with gr.Column(scale=1):
-            class_name = gr.Dropdown(
-                choices, value=choices[0], label="Class", info="Type to search the class names.",
-                filterable=True, allow_custom_value=True, elem_id="class-name",
-            )  # fmt: skip
-            num_images = gr.Number(
-                value=min(4, state.max_images), minimum=1, precision=0, label=f"Images (at most {state.max_images})",
-                elem_id="num-images",
-            )  # fmt: skip
+            class_name, num_images = _class_and_count(app.state)
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            with gr.Accordion("Sampling", open=True):
-                seed = gr.Number(value=0, minimum=0, precision=0, label="Seed (image i uses seed + i)", elem_id="seed")
-                temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
-                top_k = gr.Number(value=0, minimum=0, precision=0, label="Top-k (0: off)")
-                top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p (1: off)")
-                guidance = gr.Slider(
-                    1.0, 10.0, value=1.0, step=0.1, label="Guidance scale", interactive=guidance_reason is None,
-                    info=guidance_reason or GUIDANCE_INFO, elem_id="guidance",
-                )  # fmt: skip
+            sampling = _sampling_controls(app.state)
         with gr.Column(scale=2):
-            status = gr.Markdown("Pick a class and press Generate.", elem_id="generate-status")
-            gallery = gr.Gallery(
-                label="Samples (not yet sampled tokens: checkerboard)", format="png", columns=4, height=420,
-                object_fit="contain", elem_id="gallery", buttons=["download", "fullscreen"],
-            )  # fmt: skip
-            downloads = gr.File(label="Downloads: PNGs and token ids", file_count="multiple", elem_id="downloads")
-    inputs = [class_name, num_images, seed, temperature, top_k, top_p, guidance]
+            gallery, status, downloads = _results("generate-", "Samples")
     generate.click(
-        app.generate, inputs, [gallery, status, downloads], api_name="generate", concurrency_id="generate",
-        show_progress="full", show_progress_on=[status],
+        app.generate, [class_name, num_images, *sampling], [gallery, status, downloads], api_name="generate",
+        concurrency_id="sampling", show_progress="full", show_progress_on=[status],
     )  # fmt: skip
     stop.click(app.stop, None, None, api_name="stop", queue=False)
-    class_name.change(app.guidance_for_class, class_name, guidance, api_visibility="private", queue=False)
+    class_name.change(app.guidance_for_class, class_name, sampling[-1], api_visibility="private", queue=False)
+
+
+def _completion_tab(app: VimApp):
+    if _unavailable(app.state, "Complete", "completion-error"):
+        return
+    state, grid = app.state, app.state.pipeline.token_grid_size
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(
+                label=f"Image (at least {minimum_side(state.pipeline.vqgan.config)} px on the shorter side)",
+                file_types=["image"], elem_id="completion-upload",
+            )  # fmt: skip
+            num_prefix_rows = gr.Slider(
+                1, grid - 1, value=grid // 2, step=1, label=f"Rows of tokens to keep (of {grid})",
+                elem_id="completion-rows",
+            )  # fmt: skip
+            class_name, num_images = _class_and_count(state, "completion-", "Completions")
+            with gr.Row():
+                complete = gr.Button("Complete", variant="primary", elem_id="complete")
+                stop = gr.Button("Stop", variant="stop", elem_id="completion-stop")
+            sampling = _sampling_controls(state, "completion-")
+        with gr.Column(scale=2):
+            kept_rows = gr.Image(
+                label="Kept rows (as the tokenizer sees them; checkerboard: what VIM writes)", format="png",
+                height=220, elem_classes="pixelated", elem_id="completion-kept",
+            )  # fmt: skip
+            gallery, status, downloads = _results("completion-", "Completions")
+    examples = sorted(path for path in EXAMPLE_IMAGES_DIR.glob("*.*") if _fits(path, state.pipeline.vqgan.config))
+    if examples:
+        gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Bundled examples")
+    complete.click(
+        app.complete, [upload, num_prefix_rows, class_name, num_images, *sampling],
+        [kept_rows, gallery, status, downloads], api_name="complete", concurrency_id="sampling",
+        show_progress="full", show_progress_on=[status],
+    )  # fmt: skip
+    stop.click(app.stop_completion, None, None, api_name="stop_completion", queue=False)
+    class_name.change(app.guidance_for_class, class_name, sampling[-1], api_visibility="private", queue=False)
 
 
 def _tokenizer_tab(app: VimApp):
@@ -411,7 +514,7 @@ def _fits(path: Path, config) -> bool:
 
 
 def build_demo(state: AppState) -> gr.Blocks:
-    """The page: a Generate and a Tokenizer tab over `state`'s models."""
+    """The page: Generate, Complete and Tokenizer tabs over `state`'s models."""
     app = VimApp(state)
     with gr.Blocks(title="VIM: image generation token by token", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -421,6 +524,8 @@ def build_demo(state: AppState) -> gr.Blocks:
         )
         with gr.Tab("Generate", id="generate-tab"):
             _generate_tab(app)
+        with gr.Tab("Complete", id="completion-tab"):
+            _completion_tab(app)
         with gr.Tab("Tokenizer", id="tokenizer-tab"):
             _tokenizer_tab(app)
     return demo

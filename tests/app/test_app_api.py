@@ -1,4 +1,4 @@
-"""Both tabs through the app's HTTP API with `gradio_client` (no browser), against the app served on 127.0.0.1."""
+"""Every tab through the app's HTTP API with `gradio_client` (no browser), against the app served on 127.0.0.1."""
 
 import json
 import os
@@ -37,7 +37,7 @@ def test_generate_streams_previews_then_final_images_and_downloads(client, serve
     *previews, (gallery, status, downloads) = outputs
     assert previews and all("Sampling token" in preview[1] for preview in previews)
     assert all(len(preview[0]) == 3 for preview in previews)
-    assert status.startswith("**Done**: 3 image(s) × 64 tokens")
+    assert status.startswith("**Done**: 3 image(s) × 64 sampled tokens")
     assert [item["caption"] for item in gallery] == ["square · seed 11", "square · seed 12", "square · seed 13"]
 
     # The downloads hold what the pipeline samples with one generator per image from seed + i.
@@ -119,6 +119,66 @@ def test_tokenize_refusals_come_back_as_messages(client, tmp_path, content, mess
         path.write_bytes(content)
     with pytest.raises(AppError, match=message.replace("(", r"\(")):
         client.predict(handle_file(str(path)), api_name="/tokenize")
+
+
+def complete(client, path, num_prefix_rows=4, class_name="triangle", num_images=2, seed=5, guidance=1.0):
+    from gradio_client import handle_file
+
+    job = client.submit(
+        handle_file(str(path)), num_prefix_rows, class_name, num_images, seed, 1.0, 0, 1.0, guidance,
+        api_name="/complete",
+    )  # fmt: skip
+    job.result(timeout=120)
+    return job.outputs()
+
+
+def test_complete_keeps_the_inputs_rows_and_streams_the_rest(client, served_app, tmp_path):
+    image = PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    image.save(tmp_path / "photo.png")
+    *previews, (kept, gallery, status, downloads) = complete(client, tmp_path / "photo.png", num_prefix_rows=3)
+    assert previews and all("Sampling token" in preview[2] for preview in previews)
+    # 8x8 tokens, 3 rows kept: the previews start after the kept 24 tokens.
+    assert status.startswith("**Done**: 2 image(s) × 40 sampled tokens")
+    assert [item["caption"] for item in gallery] == ["triangle · seed 5", "triangle · seed 6"]
+    assert PIL.Image.open(local_path(kept)).size == (256, 256)
+
+    # The completions are the pipeline's, and their kept rows are the input's tokens.
+    pipeline = served_app.state.pipeline
+    generators = [torch.Generator().manual_seed(seed) for seed in (5, 6)]
+    expected = pipeline(
+        class_labels=[2], image=[image], num_prefix_rows=3, num_images_per_label=2, generator=generators,
+        output_type="tokens",
+    ).images  # fmt: skip
+    (tokens_path,) = [local_path(item) for item in downloads if local_path(item).endswith("_tokens.json")]
+    record = json.loads(open(tokens_path).read())
+    tokens = torch.tensor(record["image_tokens"])
+    torch.testing.assert_close(tokens, expected)
+    pixel_values = pipeline.vqgan_image_processor(image, return_tensors="pt").pixel_values
+    with torch.no_grad():
+        input_tokens = pipeline.vqgan.encode(pixel_values).image_tokens
+    assert torch.equal(tokens[:, :3], input_tokens[:, :3].expand(2, -1, -1))
+    assert record["num_prefix_rows"] == 3 and os.path.basename(tokens_path).startswith("completion_class2_seed5")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "content", "message"),
+    [
+        ({"num_prefix_rows": 2.5}, None, "The rows to keep must be a whole number from 1 to 7"),
+        ({"num_prefix_rows": 8}, None, "Value 8 is greater than maximum value 7"),  # Gradio's slider bounds
+        ({"num_images": 5}, None, "At most 4 images per request"),
+        ({}, b"plain text, not an image\n", "'notes.png' is not an image this app can read"),
+    ],
+)
+def test_complete_refusals_come_back_as_messages(client, tmp_path, inputs, content, message):
+    from gradio_client.exceptions import AppError
+
+    path = tmp_path / "notes.png"
+    if content is None:
+        PIL.Image.new("RGB", (16, 16), "red").save(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(AppError, match=message):
+        complete(client, path, **inputs)
 
 
 def test_preview_interval_is_the_command_lines(served_app):

@@ -1,5 +1,5 @@
 """The app in a real browser: headless Chromium driven by Selenium picks a class by name, watches the images appear,
-tokenizes an upload and reads the error of a text file sent as an image. Screenshots land in the test's tmp folder.
+completes an upload's bottom half, tokenizes an upload and reads the error of a text file sent as an image. Screenshots land in the test's tmp folder.
 
 Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the test skips."""
 
@@ -28,15 +28,44 @@ pytestmark = pytest.mark.skipif(
 )
 # Records every state the gallery and the status line go through, in the page itself: a poll from the test could miss
 # a preview that is on screen for a tenth of a second.
-RECORD_GALLERY = """
+def record_gallery(prefix: str) -> str:
+    """A script that records every state of the `prefix` tab's gallery and status line in `window.galleryLog`."""
+    return f"""
 window.galleryLog = [];
-const record = () => window.galleryLog.push({
-    sources: [...document.querySelectorAll('#gallery img')].map(image => image.src),
-    status: document.querySelector('#generate-status').innerText,
-});
-new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true,
-                                                    attributes: true, attributeFilter: ['src']});
+const record = () => window.galleryLog.push({{
+    sources: [...document.querySelectorAll('#{prefix}gallery img')].map(image => image.src),
+    status: document.querySelector('#{prefix}status').innerText,
+}});
+new MutationObserver(record).observe(document.body, {{subtree: true, childList: true, characterData: true,
+                                                    attributes: true, attributeFilter: ['src']}});
 """
+
+
+def watch_until_done(driver, prefix: str, button: str, num_images: int) -> list[str]:
+    """Press `button`, wait for the `prefix` tab's "Done", and check that its gallery ends with `num_images` images
+    of the tokenizer's size that are not blank, after at least one preview; returns the final images' sources."""
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script(record_gallery(prefix))
+    driver.find_element(By.CSS_SELECTOR, f"#{button}").click()
+    wait_for(lambda: "Done" in driver.find_element(By.CSS_SELECTOR, f"#{prefix}status").text, message="Done")
+    final = [image.get_attribute("src") for image in driver.find_elements(By.CSS_SELECTOR, f"#{prefix}gallery img")]
+    assert len(final) == num_images
+    for source in final:
+        pixels = fetch_image(source)
+        assert pixels.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and pixels.std() > 5  # the tokenizer's size, not blank
+    log = driver.execute_script("return window.galleryLog")
+    intermediate = [
+        state for state in log if len(state["sources"]) == num_images and not set(state["sources"]) & set(final)
+    ]
+    assert intermediate, "no image arrived before the final ones"
+    assert log.index(intermediate[-1]) < min(i for i, state in enumerate(log) if set(state["sources"]) == set(final))
+    # A preview shows the not yet sampled area as a checkerboard of the two grays.
+    preview = fetch_image(intermediate[0]["sources"][0])
+    assert {150, 200} <= set(np.unique(preview[-2:, :, 0]))
+    downloads = driver.find_elements(By.CSS_SELECTOR, f"#{prefix}downloads a")
+    assert sum(link.text.endswith(".png") for link in downloads) == num_images or len(downloads) > num_images
+    return final
 
 
 def start_chromium(profile: str):
@@ -118,6 +147,12 @@ def pick_class(driver, typed: str, option: str | None):
     wait_for(lambda: field.get_attribute("value") == option, timeout=10, message=f"{option!r} picked")
 
 
+def open_tab(driver, name: str):
+    from selenium.webdriver.common.by import By
+
+    next(tab for tab in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']") if tab.text == name).click()
+
+
 def set_number(driver, elem_id: str, value: int):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -127,7 +162,7 @@ def set_number(driver, elem_id: str, value: int):
     field.send_keys(str(value), Keys.TAB)
 
 
-def test_generate_and_tokenize_in_chromium(browser, served_app, tmp_path):
+def test_generate_complete_and_tokenize_in_chromium(browser, served_app, tmp_path):
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -137,24 +172,8 @@ def test_generate_and_tokenize_in_chromium(browser, served_app, tmp_path):
     # Generate: a class picked by searching its name, three images, watched token by token.
     pick_class(driver, "squ", "square")
     set_number(driver, "num-images", 3)
-    driver.execute_script(RECORD_GALLERY)
-    driver.find_element(By.CSS_SELECTOR, "#generate").click()
-    wait_for(lambda: "Done" in driver.find_element(By.CSS_SELECTOR, "#generate-status").text, message="Done")
+    watch_until_done(driver, "generate-", "generate", num_images=3)
     driver.save_screenshot(str(tmp_path / "generate.png"))
-    final = [image.get_attribute("src") for image in driver.find_elements(By.CSS_SELECTOR, "#gallery img")]
-    assert len(final) == 3
-    for source in final:
-        pixels = fetch_image(source)
-        assert pixels.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and pixels.std() > 5  # the tokenizer's size, not blank
-    log = driver.execute_script("return window.galleryLog")
-    intermediate = [state for state in log if len(state["sources"]) == 3 and not set(state["sources"]) & set(final)]
-    assert intermediate, "no image arrived before the final ones"
-    assert log.index(intermediate[-1]) < min(i for i, state in enumerate(log) if set(state["sources"]) == set(final))
-    # A preview shows the not yet sampled area as a checkerboard of the two grays.
-    preview = fetch_image(intermediate[0]["sources"][0])
-    assert {150, 200} <= set(np.unique(preview[-2:, :, 0]))
-    downloads = driver.find_elements(By.CSS_SELECTOR, "#downloads a")
-    assert sum(link.text.endswith(".png") for link in downloads) == 3 or len(downloads) >= 4
 
     # A class name that does not exist, typed instead of picked.
     pick_class(driver, "hexagon", None)
@@ -162,11 +181,22 @@ def test_generate_and_tokenize_in_chromium(browser, served_app, tmp_path):
     wait_for(lambda: any("Unknown class name 'hexagon'" in text for text in toast_texts(driver)), message="the error")
     close_toasts(driver)
 
-    # Tokenizer: an upload, its reconstruction and figures.
-    next(tab for tab in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']") if tab.text == "Tokenizer").click()
     image_path = tmp_path / "gradient.png"
     gradient = np.linspace(0, 255, 48 * 40 * 3).reshape(40, 48, 3).astype(np.uint8)
     PIL.Image.fromarray(gradient).save(image_path)
+
+    # Complete: an upload, its kept rows, and two completions watched token by token.
+    open_tab(driver, "Complete")
+    driver.find_element(By.CSS_SELECTOR, "#completion-upload input[type='file']").send_keys(str(image_path))
+    set_number(driver, "completion-num-images", 2)
+    watch_until_done(driver, "completion-", "complete", num_images=2)
+    kept = fetch_image(driver.find_element(By.CSS_SELECTOR, "#completion-kept img").get_attribute("src"))
+    # Upscaled for display: the top half is the decoded input, the bottom half the checkerboard of what VIM writes.
+    assert set(np.unique(kept[-4:, :, 0])) <= {150, 200} and kept[: kept.shape[0] // 2].std() > 5
+    driver.save_screenshot(str(tmp_path / "complete.png"))
+
+    # Tokenizer: an upload, its reconstruction and figures.
+    open_tab(driver, "Tokenizer")
     driver.find_element(By.CSS_SELECTOR, "#upload input[type='file']").send_keys(str(image_path))
     for elem_id in ("input", "reconstruction", "token-grid", "codebook"):
         selector = f"#{elem_id} img"

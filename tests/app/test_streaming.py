@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from vim_app.generation import check_request, stream_generation
-from vim_app.streaming import GenerationStopped, TokenPreviewCallback, mask_unsampled
+from vim_app.streaming import TokenPreviewCallback, mask_unsampled
 
 from vit_vqgan_hf import VimPipeline
 
@@ -80,9 +80,9 @@ def test_stop_event_interrupts_the_pipeline(pipe):
     callback = TokenPreviewCallback(
         pipe.vqgan, NUM_TOKENS, on_preview=lambda preview: stop.set(), every=16, stop_event=stop
     )
-    with pytest.raises(GenerationStopped) as stopped:
-        pipe(class_labels=[0], generator=generators(1), callback_on_step_end=callback)
-    assert stopped.value.num_sampled == 17  # the step after the preview that "pressed" stop
+    images = pipe(class_labels=[0], generator=generators(1), callback_on_step_end=callback).images
+    assert callback.stopped_at == 17  # the step after the preview that "pressed" stop
+    assert images == [] and pipe.interrupt
 
 
 def test_stream_generation_ends_with_the_final_images(pipe):

@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import PIL.Image
 import torch
 
 from .errors import RequestError
-from .streaming import GenerationStopped, Preview, TokenPreviewCallback, mask_unsampled
+from .streaming import Preview, TokenPreviewCallback, mask_unsampled
 
 
 UNCONDITIONAL = "(unconditional)"
@@ -36,6 +37,20 @@ class GenerationRequest:
     temperature: float
     top_k: int | None
     top_p: float | None
+
+    file_prefix: ClassVar[str] = "vim"
+
+    def settings(self) -> dict:
+        """What the token-ids download records besides the tokens."""
+        return {
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "seeds": [self.seed + index for index in range(self.num_images)],
+            "guidance_scale": self.guidance_scale,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+        }
 
     def pipeline_kwargs(self) -> dict:
         # One generator per image: image i depends on seed + i only, not on how many images are asked for.
@@ -184,9 +199,7 @@ def stream_generation(
     def sample():
         try:
             images = pipeline(**request.pipeline_kwargs(), callback_on_step_end=callback).images
-            events.put(("done", images))
-        except GenerationStopped as stopped:
-            events.put(("stopped", stopped.num_sampled))
+            events.put(("done", images) if callback.stopped_at is None else ("stopped", callback.stopped_at))
         except Exception as error:  # handed over, and raised in the request's thread
             events.put(("error", error))
 
@@ -245,20 +258,15 @@ def save_downloads(folder: Path, request: GenerationRequest, images: list, image
     """Write the images as PNGs and their token ids as JSON into `folder`; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     label = "unconditional" if request.class_id is None else f"class{request.class_id}"
+    stem = f"{request.file_prefix}_{label}_seed"
     paths = []
     for index, image in enumerate(images):
-        path = folder / f"vim_{label}_seed{request.seed + index}.png"
+        path = folder / f"{stem}{request.seed + index}.png"
         image.save(path)
         paths.append(path)
-    tokens_path = folder / f"vim_{label}_seed{request.seed}_tokens.json"
+    tokens_path = folder / f"{stem}{request.seed}_tokens.json"
     record = {
-        "class_id": request.class_id,
-        "class_name": request.class_name,
-        "seeds": [request.seed + index for index in range(request.num_images)],
-        "guidance_scale": request.guidance_scale,
-        "temperature": request.temperature,
-        "top_k": request.top_k,
-        "top_p": request.top_p,
+        **request.settings(),
         "decode": "pipe.vqgan.decode_tokens(torch.tensor(record['image_tokens']))",
         "image_tokens": image_tokens.tolist(),
     }

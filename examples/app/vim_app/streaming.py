@@ -17,14 +17,6 @@ PREVIEW_BUDGET = 0.05
 MIN_PREVIEW_INTERVAL = 0.1
 
 
-class GenerationStopped(Exception):
-    """Raised from the callback, inside the pipeline's token loop, when the user asked to stop."""
-
-    def __init__(self, num_sampled: int):
-        super().__init__(f"stopped after {num_sampled} tokens")
-        self.num_sampled = num_sampled
-
-
 @dataclass
 class Preview:
     """The images of a batch decoded from its first `num_sampled` tokens per image."""
@@ -37,7 +29,7 @@ class Preview:
 class TokenPreviewCallback:
     """
     A `callback_on_step_end` for [`VimPipeline`] that decodes the image tokens sampled so far and hands the pictures
-    to `on_preview`, and stops the pipeline when `stop_event` is set (by raising [`GenerationStopped`]).
+    to `on_preview`, and interrupts the pipeline (`VimPipeline.interrupt`) when `stop_event` is set.
 
     A ViT-VQGAN decoder needs the whole token grid, so the positions not sampled yet are filled with each image's
     first token for decoding; [`mask_unsampled`] then shows them as a checkerboard. The last step is not previewed:
@@ -60,7 +52,7 @@ class TokenPreviewCallback:
         min_interval (`float`, *optional*, defaults to 0.1):
             The shortest time in seconds between two previews, for `every=None`.
         stop_event (`threading.Event`, *optional*, defaults to `None`):
-            When set, the next step raises [`GenerationStopped`].
+            When set, the next step interrupts the pipeline and records the tokens sampled so far in `stopped_at`.
     """
 
     def __init__(
@@ -83,6 +75,7 @@ class TokenPreviewCallback:
         self.min_interval = min_interval
         self.stop_event = stop_event
         self.image_tokens = None
+        self.stopped_at = None
         self.num_previews = 0
         self.decode_seconds = 0.0
         self._last_decode_seconds = None
@@ -91,7 +84,9 @@ class TokenPreviewCallback:
     def __call__(self, pipeline, step: int, timestep: int, callback_kwargs: dict) -> dict:
         num_sampled = step + 1
         if self.stop_event is not None and self.stop_event.is_set():
-            raise GenerationStopped(num_sampled)
+            pipeline._interrupt = True
+            self.stopped_at = num_sampled
+            return {}
         image_tokens = callback_kwargs["image_tokens"]
         if num_sampled == self.num_tokens:
             self.image_tokens = image_tokens.clone()

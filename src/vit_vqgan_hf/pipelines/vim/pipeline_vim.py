@@ -104,6 +104,12 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         self.image_processor = VaeImageProcessor(do_normalize=True)
         # Prepares the PIL images to complete as the image processor saved in the tokenizer's folder does.
         self.vqgan_image_processor = create_image_processor(vqgan.config) if vqgan is not None else None
+        self._interrupt = False
+
+    @property
+    def interrupt(self) -> bool:
+        """Set by a `callback_on_step_end` (`pipeline._interrupt = True`) to stop sampling after the current token."""
+        return self._interrupt
 
     @property
     def transformer_is_compiled(self) -> bool:
@@ -257,7 +263,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         call per sampled token. With guidance, the batch is doubled with null-token rows (followed by the same kept
         tokens) and each step uses `uncond + guidance_scale * (cond - uncond)` of the two halves' logits (the same
         distribution as guiding log-probabilities, which differ from the logits by a constant per row). The logits are
-        processed and sampled in float32. `noise=None` means greedy.
+        processed and sampled in float32. `noise=None` means greedy. Returns `None` when a callback interrupted the
+        pipeline before the last token.
         """
         batch_size = prefix_ids.shape[0]
         use_guidance = guidance_scale > 1
@@ -300,11 +307,49 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
                 if "image_tokens" in callback_outputs:
                     image_tokens[:, : step + 1] = callback_outputs["image_tokens"]
             progress_bar.update()
+            if self.interrupt and step + 1 < self.num_image_tokens:
+                return None
 
             input_ids = image_tokens[:, step : step + 1]
             if use_guidance:
                 input_ids = torch.cat([input_ids, input_ids])
         return image_tokens
+
+    def sample_batches(
+        self,
+        chunks: list,
+        guidance_scale: float,
+        logits_processor: LogitsProcessorList,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        cache_implementation: str,
+    ) -> list[torch.LongTensor]:
+        """
+        The image tokens of each `(prefix_ids, kept_tokens, noise)` batch of `chunks`, one [`generate_tokens`] each,
+        under one progress bar; a callback's interrupt ends the list at the last batch whose tokens were all sampled.
+        """
+        self._interrupt = False
+        finished = []
+        num_tokens = len(chunks) * (self.num_image_tokens - chunks[0][1].shape[1])
+        with self.progress_bar(total=num_tokens) as progress_bar:
+            for prefix_ids, kept_tokens, noise in chunks:
+                if self.interrupt:
+                    break
+                image_tokens = self.generate_tokens(
+                    prefix_ids,
+                    noise,
+                    guidance_scale,
+                    logits_processor,
+                    progress_bar,
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                    cache_implementation,
+                    kept_tokens,
+                )
+                if image_tokens is None:
+                    break
+                finished.append(image_tokens)
+        return finished
 
     def score_images(self, classifier, pixel_values: torch.Tensor, class_ids: torch.LongTensor) -> torch.Tensor:
         """The classifier's softmax probability of each image's class, `(batch_size,)` in float32."""
@@ -403,7 +448,10 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
                 the first token it does not keep) and `callback_kwargs` holds the tensors named in
                 `callback_on_step_end_tensor_inputs`. It returns a dict; an `image_tokens` entry replaces the tokens
                 so far (its last column is what the transformer reads next; earlier columns are already in the cache).
-                They must be codes in `[0, codebook_size)`: no step reads them back to check.
+                They must be codes in `[0, codebook_size)`: no step reads them back to check. Setting
+                `pipeline._interrupt = True` stops the sampling (see [`~VimPipeline.interrupt`]): the call then returns
+                the images of the batches (`max_batch_size`) whose tokens were all sampled, none of an unfinished
+                batch, and none at all with rejection sampling, whose candidates of a label are ranked together.
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
                 Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens so
                 far, kept ones included) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of
@@ -507,29 +555,26 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         # 3. Token loop, batch by batch
         noise_chunks = noise.split(batch_size) if do_sample else itertools.repeat(None)
         chunks = list(zip(prefix_ids.split(batch_size), kept_tokens.split(batch_size), noise_chunks))
-        with self.progress_bar(total=len(chunks) * (self.num_image_tokens - kept_tokens.shape[1])) as progress_bar:
-            image_tokens = torch.cat(
-                [
-                    self.generate_tokens(
-                        chunk_prefix_ids,
-                        chunk_noise,
-                        guidance_scale,
-                        logits_processor,
-                        progress_bar,
-                        callback_on_step_end,
-                        callback_on_step_end_tensor_inputs,
-                        cache_implementation,
-                        chunk_kept_tokens,
-                    )
-                    for chunk_prefix_ids, chunk_kept_tokens, chunk_noise in chunks
-                ]
-            )
+        finished = self.sample_batches(
+            chunks,
+            guidance_scale,
+            logits_processor,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+            cache_implementation,
+        )
+        if use_rejection and len(finished) < len(chunks):  # interrupted: the labels' candidates are incomplete
+            finished, use_rejection = [], False
+        image_tokens = torch.cat(finished) if finished else prefix_ids.new_empty(0, self.num_image_tokens)
         image_tokens = image_tokens.view(-1, self.token_grid_size, self.token_grid_size)
 
         # 4. Decode, and keep the best candidates of each label
         images, scores = None, None
-        if output_type != "tokens" or use_rejection:
+        if (output_type != "tokens" or use_rejection) and len(image_tokens):
             images = torch.cat([self.vqgan.decode_tokens(chunk) for chunk in image_tokens.split(batch_size)])
+        elif output_type != "tokens":  # interrupted before any batch finished
+            config = self.vqgan.config
+            images = torch.zeros(0, config.num_channels, config.image_size, config.image_size, device=device)
         if use_rejection:
             class_ids = prefix_ids - self.transformer.config.codebook_size
             scores = torch.cat(
