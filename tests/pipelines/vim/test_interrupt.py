@@ -1,15 +1,9 @@
 """Stopping VimPipeline from a `callback_on_step_end` (`pipeline._interrupt`, diffusers' convention): no transformer
 call after the interrupting step, only finished batches come back, and the next call runs whole."""
 
-import pytest
 import torch
 
-from .test_pipeline_vim import GRID, brightness_classifier, generators, make_pipeline
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return make_pipeline()
+from .test_pipeline_vim import GRID, brightness_classifier, generators
 
 
 def interrupt_at(stop_step):
