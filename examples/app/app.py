@@ -397,9 +397,7 @@ def _results(prefix: str, label: str):
         label=f"{label} (not yet sampled tokens: checkerboard)", format="png", columns=4, height=420,
         object_fit="contain", elem_id=f"{prefix}gallery", elem_classes="pixelated", buttons=["download", "fullscreen"],
     )  # fmt: skip
-    downloads = gr.File(
-        label="Downloads: PNGs and token ids", file_count="multiple", elem_id=f"{prefix}downloads"
-    )
+    downloads = gr.File(label="Downloads: PNGs and token ids", file_count="multiple", elem_id=f"{prefix}downloads")
     return gallery, status, downloads
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 
 APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "app"
@@ -23,12 +22,12 @@ if str(APP_DIR) not in sys.path:
 def save_tiny_models(root: Path) -> SimpleNamespace:
     """A tiny tokenizer (16x16 images, patch 2, 32 codes) with its image processor, and a 3-class VIM pipeline marked
     (in its config) as trained with label dropout, both saved as `make demo` saves them."""
-    from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
+    from vit_vqgan_hf import VimPipeline
     from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 
-    torch.manual_seed(0)
-    tokenizer_config = VitVqganConfig.from_preset(
-        "tiny",
+    from ..testing_utils import tiny_tokenizer, tiny_transformer
+
+    tokenizer = tiny_tokenizer(
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
         codebook_size=32,
@@ -42,9 +41,7 @@ def save_tiny_models(root: Path) -> SimpleNamespace:
         decoder_intermediate_size=20,
         initializer_range=0.2,  # random weights that decode to visible patterns, not a flat gray
     )
-    tokenizer = VitVqganModel(tokenizer_config).eval()
-    vim_config = VimConfig.from_preset(
-        "tiny",
+    transformer = tiny_transformer(
         codebook_size=32,
         token_grid_size=IMAGE_SIZE // PATCH_SIZE,
         hidden_size=24,
@@ -54,12 +51,12 @@ def save_tiny_models(root: Path) -> SimpleNamespace:
         id2label=dict(enumerate(CLASSES)),
         class_dropout_prob=0.1,
     )
-    pipeline = VimPipeline(vqgan=tokenizer, transformer=VimForCausalLM(vim_config).eval())
+    pipeline = VimPipeline(vqgan=tokenizer, transformer=transformer)
     paths = SimpleNamespace(tokenizer=root / "tokenizer", pipeline=root / "pipeline")
     tokenizer.save_pretrained(paths.tokenizer)
-    create_image_processor(tokenizer_config).save_pretrained(paths.tokenizer)
+    create_image_processor(tokenizer.config).save_pretrained(paths.tokenizer)
     pipeline.save_pretrained(paths.pipeline)
-    create_image_processor(tokenizer_config).save_pretrained(paths.pipeline / "vqgan")
+    create_image_processor(tokenizer.config).save_pretrained(paths.pipeline / "vqgan")
     return paths
 
 

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None or not os.path.exists(CHROMEDRIVER),
     reason=f"no Chromium and chromedriver here; install them with `{INSTALL}`",
 )
+
+
 # Records every state the gallery and the status line go through, in the page itself: a poll from the test could miss
 # a preview that is on screen for a tenth of a second.
 def record_gallery(prefix: str) -> str:
