@@ -10,8 +10,8 @@ Every image is resized and center-cropped to the tokenizer's resolution and enco
 - `image_tokens`: the `token_grid_size ** 2` token ids in raster order (int16 when the codebook fits, else int32);
 - `label`: the label column as it was, so a `ClassLabel` keeps its names (for `VimPipeline.get_label_ids`);
 - `augmentation`: 0 for the center crop, `1..N` for the `--num_augmented_copies` random-resized-crop + flip copies
-  (training split only). Copy `k` of example `i` draws its crop and flip from a generator seeded by
-  `(--seed, k, i)`, so the dataset is the same whatever `--num_proc` and `--batch_size`.
+  (training split only; `--no_flip` for unmirrored copies). Copy `k` of example `i` draws its crop and flip from a
+  generator seeded by `(--seed, k, i)`, so the dataset is the same whatever `--num_proc` and `--batch_size`.
 
 The paper augments and encodes on the fly, a new crop every epoch (`train_vim.py --on_the_fly`); a few stored copies
 are the cheaper approximation. Unreadable images are dropped and counted. The tokenizer's fingerprint (codebook, grid,
@@ -61,6 +61,11 @@ def parse_args(input_args=None):
     )
     parser.add_argument(
         "--random_crop_scale", type=float, nargs=2, default=(0.5, 1.0), help="Area range of the random crops."
+    )
+    parser.add_argument(
+        "--no_flip",
+        action="store_true",
+        help="Do not mirror the augmented copies (for images whose mirror is another thing: digits, text).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the augmented copies.")
     parser.add_argument("--batch_size", type=int, default=64, help="Images per `map` batch and tokenizer call.")
@@ -125,7 +130,7 @@ class TokenizeBatch:
         self.autocast = args.mixed_precision == "bf16"
         self.center = ImageTransform(args.resolution)
         self.augment = ImageTransform(
-            args.resolution, random_crop=True, random_flip=True, crop_scale=tuple(args.random_crop_scale)
+            args.resolution, random_crop=True, random_flip=not args.no_flip, crop_scale=tuple(args.random_crop_scale)
         )
 
     def __call__(self, batch: dict, indices: list[int]) -> dict:
@@ -269,7 +274,7 @@ def main(args):
         "preprocessing": {
             "resolution": args.resolution,
             "crop": "resize shorter side + center crop (copy 0)",
-            "augmentation": "random resized crop + horizontal flip (copies 1..N)",
+            "augmentation": "random resized crop" + ("" if args.no_flip else " + horizontal flip") + " (copies 1..N)",
             "random_crop_scale": list(args.random_crop_scale),
             "num_augmented_copies": args.num_augmented_copies,
             "augmented_split": args.train_split,

@@ -10,7 +10,7 @@ import torch
 from datasets import ClassLabel, load_from_disk
 
 from vit_vqgan_hf import VitVqganModel
-from vit_vqgan_hf.training.data import ImageTransform, load_image_dataset
+from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, check_tokenizer_fingerprint, tokenizer_fingerprint
 
 from .conftest import EXAMPLES_DIR, VIM_CLASSES, load_example
@@ -64,6 +64,29 @@ def test_augmented_copies_do_not_depend_on_batching(vim_data, tmp_path):
     )
     original = load_from_disk(str(vim_data.tokens))["train"]
     assert rebatched["train"]["image_tokens"] == original["image_tokens"]
+
+
+def test_augmented_copies_without_flips(vim_data, tmp_path):
+    pretokenize = load_example("pretokenize.py")
+    arguments = ["--tokenizer", str(vim_data.tokenizer), "--train_data_dir", str(vim_data.image_folder)]
+    arguments += ["--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "tokens"), "--device", "cpu"]
+    arguments += ["--num_augmented_copies", "2", "--random_crop_scale", "0.8", "1.0", "--no_flip", "--seed", "3"]
+    tokens = pretokenize.main(pretokenize.parse_args(arguments))["train"].with_format("torch")
+    # Copy k of image i is the random resized crop drawn from the generator of (seed, k, i), never mirrored.
+    images = load_image_dataset(train_data_dir=str(vim_data.image_folder), cache_dir=str(tmp_path / "cache"))
+    crop = ImageTransform(16, random_crop=True, crop_scale=(0.8, 1.0))
+    for index, example in enumerate(images):  # the first readable image (the corrupt file is dropped)
+        try:
+            copies = torch.stack([crop(example["image"], augmentation_generator(3, copy, index)) for copy in (1, 2)])
+            break
+        except Exception:
+            continue
+    tokenizer = VitVqganModel.from_pretrained(vim_data.tokenizer).eval()
+    with torch.no_grad():
+        expected = tokenizer.encode(copies).image_tokens.flatten(1)
+    assert torch.equal(tokens[1:3]["image_tokens"].long(), expected)
+    metadata = json.loads((tmp_path / "tokens" / TOKENS_METADATA_FILE).read_text())
+    assert metadata["preprocessing"]["augmentation"] == "random resized crop (copies 1..N)"
 
 
 def test_tokens_of_another_tokenizer_are_refused(vim_data):
