@@ -1,0 +1,61 @@
+"""benchmarks/reproduce_tokenizer_ablations.py: the photo tiles, and a smoke run that writes the table and the plot."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import PIL.Image
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce_tokenizer_ablations.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("reproduce_tokenizer_ablations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_photo_split_is_held_out_and_reproducible(tmp_path):
+    benchmark = load_benchmark()
+    tiles = benchmark.photo_tiles()
+    assert len(tiles) > 2000 and all(tile.shape == (32, 32, 3) for tile in tiles)
+    benchmark.write_photos(tmp_path / "a", num_validation=64, max_images=200, seed=0)
+    benchmark.write_photos(tmp_path / "b", num_validation=64, max_images=200, seed=0)
+    splits = {
+        split: sorted(path.name for path in (tmp_path / "a" / split / "photo").iterdir())
+        for split in ("train", "validation")
+    }
+    assert (len(splits["train"]), len(splits["validation"])) == (136, 64)
+    assert not set(splits["train"]) & set(splits["validation"])
+    assert sorted(path.name for path in (tmp_path / "b" / "validation" / "photo").iterdir()) == splits["validation"]
+
+
+def test_quick_run_writes_the_rows_asked_for(tmp_path):
+    benchmark = load_benchmark()
+    output_dir = tmp_path / "ablations"
+    rows = ["no_l2", "no_factorization"]  # both kinds of configuration change; each training costs a start-up
+    command = [sys.executable, str(SCRIPT), "--quick", "--datasets", "digits", "--output_dir", str(output_dir)]
+    command += ["--rows", *rows]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+
+    table = (output_dir / "table.md").read_text()
+    results = json.loads((output_dir / "results.json").read_text())["results"]["digits"]
+    assert list(results) == rows
+    for row in (row for row in benchmark.ROWS if row.name in rows):
+        assert f"| {row.description} |" in table
+        result = results[row.name]
+        assert 0 < result["codebook_usage"] <= 1 and result["psnr"] > 0 and result["images_per_second"] > 0
+        assert 0 <= result["latent_mean_direction_length"] <= 1
+        assert 1 <= result["latent_effective_dims"] <= result["codebook_dim"] + 1e-4
+        # Validated every second step of the four, at the end included.
+        assert [step for step, _ in result["usage_over_steps"]] == [2, 4]
+    assert results["no_factorization"]["codebook_dim"] == 64 and not results["no_l2"]["use_l2_normalized_codes"]
+    assert "| 2.0% |" in table and "| 4.0% |" in table  # the paper's usage beside ours
+    assert PIL.Image.open(output_dir / "usage_over_steps.png").size[0] > 0
