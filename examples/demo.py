@@ -13,9 +13,12 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
    dead-code restarts (`--codebook_restart_steps 25`), which the paper's ImageNet recipe does not need;
 3. `evaluate_tokenizer.py`: PSNR, SSIM, l1/l2, logit-Laplace NLL and codebook usage on the validation split;
 4. `pretokenize.py`: both splits as token ids;
-5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card; its held-out
-   loss on the validation tokens, every quarter of the run, shows where it starts to overfit the 1437 digits, and
-   the pipeline keeps the transformer of the lowest one (`--save_best_model`);
+5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card. 1437 digits
+   are few for it: without regularization it overfits them after ~500 steps, so it trains with dropout 0.1 and an
+   EMA of its weights (`--use_ema --ema_decay 0.995`), which the validation and the output use (neither is in the
+   paper's recipe; together they raised unguided class accuracy from 83% to 90-91% on the same tokens). Its held-out
+   loss on the validation tokens, every quarter of the run, picks the transformer the pipeline keeps
+   (`--save_best_model`);
 6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
    with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
    also models the unconditional distribution), each scored by an RBF SVM trained on the real training images: the
@@ -97,9 +100,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo", help="Where every stage writes its results.")
     parser.add_argument("--tokenizer_steps", type=int, default=600, help="Tokenizer training steps (batch 64).")
-    parser.add_argument(
-        "--vim_steps", type=int, default=1000, help="VIM training steps (batch 64; more overfit the 1437 digits)."
-    )
+    parser.add_argument("--vim_steps", type=int, default=1500, help="VIM training steps (batch 64).")
     parser.add_argument("--samples_per_class", type=int, default=50, help="Generated images per class to score.")
     parser.add_argument(
         "--completions_per_class",
@@ -393,7 +394,8 @@ def run_stages(args, output_dir: Path, data_dir: Path, log_dir: Path, timings: d
         launch("train_vim.py",
                ["--tokenizer", output_dir / "tokenizer", "--pretokenized_dataset", output_dir / "tokens",
                 "--model_config", output_dir / "vim_config", "--output_dir", output_dir / "pipeline",
-                "--conditioning", "class", "--dropout", 0.0, "--train_batch_size", 64 // args.num_processes,
+                "--conditioning", "class", "--dropout", 0.1, "--use_ema", "--ema_decay", 0.995,
+                "--train_batch_size", 64 // args.num_processes,
                 "--max_train_steps", steps, "--learning_rate", 1e-3, "--lr_warmup_steps", 100,
                 "--lr_decay_start", steps // 2, "--lr_end", 5e-5, "--checkpointing_steps", max(steps // 2, 1),
                 "--validation_steps", max(steps // 4, 1), "--validation_classes", "zero", "three", "seven",
