@@ -28,7 +28,6 @@ checkpoint and stops.
 """
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +65,7 @@ from vit_vqgan_hf.training.data import (
     load_image_dataset,
     load_training_images,
 )
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, steps_from_ratio
+from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, save_train_results, steps_from_ratio
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -452,16 +451,9 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
         save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
         card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
         card.save(os.path.join(args.output_dir, "README.md"))
-        results = {**state.state_dict(), **{name: value for name, value in metrics.items() if name != "source"}}
-        results["loss_terms"] = loss_terms(args)
-        results["schedule"] = {
-            name: getattr(args, name) for name in ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
-        }
-        Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        logger.info(
-            f"Saved the tokenizer to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
-            "(once per epoch for each such file)."
-        )
+        results = {name: value for name, value in metrics.items() if name != "source"}
+        schedule = ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
+        save_train_results(args, state, {**results, "loss_terms": loss_terms(args)}, schedule, "the tokenizer")
     return metrics
 
 

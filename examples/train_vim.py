@@ -83,7 +83,7 @@ from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training.checkpointing import TrainingState
 from vit_vqgan_hf.training.data import augmented_images, collate_images, held_out_images, load_training_images
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, steps_from_ratio
+from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, save_train_results, steps_from_ratio
 from vit_vqgan_hf.training.tokens import (
     TOKENS_METADATA_FILE,
     check_tokenizer_fingerprint,
@@ -659,15 +659,8 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
         VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
         create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
         save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
-        results = {**state.state_dict(), **losses}
-        results["schedule"] = {
-            name: getattr(args, name) for name in ("max_train_steps", "lr_warmup_steps", "lr_decay_start")
-        }
-        Path(args.output_dir, "train_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        logger.info(
-            f"Saved the VIM pipeline to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped "
-            "(once per epoch for each such file)."
-        )
+        schedule = ("max_train_steps", "lr_warmup_steps", "lr_decay_start")
+        save_train_results(args, state, losses, schedule, "the VIM pipeline")
     accelerator.wait_for_everyone()
 
 

@@ -26,6 +26,7 @@ Non-finite steps are handled on the device ([`clip_and_guard_gradients`]):
 
 import dataclasses
 import gc
+import json
 import math
 import os
 import time
@@ -434,6 +435,20 @@ class TrainingLoop:
         self.accelerator.end_training()
 
 
+def save_train_results(args, state, results: dict, schedule: tuple[str, ...], saved: str):
+    """
+    Write `train_results.json` into `args.output_dir`: the run's counters (`state.state_dict()`), `results`, and under
+    `schedule` the resolved step counts of the `args` it names; then log what was saved (`saved`) and how many reads
+    of unreadable images were skipped.
+    """
+    record = {**state.state_dict(), **results, "schedule": {name: getattr(args, name) for name in schedule}}
+    Path(args.output_dir, "train_results.json").write_text(json.dumps(record, indent=2) + "\n")
+    logger.info(
+        f"Saved {saved} to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped (once per "
+        "epoch for each such file)."
+    )
+
+
 __all__ = [
     "StepCounters",
     "TrainingLoop",
@@ -441,5 +456,6 @@ __all__ = [
     "clip_and_guard_gradients",
     "prepare_train_dataloader",
     "read_logs",
+    "save_train_results",
     "steps_from_ratio",
 ]
