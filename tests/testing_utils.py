@@ -2,7 +2,9 @@
 discriminators and image folders (offline, CPU). Each builder takes overrides, so that a test keeps the sizes it
 asserts on; tests/conftest.py shares the common ones as fixtures."""
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import PIL.Image
@@ -37,6 +39,18 @@ PIPELINE_TRANSFORMER = {
     "intermediate_size": 37,
     "class_dropout_prob": 0.1,
 }
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path) -> ModuleType:
+    """Import a script (`examples/`, `benchmarks/`, `scripts/`) by its path, as a module named after its file, for its
+    functions and `main(parse_args([...]))`."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_tokenizer_config(**overrides) -> VitVqganConfig:

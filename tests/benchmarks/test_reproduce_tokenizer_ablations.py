@@ -1,6 +1,5 @@
 """benchmarks/reproduce_tokenizer_ablations.py: the photo tiles, and a smoke run that writes the table and the plot."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,19 +8,14 @@ from pathlib import Path
 
 import PIL.Image
 
+from tests.testing_utils import load_script
+
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce_tokenizer_ablations.py"
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("reproduce_tokenizer_ablations", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_photo_split_is_held_out_and_reproducible(tmp_path):
-    benchmark = load_benchmark()
+    benchmark = load_script(SCRIPT)
     tiles = benchmark.photo_tiles()
     assert len(tiles) > 2000 and all(tile.shape == (32, 32, 3) for tile in tiles)
     benchmark.write_photos(tmp_path / "a", num_validation=64, max_images=200, seed=0)
@@ -36,7 +30,7 @@ def test_photo_split_is_held_out_and_reproducible(tmp_path):
 
 
 def test_quick_run_writes_the_rows_asked_for(tmp_path):
-    benchmark = load_benchmark()
+    benchmark = load_script(SCRIPT)
     output_dir = tmp_path / "ablations"
     rows = ["no_l2", "no_factorization"]  # both kinds of configuration change; each training costs a start-up
     command = [sys.executable, str(SCRIPT), "--quick", "--datasets", "digits", "--output_dir", str(output_dir)]

@@ -1,7 +1,6 @@
 """examples/evaluate_tokenizer.py and examples/evaluate_generation.py: one process in this process, two processes
 through `accelerate launch` (gloo on CPU), and the same numbers from both."""
 
-import importlib.util
 import json
 import os
 import socket
@@ -15,7 +14,7 @@ import torch
 from accelerate.state import AcceleratorState
 from safetensors.torch import save_file
 
-from tests.testing_utils import tiny_tokenizer, write_image_folder
+from tests.testing_utils import load_script, tiny_tokenizer, write_image_folder
 from vit_vqgan_hf.evaluation import GenerationEvaluator, ReferenceStatistics, results_to_model_index
 from vit_vqgan_hf.evaluation.results import PROTOCOL_FIELDS
 from vit_vqgan_hf.training import LpipsVgg16
@@ -26,11 +25,8 @@ from .helpers import TinyFeatureNetwork, save_tiny_classifier
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_example(name):
+    return load_script(EXAMPLES / f"{name}.py")
 
 
 @pytest.fixture
@@ -41,7 +37,7 @@ def fresh_accelerate_state():
 
 
 def run_in_this_process(name, argv, **kwargs):
-    script = load_script(name)
+    script = load_example(name)
     script.main(script.parse_args(argv), **kwargs)
 
 
@@ -274,19 +270,19 @@ GENERATION_ARGV = ["--pipeline=p", "--reference=r", "--inception_model=i", "--ou
 def test_invalid_values_are_refused_before_loading(name, argv, flag):
     base = TOKENIZER_ARGV if name == "evaluate_tokenizer" else GENERATION_ARGV
     with pytest.raises(ValueError, match=flag):
-        load_script(name).parse_args([*base, *argv])
+        load_example(name).parse_args([*base, *argv])
 
 
 def test_rejection_sampling_needs_a_pipeline():
     argv = ["--samples=s.npz", "--reference=r", "--inception_model=i", "--output_dir=o", "--acceptance_rate=0.5"]
     with pytest.raises(ValueError, match="--acceptance_rate samples from --pipeline"):
-        load_script("evaluate_generation").parse_args([*argv, "--classifier=c"])
+        load_example("evaluate_generation").parse_args([*argv, "--classifier=c"])
 
 
 def test_reference_stats_are_saved_from_reference_images_only():
     argv = ["--pipeline=p", "--reference_stats=s.npz", "--save_reference_stats=t.npz", "--inception_model=i"]
     with pytest.raises(ValueError, match="--save_reference_stats saves the statistics of --reference images"):
-        load_script("evaluate_generation").parse_args([*argv, "--output_dir=o"])
+        load_example("evaluate_generation").parse_args([*argv, "--output_dir=o"])
 
 
 @pytest.mark.parametrize("name", ["evaluate_tokenizer", "evaluate_generation"])

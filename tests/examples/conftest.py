@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import subprocess
 import sys
@@ -7,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.testing_utils import tiny_tokenizer, write_image_folder
+from tests.testing_utils import load_script, tiny_tokenizer, write_image_folder
 
 
 # VIM examples (pretokenize.py, train_vim.py, linear_probe.py): one image folder, tokenizer and pretokenized dataset
@@ -50,10 +49,7 @@ def run_example(script, arguments, hf_home, num_processes=1):
 
 def load_example(script):
     """Import `examples/<script>` as a module (for its functions and `main(parse_args([...]))`)."""
-    spec = importlib.util.spec_from_file_location(Path(script).stem, EXAMPLES_DIR / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES_DIR / script)
 
 
 @pytest.fixture(scope="session")

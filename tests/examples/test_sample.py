@@ -1,6 +1,5 @@
 """End-to-end tests of examples/sample.py on a tiny saved pipeline, as subprocesses or in this process (offline, CPU)."""
 
-import importlib.util
 import json
 import os
 import re
@@ -14,7 +13,7 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 
-from tests.testing_utils import PIPELINE_NUM_CLASSES, tiny_pipeline, write_image_folder
+from tests.testing_utils import PIPELINE_NUM_CLASSES, load_script, tiny_pipeline, write_image_folder
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
 from vit_vqgan_hf.evaluation.sampling import image_seed
@@ -95,15 +94,8 @@ def test_compiled_sampling_writes_the_same_images(pipeline_dir, tmp_path):
     assert all(np.array_equal(compiled[name], image) for name, image in eager.items())
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("sample_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_settings_and_seeds(tmp_path):
-    script = load_script()
+    script = load_script(SCRIPT)
     args = script.parse_args(["--pipeline", "p", "--output_dir", str(tmp_path), "--class_ids", "3", "5"])
     settings = script.sampling_settings(args)
     script.check_settings(settings, tmp_path)  # nothing recorded yet
@@ -137,7 +129,7 @@ def test_settings_and_seeds(tmp_path):
     ],
 )
 def test_invalid_sampling_settings_are_refused_before_loading(arguments, flag):
-    script = load_script()
+    script = load_script(SCRIPT)
     with pytest.raises(ValueError, match=flag):
         script.parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
 
@@ -145,7 +137,7 @@ def test_invalid_sampling_settings_are_refused_before_loading(arguments, flag):
 @pytest.mark.parametrize("flag", ["--num_images_per_class", "--batch_size"])
 def test_non_positive_counts_are_refused(flag, capsys):
     with pytest.raises(SystemExit):
-        load_script().parse_args(["--pipeline", "p", "--output_dir", "o", flag, "0"])
+        load_script(SCRIPT).parse_args(["--pipeline", "p", "--output_dir", "o", flag, "0"])
     assert f"{flag} must be positive, got 0" in capsys.readouterr().err
 
 
@@ -154,7 +146,7 @@ def test_output_dir_that_cannot_be_a_folder_fails_before_the_pipeline_is_loaded(
     from accelerate.state import AcceleratorState
 
     (tmp_path / "file").write_text("not a folder")
-    script = load_script()
+    script = load_script(SCRIPT)
     # The pipeline does not exist: the error must come from --output_dir, before the pipeline is loaded.
     args = script.parse_args(["--pipeline", str(tmp_path / "missing"), "--output_dir", str(tmp_path / output_dir)])
     try:
@@ -188,7 +180,7 @@ def classifier_dir(tmp_path_factory):
 
 
 def run_in_this_process(arguments):
-    script = load_script()
+    script = load_script(SCRIPT)
     try:
         script.main(script.parse_args(arguments))
     finally:
@@ -358,7 +350,7 @@ def test_completions_under_flagged_classes_or_unconditional(pipeline_dir, comple
 )
 def test_invalid_completion_flags_are_usage_errors(arguments, message, capsys):
     with pytest.raises(SystemExit):
-        load_script().parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
+        load_script(SCRIPT).parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
     assert message in capsys.readouterr().err
 
 

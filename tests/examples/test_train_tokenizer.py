@@ -1,6 +1,5 @@
 """End-to-end tests of examples/train_tokenizer.py, run as subprocesses on a generated image folder, offline, on CPU."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor
 
+from tests.testing_utils import load_script
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
@@ -175,10 +175,7 @@ def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path)
 
 @pytest.fixture(scope="module")
 def train_tokenizer_module():
-    spec = importlib.util.spec_from_file_location("train_tokenizer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(train_tokenizer_module, image_folder, tmp_path):
@@ -244,9 +241,7 @@ def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp
 def test_a_short_run_with_the_default_schedule_trains(tmp_path):
     # 300 steps on real images (the demo's digits, 16x16) with the default, run-length-relative warm-up: the paper's
     # 50k-step warm-up as an absolute default left such a run at its initial learning rate, near the untrained PSNR.
-    spec = importlib.util.spec_from_file_location("demo", SCRIPT.parent / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script(SCRIPT.parent / "demo.py")
     splits = demo.write_digits(tmp_path / "digits", seed=0)
     VitVqganConfig(
         **{key: value for key, value in demo.TOKENIZER_CONFIG.items() if key != "model_type"}

@@ -6,7 +6,6 @@ patch embedding on [0, 1] pixels, pre-LayerNorm blocks with a fused bias-free qk
 `pre_quant`, l2-normalized nearest code by squared distance, `post_quant`, and a transposed convolution to pixels.
 """
 
-import importlib.util
 import json
 import math
 import re
@@ -19,14 +18,13 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoImageProcessor
 
+from tests.testing_utils import load_script
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import PRESETS
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert_enhancing_transformers_to_hf.py"
-_spec = importlib.util.spec_from_file_location("convert_enhancing_transformers_to_hf", SCRIPT)
-convert = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert)
+convert = load_script(SCRIPT)
 
 # Original-side sizes, distinct for encoder and decoder; the original attention head width is 64.
 IMAGE_SIZE, PATCH_SIZE = 16, 4
