@@ -100,7 +100,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo", help="Where every stage writes its results.")
     parser.add_argument("--tokenizer_steps", type=int, default=600, help="Tokenizer training steps (batch 64).")
-    parser.add_argument("--vim_steps", type=int, default=1200, help="VIM training steps (batch 64).")
+    parser.add_argument("--vim_steps", type=int, default=1500, help="VIM training steps (batch 64).")
     parser.add_argument("--samples_per_class", type=int, default=50, help="Generated images per class to score.")
     parser.add_argument(
         "--completions_per_class",
