@@ -16,8 +16,8 @@ Stages, each run through the example scripts and `accelerate launch` exactly as 
 5. `train_vim.py`: a small class-conditional VIM, saved as a `VimPipeline` folder with its model card. 1437 digits
    are few for it: without regularization it overfits them after ~500 steps, so it trains with dropout 0.1 and an
    EMA of its weights (`--use_ema --ema_decay 0.995`), which the validation and the output use (neither is in the
-   paper's recipe; on seed 0's tokens, at 1000 steps, they raised unguided class accuracy from 82.6% to 90.4%). Its held-out
-   loss on the validation tokens, every quarter of the run, picks the transformer the pipeline keeps
+   paper's recipe; on seed 0's tokens, at 1000 steps, they raised unguided class accuracy from 82.6% to 90.4%). Its
+   held-out loss on the validation tokens, every quarter of the run, picks the transformer the pipeline keeps
    (`--save_best_model`);
 6. sampling with `VimPipeline`, once with the paper's settings (temperature 1, no top-k/top-p, no guidance) and once
    with classifier-free guidance (`--guidance_scale`; the VIM is trained with 10% of its class tokens dropped, so it
