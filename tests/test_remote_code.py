@@ -124,10 +124,6 @@ def test_the_package_classes_take_precedence_over_the_copied_code(tmp_path):
 
 
 def test_pipeline_folders_keep_loading_with_the_package(tmp_path):
-    if not hasattr(vit_vqgan_hf, "VimPipeline"):
-        import pytest
-
-        pytest.skip("VimPipeline is not exported by vit_vqgan_hf yet")
     pipe = tiny_pipeline(tiny_tokenizer(), tiny_transformer())
     pipe.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "model_index.json").read_text())["vqgan"] == [
