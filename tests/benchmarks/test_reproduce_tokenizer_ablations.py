@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import PIL.Image
+import pytest
 
 from tests.testing_utils import load_script
 
@@ -29,6 +30,7 @@ def test_photo_split_is_held_out_and_reproducible(tmp_path):
     assert sorted(path.name for path in (tmp_path / "b" / "validation" / "photo").iterdir()) == splits["validation"]
 
 
+@pytest.mark.slow  # two short trainings in subprocesses (~25 s); run with `pytest -m slow`
 def test_quick_run_writes_the_rows_asked_for(tmp_path):
     benchmark = load_script(SCRIPT)
     output_dir = tmp_path / "ablations"

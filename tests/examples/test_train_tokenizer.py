@@ -238,6 +238,7 @@ def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp
     assert "| `loss_terms` | vq 1.0, l2 1.0, logit_laplace off, perceptual off, adversarial off |" in card
 
 
+@pytest.mark.slow  # 300 training steps (~35 s): evidence of the default schedule, run with `pytest -m slow`
 def test_a_short_run_with_the_default_schedule_trains(tmp_path):
     # 300 steps on real images (the demo's digits, 16x16) with the default, run-length-relative warm-up: the paper's
     # 50k-step warm-up as an absolute default left such a run at its initial learning rate, near the untrained PSNR.
