@@ -10,8 +10,8 @@ import PIL.Image
 import torch
 
 from .errors import RequestError
-from .generation import GenerationRequest, check_request
-from .streaming import mask_unsampled
+from .generation import GenerationRequest, as_whole_number, check_request
+from .streaming import mask_unsampled, to_uint8_images
 from .tokenizer_view import open_image
 
 
@@ -41,20 +41,11 @@ def check_completion_request(
     if not path:
         raise RequestError("Upload an image to complete, or pick one of the examples.")
     image = open_image(path, pipeline.vqgan.config)
-    grid = pipeline.token_grid_size
-    try:
-        rows = float(num_prefix_rows)
-    except (TypeError, ValueError):
-        rows = None
-    if rows is None or not rows.is_integer() or not 1 <= rows < grid:
-        raise RequestError(
-            f"The rows to keep must be a whole number from 1 to {grid - 1} (the token grid has {grid} rows), got "
-            f"{num_prefix_rows!r}."
-        )
+    num_prefix_rows = as_whole_number("The rows to keep", num_prefix_rows, 1, pipeline.token_grid_size - 1)
     request = check_request(
         pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, max_images
     )
-    return CompletionRequest(**vars(request), image=image, num_prefix_rows=int(rows))
+    return CompletionRequest(**vars(request), image=image, num_prefix_rows=num_prefix_rows)
 
 
 @torch.no_grad()
@@ -64,8 +55,7 @@ def kept_rows_picture(pipeline, request: CompletionRequest) -> PIL.Image.Image:
     pixel_values = pipeline.vqgan_image_processor(request.image, return_tensors="pt").pixel_values
     vqgan = pipeline.vqgan
     pixel_values = pixel_values.to(vqgan.device, vqgan.dtype)
-    pixels = vqgan.decode_tokens(vqgan.encode(pixel_values).image_tokens).float()
-    pixels = ((pixels + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pixels = to_uint8_images(vqgan.decode_tokens(vqgan.encode(pixel_values).image_tokens))
     grid = pipeline.token_grid_size
     masked = mask_unsampled(pixels, request.num_prefix_rows * grid, grid)
     return PIL.Image.fromarray(np.ascontiguousarray(masked[0]))

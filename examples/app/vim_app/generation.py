@@ -109,7 +109,8 @@ def resolve_class(pipeline, class_name) -> int | None:
         ) from None
 
 
-def _as_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+def as_whole_number(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """`value` (a number from the page or the API) as an int in `[minimum, maximum]`, or a `RequestError` naming it."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -126,15 +127,15 @@ def check_request(
     """Check the Generate tab's inputs (from the page or the API) and turn them into a `GenerationRequest`."""
     class_id = resolve_class(pipeline, class_name)
     try:
-        num_images = _as_int("The number of images", num_images, 1)
+        num_images = as_whole_number("The number of images", num_images, 1)
     except RequestError:
         raise RequestError(f"The number of images must be a whole number from 1 to {max_images}.") from None
     if num_images > max_images:
         raise RequestError(
             f"At most {max_images} images per request (the app's --max_images), got {num_images}. Ask for fewer."
         )
-    seed = _as_int("The seed", seed, 0, MAX_SEED)
-    top_k = _as_int("Top-k", top_k, 0)
+    seed = as_whole_number("The seed", seed, 0, MAX_SEED)
+    top_k = as_whole_number("Top-k", top_k, 0)
     try:
         guidance_scale, temperature, top_p = float(guidance_scale), float(temperature), float(top_p)
     except (TypeError, ValueError):

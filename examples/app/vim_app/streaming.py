@@ -121,8 +121,12 @@ class TokenPreviewCallback:
         grid.copy_(image_tokens[:, :1].expand_as(grid))
         grid[:, : image_tokens.shape[1]] = image_tokens
         side = math.isqrt(self.num_tokens)
-        pixels = self.vqgan.decode_tokens(grid.view(-1, side, side)).float()
-        return ((pixels + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8_images(self.vqgan.decode_tokens(grid.view(-1, side, side)))
+
+
+def to_uint8_images(pixels: torch.Tensor) -> np.ndarray:
+    """Decoded pixels `(batch, 3, H, W)` in [-1, 1] as uint8 images `(batch, H, W, 3)`."""
+    return ((pixels.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def mask_unsampled(pixels: np.ndarray, num_sampled: int, token_grid_size: int) -> np.ndarray:
