@@ -71,6 +71,7 @@ PAPER_TABLE4 = {
     "8-d": {"usage": 0.96, "l2": 2.92, "logit_laplace": -2.55, "fid": 1.52, "throughput": 960},
 }
 USAGE_GROUP_SIZE = 256
+DATASETS = ("digits", "photos", "photos64")
 
 
 @dataclass(frozen=True)
@@ -85,27 +86,36 @@ class Row:
     paper_note: str = "not in Table 4"
 
 
+PAPER = ("--quantizer_recipe", "paper")
+DEFAULT = ("--quantizer_recipe", "default")
+ROTATION, LINEAR_MAP, KMEANS = (
+    ("--quantizer_gradient", "rotation"),
+    ("--codebook_map", "linear"),
+    ("--codebook_init", "kmeans"),
+)
 ROWS = (
-    Row("shipped", "as shipped: l2-normalized, 8-d lookup", "32-d (default)"),
-    Row("no_l2", "without l2 normalization", "32-d, not l2-normalized", {"use_l2_normalized_codes": False}),
+    # The paper's quantizer (straight-through, free codes, random init), and each remedy for collapse on top of it.
+    Row("paper", "paper's recipe: l2-normalized, 8-d lookup", "32-d (default)", flags=PAPER),
+    Row("rotation", "+ rotation trick", None, flags=PAPER + ROTATION),
+    Row("kmeans", "+ k-means init", None, flags=PAPER + KMEANS),
+    Row("linear_map", "+ linear map (SimVQ)", None, flags=PAPER + LINEAR_MAP),
+    Row("linear_map_rotation", "+ linear map + rotation", None, flags=PAPER + LINEAR_MAP + ROTATION),
+    Row("linear_map_kmeans", "+ linear map + k-means", None, flags=PAPER + LINEAR_MAP + KMEANS),
+    Row("all", "+ linear map + rotation + k-means", None, flags=PAPER + LINEAR_MAP + ROTATION + KMEANS),
+    # Not a paper row: dead-code restarts, as a reference for how much usage the data allow.
+    Row("restarts", "+ dead-code restarts (not in the paper)", None, flags=PAPER + ("--codebook_restart_steps", 50)),
+    # The shipped default, then the paper's own ablations re-run with it.
+    Row("default", "shipped default (`--quantizer_recipe default`)", "32-d (default)", flags=DEFAULT),
+    Row(
+        "no_l2",
+        "default, without l2 normalization",
+        "32-d, not l2-normalized",
+        {"use_l2_normalized_codes": False},
+        DEFAULT,
+    ),
     # The lookup dimension equal to the encoder width: `codebook_dim` is filled in per dataset.
-    Row("no_factorization", "lookup dim = hidden size (no factorization)", "256-d", {"codebook_dim": None}),
-    Row("dim4", "4-d lookup (half)", "16-d", {"codebook_dim": 4}),
-    Row("dim2", "2-d lookup (a quarter)", "8-d", {"codebook_dim": 2}),
-    Row(
-        "no_logit_laplace",
-        "without the logit-Laplace loss",
-        None,
-        flags=("--logit_laplace_weight", 0),
-        paper_note="not in Table 4 (the text: it mainly helps usage)",
-    ),
-    # Not a paper row: the package's remedy for collapse, as a reference for how much usage the data allow.
-    Row(
-        "restarts",
-        "as shipped, with dead-code restarts (not in the paper)",
-        None,
-        flags=("--codebook_restart_steps", 50),
-    ),
+    Row("no_factorization", "default, lookup dim = hidden size", "256-d", {"codebook_dim": None}, DEFAULT),
+    Row("dim4", "default, 4-d lookup (half)", "16-d", {"codebook_dim": 4}, DEFAULT),
 )
 
 
@@ -117,11 +127,12 @@ class Dataset:
     description: str
     config: dict
     steps: int
+    batch_size: int = 64
 
 
-def photo_tiles(tile: int = 32) -> list[np.ndarray]:
+def photo_tiles(tile: int = 32, factors: tuple[float, ...] = (1.0, 0.5)) -> list[np.ndarray]:
     """Non-overlapping `tile`x`tile` RGB tiles of the colour photos in scikit-image and scikit-learn, each photo at
-    its size (longest side at most 640 pixels) and at half of it."""
+    `factors` of its size (longest side at most 640 pixels)."""
     try:
         from skimage import data
     except ImportError as error:
@@ -138,7 +149,7 @@ def photo_tiles(tile: int = 32) -> list[np.ndarray]:
     for photo in photos:
         image = PIL.Image.fromarray(photo)
         scale = min(1.0, 640 / max(image.size))
-        for factor in (scale, scale / 2):
+        for factor in (scale * factor for factor in factors):
             size = (round(image.width * factor), round(image.height * factor))
             pixels = np.asarray(image.resize(size, PIL.Image.Resampling.BICUBIC) if size != image.size else image)
             for top in range(0, pixels.shape[0] - tile + 1, tile):
@@ -147,10 +158,9 @@ def photo_tiles(tile: int = 32) -> list[np.ndarray]:
     return tiles
 
 
-def write_photos(root: Path, num_validation: int, max_images: int | None, seed: int):
+def write_photos(root: Path, num_validation: int, max_images: int | None, seed: int, tiles: list[np.ndarray]):
     """The tiles as `root/{train,validation}/photo/<index>.png`, split at random (a class folder: `datasets` gives
     images directly in `train/` a label of `None`, which the training script's collate cannot batch)."""
-    tiles = photo_tiles()
     order = np.random.default_rng(seed).permutation(len(tiles))[:max_images]
     for position, index in enumerate(order):
         split = "validation" if position < num_validation else "train"
@@ -163,22 +173,46 @@ def write_photos(root: Path, num_validation: int, max_images: int | None, seed: 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/tokenizer_ablations", help="Where everything is written.")
-    parser.add_argument("--datasets", nargs="+", default=["digits", "photos"], choices=["digits", "photos"])
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="The data sets (see above)."
+    )
     parser.add_argument("--rows", nargs="+", default=[row.name for row in ROWS], choices=[row.name for row in ROWS])
     parser.add_argument("--digits_steps", type=int, default=1000, help="Training steps on the digits (batch 64).")
     parser.add_argument("--photos_steps", type=int, default=750, help="Training steps on the photo tiles (batch 64).")
+    parser.add_argument(
+        "--photos64_steps", type=int, default=500, help="Training steps on the 64x64 photo tiles (batch 32)."
+    )
+    parser.add_argument(
+        "--photos64_rows",
+        nargs="+",
+        default=["paper", "linear_map", "default"],
+        help="The rows trained on the 64x64 tiles (each costs about 1.4 photo rows).",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1],
+        help="Training seeds of --multi_seed_rows (the first: all rows).",
+    )
+    parser.add_argument(
+        "--multi_seed_rows",
+        nargs="+",
+        default=["paper", "default"],
+        help="Rows trained once per seed of --seeds, on digits and photos: those that decide the default.",
+    )
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Peak learning rate (the paper: 1e-4).")
     parser.add_argument("--validation_steps", type=int, default=50, help="Steps between the usage measurements.")
     parser.add_argument("--jobs", type=int, default=2, help="Trainings run side by side.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each training.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the photo split and of every training.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the data splits.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: a few steps on a few images.")
     args = parser.parse_args(argv)
-    for name in ("digits_steps", "photos_steps", "validation_steps", "jobs", "threads"):
+    for name in ("digits_steps", "photos_steps", "photos64_steps", "validation_steps", "jobs", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     if args.quick:
-        args.digits_steps = args.photos_steps = 4
+        args.digits_steps = args.photos_steps = args.photos64_steps = 4
         args.validation_steps = 2
     return args
 
@@ -197,10 +231,24 @@ def prepare_data(args, output_dir: Path) -> dict[str, Dataset]:
 
         max_images = 320 if args.quick else None
         num_validation = 64 if args.quick else 512
-        write_photos(output_dir / "data" / "photos", num_validation, max_images, args.seed)
+        write_photos(output_dir / "data" / "photos", num_validation, max_images, args.seed, photo_tiles())
         num_train = len(list((output_dir / "data" / "photos" / "train").rglob("*.png")))
         description = f"photo tiles, 32x32 ({num_train} training / {num_validation} held-out)"
         datasets["photos"] = Dataset("photos", description, dict(PRESETS["tiny"]), args.photos_steps)
+    if "photos64" in args.datasets:
+        from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import PRESETS
+
+        # Another kind of setting: larger tiles, a 16x16 token grid and 1024 codes, so that a conclusion drawn on 8x8
+        # grids of 128-256 codes is checked against 4x the tokens per image and 4-8x the codes.
+        tiles = photo_tiles(64, factors=(1.0, 0.75, 0.5))
+        num_validation = 64 if args.quick else USAGE_GROUP_SIZE
+        write_photos(output_dir / "data" / "photos64", num_validation, 320 if args.quick else None, args.seed, tiles)
+        num_train = len(list((output_dir / "data" / "photos64" / "train").rglob("*.png")))
+        description = (
+            f"photo tiles, 64x64, 16x16 tokens, 1024 codes ({num_train} training / {num_validation} held-out)"
+        )
+        config = {**PRESETS["tiny"], "image_size": 64, "codebook_size": 1024}
+        datasets["photos64"] = Dataset("photos64", description, config, args.photos64_steps, batch_size=32)
     return datasets
 
 
@@ -214,37 +262,42 @@ def row_config(dataset: Dataset, row: Row):
     return VitVqganConfig(**{**dataset.config, **changes})
 
 
-def train_command(args, dataset: Dataset, row: Row, data_dir: Path, run_dir: Path) -> list[str]:
+def run_name(args, row: Row, seed: int) -> str:
+    """The folder and results key of a row trained with `seed`: the row's name for the first seed."""
+    return row.name if seed == args.seeds[0] else f"{row.name}_seed{seed}"
+
+
+def train_command(args, dataset: Dataset, row: Row, seed: int, data_dir: Path, run_dir: Path) -> list[str]:
     """`examples/train_tokenizer.py` for one row: one process, the paper's schedule shape, no restarts."""
     steps = dataset.steps
     flags = [
         "--train_data_dir", data_dir, "--cache_dir", data_dir.parent / "cache", "--model_config", run_dir,
         "--output_dir", run_dir, "--perceptual_weight", 0, "--adversarial_weight", 0,
         "--discriminator_config", "tiny", "--discriminator_start_step", steps + 1,
-        "--train_batch_size", 64, "--max_train_steps", steps, "--learning_rate", args.learning_rate,
+        "--train_batch_size", dataset.batch_size, "--max_train_steps", steps, "--learning_rate", args.learning_rate,
         "--lr_warmup_steps", max(steps // 10, 1), "--lr_end", args.learning_rate / 2,
         "--validation_steps", args.validation_steps, "--max_validation_samples", USAGE_GROUP_SIZE,
         "--logging_steps", min(args.validation_steps, 25), "--checkpointing_steps", steps + 1,
-        "--report_to", "tensorboard", "--seed", args.seed, *row.flags,
+        "--report_to", "tensorboard", "--seed", seed, *row.flags,
     ]  # fmt: skip
     return [sys.executable, str(EXAMPLES_DIR / "train_tokenizer.py"), *map(str, flags)]
 
 
-def train(args, dataset: Dataset, row: Row, output_dir: Path) -> dict:
+def train(args, dataset: Dataset, row: Row, seed: int, output_dir: Path) -> dict:
     """Train one row in a subprocess (its output in `train.log`); returns its wall time."""
-    run_dir = output_dir / dataset.name / row.name
+    run_dir = output_dir / dataset.name / run_name(args, row, seed)
     shutil.rmtree(run_dir, ignore_errors=True)  # the script refuses to start over an earlier run's checkpoints
     run_dir.mkdir(parents=True)
     row_config(dataset, row).save_pretrained(run_dir)
-    command = train_command(args, dataset, row, output_dir / "data" / dataset.name, run_dir)
+    command = train_command(args, dataset, row, seed, output_dir / "data" / dataset.name, run_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
         returncode = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     if returncode:
-        raise RuntimeError(f"{dataset.name}/{row.name} failed (exit code {returncode}); see {run_dir / 'train.log'}.")
+        raise RuntimeError(f"{run_dir} failed (exit code {returncode}); see {run_dir / 'train.log'}.")
     seconds = time.perf_counter() - start
-    print(f"[{dataset.name}/{row.name}] trained in {seconds:.0f} s", flush=True)
+    print(f"[{dataset.name}/{run_dir.name}] trained in {seconds:.0f} s", flush=True)
     return {"train_seconds": round(seconds, 1)}
 
 
@@ -300,15 +353,17 @@ def evaluate(run_dir: Path, validation_dir: Path) -> dict:
     return {**metrics, **latent_spread(torch.cat(latents))}
 
 
-def collect(dataset: Dataset, row: Row, output_dir: Path, timing: dict) -> dict:
+def collect(args, dataset: Dataset, row: Row, seed: int, output_dir: Path, timing: dict) -> dict:
     """The row's held-out metrics, its usage over training and its training throughput."""
-    run_dir = output_dir / dataset.name / row.name
+    run_dir = output_dir / dataset.name / run_name(args, row, seed)
     scalars = read_scalars(run_dir / "logs")
     # The first logging window holds the start-up (data loading, first steps): left out of the throughput.
     throughput = [value for _, value in scalars.get("train/images_per_second", [])][1:]
     config = json.loads((run_dir / "config.json").read_text())
     return {
-        "row": row.description,
+        "row": row.description if seed == args.seeds[0] else f"{row.description} (seed {seed})",
+        "seed": seed,
+        "quantizer": json.loads((run_dir / "train_results.json").read_text())["quantizer"],
         "paper_row": row.paper_row,
         "paper_note": row.paper_note,
         "codebook_dim": config["codebook_dim"],
@@ -332,7 +387,7 @@ def number(value, digits: int = 2, scale: float = 1.0) -> str:
 def markdown_table(dataset: Dataset, results: dict) -> str:
     """One dataset's rows, ours beside the paper's Table 4 row they correspond to."""
     lines = [
-        f"**{dataset.description}, {dataset.steps} steps of 64 images**",
+        f"**{dataset.description}, {dataset.steps} steps of {dataset.batch_size} images**",
         "",
         "| ablation | lookup dim | usage | perplexity | PSNR (dB) | SSIM | l2 (1e-3) | images/s "
         "| latent dims | mean direction "
@@ -387,12 +442,18 @@ def run_all(args, datasets: dict[str, Dataset], rows: list[Row], output_dir: Pat
         load_image_dataset(
             train_data_dir=str(output_dir / "data" / dataset.name), split=None, cache_dir=output_dir / "data" / "cache"
         )
-    pairs = [(dataset, row) for dataset in datasets.values() for row in rows]
+    runs = []
+    for dataset in datasets.values():
+        for row in rows:
+            if dataset.name == "photos64" and row.name not in args.photos64_rows:
+                continue
+            multi_seed = row.name in args.multi_seed_rows and dataset.name != "photos64"
+            runs.extend((dataset, row, seed) for seed in (args.seeds if multi_seed else args.seeds[:1]))
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        timings = list(pool.map(lambda pair: train(args, *pair, output_dir), pairs))
+        timings = list(pool.map(lambda run: train(args, *run, output_dir), runs))
     results = {name: {} for name in datasets}
-    for (dataset, row), timing in zip(pairs, timings):
-        results[dataset.name][row.name] = collect(dataset, row, output_dir, timing)
+    for (dataset, row, seed), timing in zip(runs, timings):
+        results[dataset.name][run_name(args, row, seed)] = collect(args, dataset, row, seed, output_dir, timing)
     return results
 
 
@@ -430,7 +491,7 @@ def main(args):
     payload = {"settings": settings, "run": run, "paper_table4": PAPER_TABLE4, "results": results}
     (output_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(header + tables)
-    print(f"\n{len(datasets) * len(rows)} trainings in {seconds / 60:.1f} min (load average {load_before[0]:.1f} "
+    print(f"\n{sum(map(len, results.values()))} trainings in {seconds / 60:.1f} min (load average {load_before[0]:.1f} "
           f"before, {run['load_average_after'][0]:.1f} after); outputs in {output_dir}")  # fmt: skip
 
 

@@ -46,6 +46,7 @@ from vit_vqgan_hf import VitVqganConfig, VitVqganModel, cli
 from vit_vqgan_hf.evaluation import build_results, save_results
 from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
+from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import QUANTIZER_GRADIENTS
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import codebook_statistics
 from vit_vqgan_hf.training import (
     LPIPS_VGG16,
@@ -57,7 +58,7 @@ from vit_vqgan_hf.training import (
     load_lpips,
 )
 from vit_vqgan_hf.training.checkpointing import TrainingState
-from vit_vqgan_hf.training.codebook import lookup_latents, restart_dead_codes
+from vit_vqgan_hf.training.codebook import kmeans_codes, lookup_latents, restart_dead_codes, set_codes
 from vit_vqgan_hf.training.data import (
     augmented_images,
     collate_images,
@@ -78,6 +79,14 @@ LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
 # The paper's run (Sec. 5.1): 500k steps, 50k of warm-up; the discriminator starts at 10% of the run, 50k steps.
 PAPER_STEPS, PAPER_WARMUP_STEPS = 500_000, 50_000
 DISCRIMINATOR_START_RATIO = 0.1
+# The quantizer's training recipes (`--quantizer_recipe`): the paper's, and the one that keeps codes in use on the
+# small data sets of `benchmarks/reproduce_tokenizer_ablations.py` (README, Results), the default.
+CODEBOOK_MAPS = ("none", "linear")
+CODEBOOK_INITS = ("random", "kmeans")
+QUANTIZER_RECIPES = {
+    "paper": {"quantizer_gradient": "straight_through", "codebook_map": "none", "codebook_init": "random"},
+    "default": {"quantizer_gradient": "straight_through", "codebook_map": "none", "codebook_init": "random"},
+}
 # The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
 VALIDATION_RESULTS_FILE = "validation_results.json"
 # accelerate's FSDP2 takes one model per `prepare`, and this script trains two (tokenizer and discriminator).
@@ -99,6 +108,7 @@ def parse_args(input_args=None):
     add_model_args(parser)
     optimization = cli.add_optimization_args(parser, examples="Images")
     add_tokenizer_optimization_args(optimization)
+    add_codebook_args(parser)
     outputs = cli.add_output_args(parser)
     outputs.add_argument("--max_validation_samples", type=int, default=256, help="Validation images for the metrics.")
     # The paper's recipe (Sec. 5.1), without clipping; its 50k warm-up steps of 500k as a fraction of the run.
@@ -154,15 +164,52 @@ def add_tokenizer_optimization_args(optimization):
         "--use_ema", action="store_true", help="Keep and export an EMA of the tokenizer weights."
     )
     optimization.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay.")
-    optimization.add_argument(
+
+
+def add_codebook_args(parser):
+    """How the codebook trains: the recipe and its parts, and dead-code restarts."""
+    codebook = parser.add_argument_group("codebook")
+    codebook.add_argument(
+        "--quantizer_recipe",
+        default="default",
+        choices=sorted(QUANTIZER_RECIPES),
+        help=(
+            "Defaults of the three flags below. 'paper': straight-through gradient, free codes, random init (paper "
+            "Sec. 3.2), which collapses to a few %% of the codes on small data sets; 'default': "
+            + ", ".join(f"{name} {value}" for name, value in QUANTIZER_RECIPES["default"].items())
+            + ", which keeps codes in use at every scale this repository measured (README, Results)."
+        ),
+    )
+    codebook.add_argument(
+        "--quantizer_gradient", default=None, choices=QUANTIZER_GRADIENTS, help="Default: from --quantizer_recipe."
+    )
+    codebook.add_argument(
+        "--codebook_map",
+        default=None,
+        choices=CODEBOOK_MAPS,
+        help="'linear': the codes are a learned linear map of frozen random codes (SimVQ). Default: from the recipe.",
+    )
+    codebook.add_argument(
+        "--codebook_init",
+        default=None,
+        choices=CODEBOOK_INITS,
+        help="'kmeans': the codes start on k-means++ centers of the encoder's latents of the first batch (all "
+        "processes). Default: from the recipe.",
+    )
+    codebook.add_argument(
         "--codebook_restart_steps",
         type=int,
         default=None,
         help=(
             "Every N steps, move the codes no token picked in the last N steps onto latents of the current batch "
-            "(dead-code restart). Off by default, as in the paper; turn it on when usage collapses on small or "
-            "low-entropy data (see vit_vqgan_hf.training.codebook)."
+            "(dead-code restart). Off by default, as in the paper (see vit_vqgan_hf.training.codebook)."
         ),
+    )
+    codebook.add_argument(
+        "--codebook_restart_until",
+        type=float,
+        default=1.0,
+        help="Fraction of the run after which restarts stop, so the last steps train every code they placed.",
     )
 
 
@@ -176,6 +223,11 @@ def check_args(args):
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}.")
     if args.codebook_restart_steps is not None and args.codebook_restart_steps < 1:
         raise ValueError(f"--codebook_restart_steps must be at least 1 when given, got {args.codebook_restart_steps}.")
+    if not 0.0 < args.codebook_restart_until <= 1.0:
+        raise ValueError(f"--codebook_restart_until must lie in (0, 1], got {args.codebook_restart_until}.")
+    for name, value in QUANTIZER_RECIPES[args.quantizer_recipe].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.lr_scheduler in SCHEDULERS_WITH_MIN_LR and not 0 <= args.lr_end <= args.learning_rate:
         raise ValueError(f"--lr_end ({args.lr_end}) must lie in [0, --learning_rate ({args.learning_rate})].")
     if not 0.0 < args.ema_decay < 1.0:
@@ -187,7 +239,11 @@ def check_args(args):
 def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig | None]:
     """Model configurations from presets or files, with the command line's overrides; no discriminator without the
     adversarial term."""
-    overrides = {"commitment_cost": args.commitment_cost}
+    overrides = {
+        "commitment_cost": args.commitment_cost,
+        "quantizer_gradient": args.quantizer_gradient,
+        "use_codebook_linear_map": args.codebook_map == "linear",
+    }
     if args.logit_laplace_weight == 0:
         # Without the logit-Laplace loss nothing trains the decoder's scale outputs: it predicts pixels only.
         overrides["use_logit_laplace"] = False
@@ -327,6 +383,8 @@ def export_tokenizer(accelerator, tokenizer, ema) -> VitVqganModel:
     if ema is None:
         return model
     copy = VitVqganModel(model.config).to(accelerator.device)
+    # The buffers too: the frozen codes under `use_codebook_linear_map` are the model's, not the EMA's.
+    copy.load_state_dict(model.state_dict())
     ema.copy_to(copy.parameters())
     return copy
 
@@ -453,7 +511,8 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
         card.save(os.path.join(args.output_dir, "README.md"))
         results = {name: value for name, value in metrics.items() if name != "source"}
         schedule = ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
-        save_train_results(args, state, {**results, "loss_terms": loss_terms(args)}, schedule, "the tokenizer")
+        results = {**results, "loss_terms": loss_terms(args), "quantizer": quantizer_options(args)}
+        save_train_results(args, state, results, schedule, "the tokenizer")
     return metrics
 
 
@@ -517,8 +576,11 @@ class TokenizerTrainingLoop(TrainingLoop):
         # Code counts of the logging window, on the device.
         self.code_counts = torch.zeros(codebook_size, dtype=torch.long, device=accelerator.device)
         self.codebook_window = None
+        # --codebook_init kmeans acts once, on the first batch of a fresh run; a resumed run has its codes already.
+        self.codebook_init_pending = False
 
     def train(self):
+        self.codebook_init_pending = self.args.codebook_init == "kmeans" and self.state.global_step == 0
         if self.args.codebook_restart_steps:
             # After a resume the first restart waits for a full window of counts.
             self.codebook_window = CodebookWindow(torch.zeros_like(self.code_counts), self.state.global_step)
@@ -530,6 +592,8 @@ class TokenizerTrainingLoop(TrainingLoop):
         adversarial_active = (
             parts.discriminator is not None and self.state.global_step >= args.discriminator_start_step
         )
+        if self.codebook_init_pending:
+            self.initialize_codebook(batch["pixel_values"])
         with accelerator.accumulate(*self.models):
             loss, generator_logs, output = generator_forward_backward(
                 args, accelerator, parts.tokenizer, parts.discriminator, parts.perceptual, batch, adversarial_active
@@ -579,6 +643,8 @@ class TokenizerTrainingLoop(TrainingLoop):
         would be exported without the decoder ever having seen it)."""
         if self.codebook_window is None or step >= self.args.max_train_steps:
             return False
+        if step > self.args.codebook_restart_until * self.args.max_train_steps:
+            return False
         every = self.args.codebook_restart_steps
         return step % every == 0 and step - self.codebook_window.start_step >= every
 
@@ -601,6 +667,24 @@ class TokenizerTrainingLoop(TrainingLoop):
         restarted = restart_dead_codes(model, code_counts, latents, generator, self.parts.optimizers[0])
         self.codebook_window = CodebookWindow(torch.zeros_like(code_counts), step)
         return restarted.numel()
+
+    def initialize_codebook(self, pixel_values: torch.Tensor):
+        """--codebook_init kmeans: every code moves onto a k-means++ center of the encoder's latents of this first
+        batch, gathered from all processes; the same seeded generator on every process gives the same codes."""
+        accelerator = self.accelerator
+        model = accelerator.unwrap_model(self.parts.tokenizer)
+        latents = accelerator.gather(lookup_latents(model, pixel_values).contiguous())
+        generator = torch.Generator(latents.device).manual_seed(self.args.seed)
+        codes = kmeans_codes(
+            latents, model.config.codebook_size, generator, spherical=model.config.use_l2_normalized_codes
+        )
+        set_codes(model, torch.arange(model.config.codebook_size, device=codes.device), codes)
+        if self.parts.ema is not None:
+            # The EMA starts from the initialized codes, as it would have had they been there when it was built.
+            for shadow, parameter in zip(self.parts.ema.shadow_params, model.parameters()):
+                shadow.copy_(parameter.detach())
+        self.codebook_init_pending = False
+        logger.info(f"Codebook initialized on k-means++ centers of {latents.shape[0]} latents of the first batch.")
 
     def window_logs(self, examples: int) -> dict:
         """Codebook usage and perplexity of the window's code counts, summed over the processes."""
@@ -631,6 +715,15 @@ def loss_terms(args) -> dict:
         "adversarial": args.adversarial_weight,
     }
     return {"vq": 1.0, **{name: weight or None for name, weight in weights.items()}}
+
+
+def quantizer_options(args) -> dict:
+    """How the codebook trained: the recipe and the options it resolved to, and restarts."""
+    names = ("quantizer_recipe", "quantizer_gradient", "codebook_map", "codebook_init", "codebook_restart_steps")
+    options = {name: getattr(args, name) for name in names}
+    if args.codebook_restart_steps:
+        options["codebook_restart_until"] = args.codebook_restart_until
+    return options
 
 
 def resolve_schedule(args):

@@ -19,8 +19,8 @@ def test_photo_split_is_held_out_and_reproducible(tmp_path):
     benchmark = load_script(SCRIPT)
     tiles = benchmark.photo_tiles()
     assert len(tiles) > 2000 and all(tile.shape == (32, 32, 3) for tile in tiles)
-    benchmark.write_photos(tmp_path / "a", num_validation=64, max_images=200, seed=0)
-    benchmark.write_photos(tmp_path / "b", num_validation=64, max_images=200, seed=0)
+    benchmark.write_photos(tmp_path / "a", num_validation=64, max_images=200, seed=0, tiles=tiles)
+    benchmark.write_photos(tmp_path / "b", num_validation=64, max_images=200, seed=0, tiles=tiles)
     splits = {
         split: sorted(path.name for path in (tmp_path / "a" / split / "photo").iterdir())
         for split in ("train", "validation")
@@ -30,20 +30,35 @@ def test_photo_split_is_held_out_and_reproducible(tmp_path):
     assert sorted(path.name for path in (tmp_path / "b" / "validation" / "photo").iterdir()) == splits["validation"]
 
 
-@pytest.mark.slow  # two short trainings in subprocesses (~25 s); run with `pytest -m slow`
+def test_larger_tiles_for_the_third_setting():
+    tiles = load_script(SCRIPT).photo_tiles(64, factors=(1.0, 0.75, 0.5))
+    assert len(tiles) > 1000 and all(tile.shape == (64, 64, 3) for tile in tiles)
+
+
+@pytest.mark.slow  # three short trainings in subprocesses (~40 s); run with `pytest -m slow`
 def test_quick_run_writes_the_rows_asked_for(tmp_path):
     benchmark = load_script(SCRIPT)
     output_dir = tmp_path / "ablations"
-    rows = ["no_l2", "no_factorization"]  # both kinds of configuration change; each training costs a start-up
+    # Both kinds of configuration change, a flag-only row, and a second seed for one of them; each training costs a
+    # start-up.
+    rows = ["no_l2", "no_factorization", "linear_map_rotation"]
     command = [sys.executable, str(SCRIPT), "--quick", "--datasets", "digits", "--output_dir", str(output_dir)]
-    command += ["--rows", *rows]
+    command += ["--rows", *rows, "--seeds", "0", "1", "--multi_seed_rows", "no_l2"]
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
 
     table = (output_dir / "table.md").read_text()
     results = json.loads((output_dir / "results.json").read_text())["results"]["digits"]
-    assert list(results) == rows
+    assert list(results) == ["linear_map_rotation", "no_l2", "no_l2_seed1", "no_factorization"]
+    assert results["no_l2_seed1"]["seed"] == 1 and "(seed 1)" in results["no_l2_seed1"]["row"]
+    assert results["linear_map_rotation"]["quantizer"] == {
+        "quantizer_recipe": "paper",
+        "quantizer_gradient": "rotation",
+        "codebook_map": "linear",
+        "codebook_init": "random",
+        "codebook_restart_steps": None,
+    }
     for row in (row for row in benchmark.ROWS if row.name in rows):
         assert f"| {row.description} |" in table
         result = results[row.name]

@@ -286,6 +286,7 @@ def test_a_short_run_with_the_default_schedule_trains(tmp_path):
         (["--lr_warmup_steps", "-5"], "--lr_warmup_steps must be at least 0, got -5"),
         (["--adam_beta1", "1.5"], r"--adam_beta1 must be in \[0, 1\), got 1.5"),
         (["--num_validation_images", "-1"], "--num_validation_images must be at least 1"),
+        (["--codebook_restart_until", "0"], r"--codebook_restart_until must lie in \(0, 1\], got 0.0"),
     ],
 )
 def test_invalid_arguments_are_reported(train_tokenizer_module, arguments, message):
@@ -300,3 +301,62 @@ def test_a_model_config_that_is_not_rgb_is_refused(train_tokenizer_module, tmp_p
     )
     with pytest.raises(ValueError, match="num_channels=1; this script trains on RGB images"):
         train_tokenizer_module.load_configs(args)
+
+
+def test_quantizer_recipes_resolve_and_explicit_flags_win(train_tokenizer_module):
+    def parse(*arguments):
+        args = train_tokenizer_module.parse_args(
+            ["--train_data_dir", "images", "--perceptual_weight", "0", *arguments]
+        )
+        config, _ = train_tokenizer_module.load_configs(args)
+        return args, config
+
+    args, config = parse("--model_config", "tiny", "--quantizer_recipe", "paper")
+    assert (args.quantizer_gradient, args.codebook_map, args.codebook_init) == ("straight_through", "none", "random")
+    assert config.quantizer_gradient == "straight_through" and not config.use_codebook_linear_map
+    args, config = parse("--model_config", "tiny")
+    recipe = train_tokenizer_module.QUANTIZER_RECIPES["default"]
+    assert {name: getattr(args, name) for name in recipe} == recipe
+    assert config.use_codebook_linear_map == (recipe["codebook_map"] == "linear")
+    assert config.quantizer_gradient == recipe["quantizer_gradient"]
+    args, config = parse("--model_config", "tiny", "--quantizer_recipe", "paper", "--quantizer_gradient", "rotation")
+    assert config.quantizer_gradient == "rotation" and args.codebook_init == "random"
+
+
+def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path):
+    # The codes start on k-means++ centers of the first batch's latents (256 = the tiny codebook), then train under a
+    # linear map with the rotation trick and restarts after step 1 (the frozen codes solved through the map).
+    extra = ["--max_train_steps", "3", "--checkpointing_steps", "1", "--adversarial_weight", "0", "--use_ema"]
+    extra += ["--codebook_init", "kmeans", "--codebook_map", "linear", "--quantizer_gradient", "rotation"]
+    extra += ["--codebook_restart_steps", "1", "--codebook_restart_until", "0.5", "--seed", "3"]
+    runs = {name: tmp_path / name for name in ("first", "second", "resumed")}
+    for name in ("first", "second"):
+        assert_success(run_script(tiny_args(image_folder, runs[name], tmp_path / "cache", *extra), tmp_path))
+    shutil.copytree(runs["first"] / "checkpoints" / "checkpoint_1", runs["resumed"] / "checkpoints" / "checkpoint_1")
+    arguments = tiny_args(
+        image_folder, runs["resumed"], tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest"
+    )
+    result = run_script(arguments, tmp_path)
+    assert_success(result)
+    assert "Codebook initialized" not in result.stderr  # the resumed run has its codes from the checkpoint
+
+    weights = {name: load_file(folder / "model.safetensors") for name, folder in runs.items()}
+    for name in ("second", "resumed"):
+        for key in weights["first"]:
+            torch.testing.assert_close(weights[name][key], weights["first"][key], rtol=0, atol=0, msg=f"{name}: {key}")
+    # The frozen codes are the k-means centers (not the random initialization), scaled to the stored norms.
+    first = VitVqganModel.from_pretrained(runs["first"])
+    untrained = VitVqganModel(first.config)
+    assert not torch.allclose(first.quantizer.embedding.weight, untrained.quantizer.embedding.weight)
+    results = json.loads((runs["first"] / "train_results.json").read_text())
+    assert results["quantizer"] == {
+        "quantizer_recipe": "default",
+        "quantizer_gradient": "rotation",
+        "codebook_map": "linear",
+        "codebook_init": "kmeans",
+        "codebook_restart_steps": 1,
+        "codebook_restart_until": 0.5,
+    }
+    card = ModelCard.load(runs["first"] / "README.md").text
+    assert "| `codebook_init` | kmeans |" in card and "a learned linear map of frozen codes" in card
+    assert "rotation trick" in card

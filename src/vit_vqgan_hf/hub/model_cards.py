@@ -198,7 +198,12 @@ def _tokenizer_variables(config: VitVqganConfig) -> dict:
         (
             "Codebook",
             f"{config.codebook_size} codes of dimension {config.codebook_dim}"
-            + (", l2-normalized (cosine lookup)" if config.use_l2_normalized_codes else ""),
+            + (", l2-normalized (cosine lookup)" if config.use_l2_normalized_codes else "")
+            + (", a learned linear map of frozen codes (SimVQ)" if config.use_codebook_linear_map else ""),
+        ),
+        (
+            "Quantizer gradient",
+            "rotation trick (Fifty et al. 2024)" if config.quantizer_gradient == "rotation" else "straight-through",
         ),
         *(
             (

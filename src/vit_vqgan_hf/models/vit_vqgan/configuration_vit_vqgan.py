@@ -46,6 +46,7 @@ PRESETS = {
 POSITION_EMBEDDING_TYPES = ("learned", "sincos")
 ENCODER_HEAD_TYPES = ("mlp", "none")
 DECODER_HEAD_TYPES = ("mlp", "linear")
+QUANTIZER_GRADIENTS = ("straight_through", "rotation")
 
 
 def check_preset_overrides(config_class: type, overrides: dict):
@@ -101,6 +102,16 @@ class VitVqganConfig(PreTrainedConfig):
             Whether encoder outputs and codes are l2-normalized, so the lookup is by cosine similarity.
         commitment_cost (`float`, *optional*, defaults to 0.25):
             Weight beta of the commitment term `||z_e - sg[e]||^2` of the VQ loss (paper Eq. 1).
+        quantizer_gradient (`str`, *optional*, defaults to `"straight_through"`):
+            How the encoder's gradient passes the quantizer: `"straight_through"` (the paper's estimator, the
+            gradient of the code copied onto the latent) or `"rotation"` (the rotation trick of Fifty et al. 2024: the
+            latent carried onto its code by a rotation and rescale treated as constants, so the gradient also carries
+            the angle between them). Token ids and quantized latents are the same either way; only training changes.
+        use_codebook_linear_map (`bool`, *optional*, defaults to `False`):
+            Whether the codes are a learned linear map of a frozen random codebook (SimVQ, Zhu et al. 2024), instead of
+            free vectors (the paper). Every step then moves the whole code space, so codes that no latent picks still
+            follow the encoder: the remedy for codebook collapse on small data. Token ids keep their meaning; the map is
+            part of the saved weights (`quantizer.codebook_map`).
         use_logit_laplace (`bool`, *optional*, defaults to `True`):
             Whether the decoder predicts a logit-space mean and a log-scale per pixel channel (for the logit-Laplace
             loss); the reconstruction is then the sigmoid of the mean. Without it the decoder predicts pixels directly.
@@ -161,6 +172,8 @@ class VitVqganConfig(PreTrainedConfig):
     codebook_dim: int = positive_int_field(default=32)
     use_l2_normalized_codes: bool = True
     commitment_cost: float | int = interval(min=0)(default=0.25)
+    quantizer_gradient: str = "straight_through"
+    use_codebook_linear_map: bool = False
     use_logit_laplace: bool = True
     logit_laplace_eps: float = interval(min=0, max=0.5, exclude_max=True)(default=0.1)
     hidden_act: str = activation_fn_key(default="gelu")
@@ -233,6 +246,10 @@ class VitVqganConfig(PreTrainedConfig):
         if self.encoder_head_type not in ENCODER_HEAD_TYPES:
             raise ValueError(
                 f"`encoder_head_type` must be one of {ENCODER_HEAD_TYPES}, got {self.encoder_head_type!r}."
+            )
+        if self.quantizer_gradient not in QUANTIZER_GRADIENTS:
+            raise ValueError(
+                f"`quantizer_gradient` must be one of {QUANTIZER_GRADIENTS}, got {self.quantizer_gradient!r}."
             )
         if self.decoder_head_type not in DECODER_HEAD_TYPES:
             raise ValueError(

@@ -311,9 +311,32 @@ class VitVqganDecoder(nn.Module):
         return patches.permute(0, 5, 1, 3, 2, 4).reshape(batch_size, channels, height * patch, width * patch)
 
 
+def rotate_onto_codes(latents: torch.Tensor, codes: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """
+    The rotation trick (Fifty et al. 2024, "Restructuring Vector Quantization with the Rotation Trick", Eq. 4-5):
+    each row of `latents` times `lambda R`, where `R` rotates the latent's direction onto its code's and `lambda` is
+    the ratio of their norms, both treated as constants. The value is the code (up to rounding); the gradient reaching
+    the latent is the code's, rotated back and rescaled, so it depends on where the latent lies relative to its code.
+    `R x = x - 2 (x.r) r + 2 (x.u) q` with `u`, `q` the unit latent and code and `r` the unit vector along `u + q`
+    (a Householder reflection followed by one more).
+    """
+    latent_norms = latents.norm(dim=-1, keepdim=True).clamp(min=eps)
+    code_norms = codes.norm(dim=-1, keepdim=True)
+    directions = (latents / latent_norms).detach()
+    code_directions = (codes / code_norms.clamp(min=eps)).detach()
+    bisectors = F.normalize(directions + code_directions, dim=-1, eps=eps)
+    rotated = (
+        latents
+        - 2 * (latents * bisectors).sum(-1, keepdim=True) * bisectors
+        + 2 * (latents * directions).sum(-1, keepdim=True) * code_directions
+    )
+    return rotated * (code_norms / latent_norms).detach()
+
+
 class VitVqganVectorQuantizer(nn.Module):
     """Factorized, l2-normalized codebook (paper §3.2): nearest code by cosine similarity in a low-dimensional lookup
-    space, VQ loss of Eq. 1 and a straight-through estimator."""
+    space, VQ loss of Eq. 1 and a straight-through estimator (or the rotation trick, `config.quantizer_gradient`). With
+    `config.use_codebook_linear_map` the codes are a learned linear map of the frozen `embedding` (SimVQ)."""
 
     # The nearest-code search scores at most this many (token, code) pairs at once, so 256 images x 1024 tokens
     # against 8192 codes never materializes the full 8.6 GB score matrix. A memory knob, not a model hyperparameter.
@@ -324,11 +347,24 @@ class VitVqganVectorQuantizer(nn.Module):
         self.codebook_size = config.codebook_size
         self.commitment_cost = config.commitment_cost
         self.use_l2_normalized_codes = config.use_l2_normalized_codes
+        self.quantizer_gradient = config.quantizer_gradient
         self.embedding = nn.Embedding(config.codebook_size, config.codebook_dim)
+        self.codebook_map = None
+        if config.use_codebook_linear_map:
+            # SimVQ: the stored codes stay as initialized and only the shared map learns, so a step that moves the
+            # used codes moves all of them. The stored codes become a buffer (same state-dict key) rather than a
+            # frozen parameter, which `from_pretrained` would make trainable again and DDP would wait on for a
+            # gradient.
+            stored_codes = self.embedding.weight.detach()
+            del self.embedding.weight
+            self.embedding.register_buffer("weight", stored_codes)
+            self.codebook_map = nn.Parameter(torch.empty(config.codebook_dim, config.codebook_dim))
 
     def codebook(self) -> torch.Tensor:
         """The code vectors the lookup compares against, `(codebook_size, codebook_dim)`, in float32."""
         codes = self.embedding.weight.float()
+        if self.codebook_map is not None:
+            codes = codes @ self.codebook_map.float()
         return F.normalize(codes, dim=-1) if self.use_l2_normalized_codes else codes
 
     @torch.no_grad()
@@ -365,8 +401,10 @@ class VitVqganVectorQuantizer(nn.Module):
             codebook_loss = F.mse_loss(codes, latents.detach())
             commitment_loss = F.mse_loss(latents, codes.detach())
             vq_loss = codebook_loss + self.commitment_cost * commitment_loss
-            # Straight-through: the forward value is exactly the code, the gradient goes to the encoder's latents.
-            quantized = codes.detach() + (latents - latents.detach())
+            # The forward value is exactly the code; the gradient reaches the encoder's latents unchanged
+            # (straight-through) or rotated as the latent would be onto its code (the rotation trick).
+            carrier = rotate_onto_codes(latents, codes) if self.quantizer_gradient == "rotation" else latents
+            quantized = codes.detach() + (carrier - carrier.detach())
         return quantized, image_tokens, vq_loss, codebook_loss, commitment_loss
 
     def embed_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:
@@ -425,6 +463,12 @@ class VitVqganPreTrainedModel(PreTrainedModel):
             # The paper initializes the codebook from a normal distribution (§3.2); the scale is irrelevant once
             # codes are l2-normalized.
             init.normal_(module.embedding.weight, mean=0.0, std=1.0)
+            if module.codebook_map is not None:
+                # SimVQ's initialization (that of `nn.Linear`): entries of scale 1/sqrt(dim), against which the
+                # optimizer's steps reshape the map quickly. The codes' scale is irrelevant once normalized; an
+                # identity start (entries of 1) moved the map ~3x more slowly and kept 34% of the codes against ... .
+                bound = module.codebook_map.shape[0] ** -0.5
+                init.uniform_(module.codebook_map, -bound, bound)
 
 
 class VitVqganModel(VitVqganPreTrainedModel):
