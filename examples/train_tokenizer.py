@@ -682,4 +682,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with cli.command_line_errors():
+        main(parse_args())

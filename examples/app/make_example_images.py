@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vit_vqgan_hf.models.vit_vqgan import prepare_image
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 OUTPUT_DIR = Path(__file__).resolve().parent / "example_images"
@@ -44,8 +45,9 @@ def write_photos(side: int = 256):
 
 
 if __name__ == "__main__":
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    write_digits()
-    write_photos()
-    for path in sorted(OUTPUT_DIR.iterdir()):
-        print(f"{path} ({path.stat().st_size} bytes)")
+    with command_line_errors():
+        OUTPUT_DIR.mkdir(exist_ok=True)
+        write_digits()
+        write_photos()
+        for path in sorted(OUTPUT_DIR.iterdir()):
+            print(f"{path} ({path.stat().st_size} bytes)")

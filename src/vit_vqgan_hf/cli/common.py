@@ -2,7 +2,8 @@
 """What every command-line script shares: the Hub flags, output folders, and checks of flags, of the `accelerate launch`
 setup and of the Hub repository, all run before any compute. Loading a model or data set named on the command line
 with an error that says what was expected (`load_pretrained`) and the device check (`check_device`) live in
-`vit_vqgan_hf.utils.loading`, so that the app can use them without the scripts' dependencies; they are re-exported here.
+`vit_vqgan_hf.utils.loading`, so that the app can use them without the scripts' dependencies, and the entry points'
+error reporting (`command_line_errors`, `InputError`) in `vit_vqgan_hf.utils.errors`; all are re-exported here.
 """
 
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 from accelerate.utils import DistributedType, broadcast_object_list
 
 from ..hub.uploads import create_hub_repo
+from ..utils.errors import InputError, command_line_errors
 from ..utils.loading import check_device, load_pretrained
 
 
@@ -99,11 +101,11 @@ def check_launch(accelerator):
             The script's accelerator, just built.
 
     Raises:
-        `RuntimeError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
+        `InputError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size != accelerator.num_processes:
-        raise RuntimeError(
+        raise InputError(
             f"`accelerate launch` started {world_size} processes, but each set up a run of "
             f"{accelerator.num_processes} ({accelerator.distributed_type}): they would each do the whole job and write "
             "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true (and --multi_gpu, or a multi-process "
@@ -155,11 +157,13 @@ def check_flag(args: argparse.Namespace, name: str, valid: bool, expected: str):
 
 
 __all__ = [
+    "InputError",
     "add_hub_args",
     "check_device",
     "check_flag",
     "check_hub_repo",
     "check_launch",
+    "command_line_errors",
     "load_pretrained",
     "prepare_output_dir",
 ]
