@@ -31,6 +31,7 @@ test: $(STAMP)
 # lint-imports checks the app's package too (setup.cfg): it is found on PYTHONPATH, not installed.
 lint: $(STAMP)
 	PYTHONPATH=examples/app $(BIN)/lint-imports
+	$(BIN)/python scripts/check_copies.py
 	$(BIN)/ruff check src tests examples benchmarks scripts
 	$(BIN)/ruff format --check src tests examples benchmarks scripts
 
