@@ -28,8 +28,10 @@ app: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
+# lint-imports checks the app's package too (setup.cfg): it is found on PYTHONPATH, not installed.
 lint: $(STAMP)
-	$(BIN)/lint-imports
+	PYTHONPATH=examples/app $(BIN)/lint-imports
+	$(BIN)/python scripts/check_copies.py
 	$(BIN)/ruff check src tests examples benchmarks scripts
 	$(BIN)/ruff format --check src tests examples benchmarks scripts
 

@@ -42,6 +42,7 @@ from vim_app.generation import check_request, stream_generation  # noqa: E402
 
 import demo  # noqa: E402  (examples/demo.py: the sizes `make demo` trains)
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel  # noqa: E402
+from vit_vqgan_hf.utils.errors import command_line_errors  # noqa: E402
 
 
 def without_model_type(config: dict) -> dict:
@@ -167,4 +168,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with command_line_errors():
+        main()

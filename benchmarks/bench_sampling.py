@@ -55,6 +55,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vit_vqgan_hf import VimConfig, VimForCausalLM, VimPipeline, VitVqganConfig, VitVqganModel
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 def parse_args():
@@ -428,4 +429,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

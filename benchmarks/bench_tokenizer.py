@@ -21,6 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 def parse_args():
@@ -130,4 +131,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

@@ -50,6 +50,7 @@ from vit_vqgan_hf.training import (
     generator_loss,
 )
 from vit_vqgan_hf.training.loop import build_accelerator, clip_and_guard_gradients
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_tokenizer.py"
@@ -295,7 +296,8 @@ def compare_weight_zero(args):
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    main(arguments)
-    if arguments.weight_zero_presets:
-        compare_weight_zero(arguments)
+    with command_line_errors():
+        arguments = parse_args()
+        main(arguments)
+        if arguments.weight_zero_presets:
+            compare_weight_zero(arguments)

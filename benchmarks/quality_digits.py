@@ -24,6 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vit_vqgan_hf import VitVqganModel
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -136,4 +137,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

@@ -54,6 +54,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from vit_vqgan_hf.utils.errors import command_line_errors
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -496,4 +498,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

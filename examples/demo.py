@@ -53,6 +53,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
 
 from vit_vqgan_hf import VimPipeline, VitVqganModel
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
@@ -531,4 +532,5 @@ def report(
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

@@ -336,4 +336,5 @@ def main(args, feature_network: torch.nn.Module | None = None):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with cli.command_line_errors():
+        main(parse_args())

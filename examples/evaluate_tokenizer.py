@@ -36,6 +36,7 @@ from vit_vqgan_hf.evaluation import (
 from vit_vqgan_hf.evaluation.frechet import describe_feature_network
 from vit_vqgan_hf.evaluation.image_sets import RESIZE_MODES
 from vit_vqgan_hf.training import load_lpips
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = get_logger(__name__)
@@ -261,4 +262,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

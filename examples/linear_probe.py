@@ -47,6 +47,7 @@ from vit_vqgan_hf.evaluation.image_sets import class_balance
 from vit_vqgan_hf.evaluation.results import linear_probe_results
 from vit_vqgan_hf.training.data import ImageTrainingDataset, ImageTransform, collate_images, load_image_dataset
 from vit_vqgan_hf.training.tokens import vim_input_ids
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = logging.getLogger(__name__)
@@ -428,4 +429,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

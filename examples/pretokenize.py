@@ -36,6 +36,7 @@ from vit_vqgan_hf.cli import check_device, load_pretrained, prepare_output_dir
 from vit_vqgan_hf.hub import create_hub_repo
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = logging.getLogger(__name__)
@@ -303,4 +304,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

@@ -69,6 +69,7 @@ from vit_vqgan_hf.cli import (
     sampling_settings,
 )
 from vit_vqgan_hf.evaluation.sampling import SETTINGS_FILE, SampledImages
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -246,4 +247,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

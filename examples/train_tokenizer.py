@@ -517,8 +517,8 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
 
 
 @dataclass
-class TrainingParts:
-    """What the training loop works on, prepared by accelerate."""
+class TokenizerTrainingParts:
+    """What the tokenizer's training loop works on (models, optimizers, data), prepared by accelerate."""
 
     tokenizer: torch.nn.Module
     discriminator: torch.nn.Module | None
@@ -534,7 +534,7 @@ class TrainingParts:
 def prepare_parts(
     args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader, validation_dataset
 ):
-    """Build the models and optimizers and prepare them with accelerate (only `TrainingParts` holds the wrappers)."""
+    """Build the models and optimizers and prepare them with accelerate (only `TokenizerTrainingParts` holds the wrappers)."""
     tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
     models = [tokenizer] if discriminator is None else [tokenizer, discriminator]
     optimizers, schedulers = build_optimizers(args, accelerator, models, args.max_train_steps)
@@ -543,7 +543,7 @@ def prepare_parts(
     models, optimizers, schedulers = prepared[:count], prepared[count : 2 * count], prepared[2 * count :]
     if ema is not None:
         ema.to(accelerator.device)
-    return TrainingParts(
+    return TokenizerTrainingParts(
         models[0],
         models[1] if len(models) > 1 else None,
         perceptual,
@@ -570,7 +570,7 @@ class TokenizerTrainingLoop(TrainingLoop):
     examples_name = "images"
     progress_logs = {"loss": "train/total", "usage": "train/codebook_usage"}
 
-    def __init__(self, args, accelerator, parts: TrainingParts):
+    def __init__(self, args, accelerator, parts: TokenizerTrainingParts):
         super().__init__(args, accelerator, parts)
         codebook_size = accelerator.unwrap_model(parts.tokenizer).config.codebook_size
         # Code counts of the logging window, on the device.
@@ -775,4 +775,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with cli.command_line_errors():
+        main(parse_args())

@@ -665,8 +665,8 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
 
 
 @dataclass
-class TrainingParts:
-    """What the training loop works on, prepared by accelerate."""
+class VimTrainingParts:
+    """What VIM's training loop works on (model, frozen tokenizer, optimizer, data), prepared by accelerate."""
 
     model: torch.nn.Module
     tokenizer: VitVqganModel
@@ -680,8 +680,8 @@ class TrainingParts:
     ema: EMAModel | None
 
 
-def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn) -> TrainingParts:
-    """The data loaders, the optimizer and its schedule, prepared with the model (only `TrainingParts` holds the
+def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn) -> VimTrainingParts:
+    """The data loaders, the optimizer and its schedule, prepared with the model (only `VimTrainingParts` holds the
     wrappers)."""
     dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
     validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)
@@ -692,7 +692,7 @@ def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_datas
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if ema is not None:
         ema.to(accelerator.device)
-    return TrainingParts(
+    return VimTrainingParts(
         model,
         tokenizer,
         config,
@@ -707,7 +707,7 @@ def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_datas
 
 
 @contextmanager
-def exported_weights(accelerator, parts: TrainingParts):
+def exported_weights(accelerator, parts: VimTrainingParts):
     """
     Inside, the model holds the weights the run exports: with --use_ema the EMA's (diffusers' `store` / `copy_to` /
     `restore`, on every process alike), otherwise its own. Validation, --save_best_model and the output use them.
@@ -730,7 +730,7 @@ class VimTrainingLoop(TrainingLoop):
     examples_name = "sequences"
     progress_logs = {"loss": "train/loss", "lr": "train/learning_rate"}
 
-    def __init__(self, args, accelerator, parts: TrainingParts):
+    def __init__(self, args, accelerator, parts: VimTrainingParts):
         super().__init__(args, accelerator, parts)
         # The window's micro-batch losses, each times its number of sequences, on the device.
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
@@ -769,7 +769,7 @@ class VimTrainingLoop(TrainingLoop):
 
 
 @torch.no_grad()
-def validation_loss(accelerator, parts: TrainingParts) -> float | None:
+def validation_loss(accelerator, parts: VimTrainingParts) -> float | None:
     """
     Mean next-token cross-entropy (nats per image token, as `train/loss`) of the held-out sequences, in eval mode
     (no dropout, no label dropout), over all processes; None without a validation split.
@@ -790,7 +790,7 @@ def validation_loss(accelerator, parts: TrainingParts) -> float | None:
     return torch.cat(sequence_losses).mean().item()
 
 
-def log_validation_loss(args, accelerator, parts: TrainingParts, global_step: int) -> float | None:
+def log_validation_loss(args, accelerator, parts: VimTrainingParts, global_step: int) -> float | None:
     """
     Compute, log and return the validation loss (every process takes part); with --save_best_model, a loss lower
     than any before saves the transformer to `best_transformer/`.
@@ -892,4 +892,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with cli.command_line_errors():
+        main(parse_args())

@@ -49,6 +49,7 @@ from vit_vqgan_hf.cli import add_hub_args
 from vit_vqgan_hf.hub import HUB_ERRORS, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = logging.getLogger(__name__)
@@ -402,4 +403,5 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    with command_line_errors():
+        main()

@@ -100,6 +100,16 @@ def tiny_discriminator(seed: int = 0, **overrides) -> VitVqganDiscriminator:
     return VitVqganDiscriminator(VitVqganDiscriminatorConfig.from_preset("tiny", **overrides))
 
 
+def striped_image(width: int, height: int) -> PIL.Image.Image:
+    """Red left of the central height x height square, green inside it, blue right of it."""
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    left = (width - height) // 2
+    pixels[:, :left, 0] = 255
+    pixels[:, left : left + height, 1] = 255
+    pixels[:, left + height :, 2] = 255
+    return PIL.Image.fromarray(pixels)
+
+
 def write_image_folder(root, sizes_per_class: dict, corrupt: bool = False, seed: int = 0) -> Path:
     """Write `root/<class>/<i>.png`: random RGB images, `sizes_per_class` mapping a class name ("" for `root` itself)
     to a list of (width, height). With `corrupt`, also an unreadable `broken.png` in the first class's folder: a PNG

@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -66,6 +65,8 @@ from vim_app.tokenizer_view import (
     tokenize_image,
     upscale_for_display,
 )
+
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 logger = logging.getLogger("vim_app")
@@ -544,14 +545,11 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     torch.set_num_threads(args.threads or default_cpu_threads())
-    try:
-        state = load_app_state(args)
-    except LoadError as error:
-        sys.exit(f"error: {error}")
+    state = load_app_state(args)  # a LoadError is reported by `command_line_errors`
     if state.pipeline is None and state.tokenizer is None:
         # Without --tokenizer the Tokenizer tab serves the pipeline's: the pipeline's message says it all.
         reasons = [state.pipeline_error] + ([state.tokenizer_error] if args.tokenizer else [])
-        sys.exit("error: nothing to serve. " + " ".join(reasons))
+        raise LoadError("nothing to serve. " + " ".join(reasons))
     for message in (state.pipeline_error, state.tokenizer_error):
         if message:
             logger.warning(message)
@@ -559,4 +557,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with command_line_errors():
+        main()

@@ -3,8 +3,8 @@
 
 - digit_*.png: scikit-learn's 8x8 handwritten digits upscaled to 16x16 RGB exactly as `make demo` prepares its
   training images (examples/demo.py), from images of its validation split, so the demo's tokenizer never saw them.
-- cat.jpg, coffee.jpg: scikit-image's `chelsea` and `coffee` photos (CC0), center-cropped and resized to 256x256,
-  the resolution of the paper's ImageNet tokenizers.
+- cat.jpg, coffee.jpg: scikit-image's `chelsea` and `coffee` photos (CC0), prepared as a 256x256 tokenizer sees them
+  (`prepare_image`: shorter side resized, center crop), the resolution of the paper's ImageNet tokenizers.
 
     python examples/app/make_example_images.py     # needs scikit-learn and scikit-image (the training/test extras)
 """
@@ -15,6 +15,9 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
+
+from vit_vqgan_hf.models.vit_vqgan import prepare_image
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 OUTPUT_DIR = Path(__file__).resolve().parent / "example_images"
@@ -37,16 +40,14 @@ def write_photos(side: int = 256):
     from skimage import data
 
     for name, pixels in (("cat.jpg", data.chelsea()), ("coffee.jpg", data.coffee())):
-        image = PIL.Image.fromarray(np.asarray(pixels))
-        crop = min(image.size)
-        left, top = (image.width - crop) // 2, (image.height - crop) // 2
-        image = image.crop((left, top, left + crop, top + crop)).resize((side, side), PIL.Image.Resampling.BICUBIC)
+        image = prepare_image(PIL.Image.fromarray(np.asarray(pixels)), side)
         image.save(OUTPUT_DIR / name, quality=88, optimize=True)
 
 
 if __name__ == "__main__":
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    write_digits()
-    write_photos()
-    for path in sorted(OUTPUT_DIR.iterdir()):
-        print(f"{path} ({path.stat().st_size} bytes)")
+    with command_line_errors():
+        OUTPUT_DIR.mkdir(exist_ok=True)
+        write_digits()
+        write_photos()
+        for path in sorted(OUTPUT_DIR.iterdir()):
+            print(f"{path} ({path.stat().st_size} bytes)")

@@ -1,6 +1,7 @@
 """Loading the app's models: what each wrong folder or name says, and the tokenizer the Tokenizer tab gets."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from vim_app.errors import LoadError
 from vim_app.loading import DEMO_PIPELINE, load_pipeline, load_tokenizer
 
 from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 from .conftest import APP_EXTRA
 
@@ -73,7 +75,7 @@ def test_a_folder_without_config_is_not_a_tokenizer(tmp_path):
         load_tokenizer(str(tmp_path / "empty"), None, "none", CPU, torch.float32)
 
 
-def test_command_line_without_make_demo_says_what_to_do(tmp_path, monkeypatch):
+def test_command_line_without_make_demo_says_what_to_do(tmp_path, monkeypatch, capsys):
     """`python examples/app/app.py` where `make demo` has not run: it exits with the message, not a traceback."""
     pytest.importorskip("gradio", reason=APP_EXTRA)
     import app
@@ -81,11 +83,13 @@ def test_command_line_without_make_demo_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VIM_PIPELINE", raising=False)
     monkeypatch.delenv("VIM_TOKENIZER", raising=False)
-    with pytest.raises(SystemExit) as exit:
-        app.main(["--device", "cpu"])
-    assert exit.value.code == (
+    monkeypatch.setattr(sys, "argv", ["app.py", "--device", "cpu"])
+    with pytest.raises(SystemExit) as exit, command_line_errors():  # as `python examples/app/app.py` runs it
+        app.main()
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == (
         "error: nothing to serve. There is no pipeline at outputs/demo/pipeline. Run `make demo` first (it writes "
-        "outputs/demo/), or pass --pipeline (or set VIM_PIPELINE) with a VimPipeline folder or Hub id."
+        "outputs/demo/), or pass --pipeline (or set VIM_PIPELINE) with a VimPipeline folder or Hub id.\n"
     )
 
 

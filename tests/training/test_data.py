@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import IterableDataset
 
-from tests.testing_utils import write_image_folder
+from tests.testing_utils import striped_image, write_image_folder
 from vit_vqgan_hf.training.data import (
     ImageStreamingDataset,
     ImageTrainingDataset,
@@ -15,12 +15,8 @@ from vit_vqgan_hf.training.data import (
     horizontal_flip,
     load_image_dataset,
     random_resized_crop,
-    resize_center_crop,
 )
-from vit_vqgan_hf.training.image_decoding import decode_image, pil_to_pixel_values, to_rgb
-
-
-WHITE, RED = (255, 255, 255), (255, 0, 0)
+from vit_vqgan_hf.training.image_decoding import decode_image
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -31,47 +27,6 @@ def png_bytes(image: PIL.Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-# Color modes
-
-
-@pytest.mark.parametrize(
-    "image, expected",
-    [
-        (PIL.Image.new("L", (2, 2), 128), (128, 128, 128)),
-        (PIL.Image.new("1", (2, 2), 1), WHITE),
-        (PIL.Image.new("RGB", (2, 2), (1, 2, 3)), (1, 2, 3)),
-        # Alpha is composited on white: transparent -> white, opaque -> the color, half -> the blend.
-        (PIL.Image.new("RGBA", (2, 2), (255, 0, 0, 0)), WHITE),
-        (PIL.Image.new("RGBA", (2, 2), (255, 0, 0, 255)), RED),
-        (PIL.Image.new("RGBA", (2, 2), (0, 0, 0, 128)), (127, 127, 127)),
-        (PIL.Image.new("LA", (2, 2), (0, 0)), WHITE),
-        (PIL.Image.new("LA", (2, 2), (40, 255)), (40, 40, 40)),
-        (PIL.Image.new("CMYK", (2, 2), (0, 255, 255, 0)), RED),
-        # 16-bit images are rescaled instead of clipped: 65535 is white, 32896 mid-gray.
-        (PIL.Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16)).convert("I;16"), WHITE),
-        (PIL.Image.fromarray(np.full((2, 2), 32896, dtype=np.int32), mode="I"), (128, 128, 128)),
-        (PIL.Image.fromarray(np.full((2, 2), 0.5, dtype=np.float32), mode="F"), (128, 128, 128)),
-    ],
-    ids=["L", "1", "RGB", "RGBA-clear", "RGBA-opaque", "RGBA-half", "LA-clear", "LA-opaque", "CMYK", "I;16", "I", "F"],
-)
-def test_to_rgb(image, expected):
-    converted = to_rgb(image)
-    assert converted.mode == "RGB" and converted.size == image.size
-    assert converted.getpixel((1, 1)) == expected
-
-
-def test_to_rgb_palette_with_and_without_transparency():
-    palette = PIL.Image.new("P", (2, 1))
-    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
-    palette.putpixel((1, 0), 1)
-    assert [to_rgb(palette).getpixel((x, 0)) for x in range(2)] == [RED, (0, 0, 255)]
-    palette.info["transparency"] = 0  # palette index 0 (red) is transparent
-    assert [to_rgb(palette).getpixel((x, 0)) for x in range(2)] == [WHITE, (0, 0, 255)]
-    # The same through a PNG file, where the transparency entry is stored in a tRNS chunk.
-    reloaded = decode_image(png_bytes(palette))
-    assert [reloaded.getpixel((x, 0)) for x in range(2)] == [WHITE, (0, 0, 255)]
 
 
 # Decoding
@@ -96,23 +51,6 @@ def test_decode_image_rejects_truncated_and_garbage_files():
 
 
 # Geometry
-
-
-def striped_image(width: int, height: int) -> PIL.Image.Image:
-    """Red left of the central height x height square, green inside it, blue right of it."""
-    pixels = np.zeros((height, width, 3), dtype=np.uint8)
-    left = (width - height) // 2
-    pixels[:, :left, 0] = 255
-    pixels[:, left : left + height, 1] = 255
-    pixels[:, left + height :, 2] = 255
-    return PIL.Image.fromarray(pixels)
-
-
-def test_resize_center_crop_keeps_the_central_square():
-    cropped = np.asarray(resize_center_crop(striped_image(90, 30), 16, resample=PIL.Image.Resampling.NEAREST))
-    assert cropped.shape == (16, 16, 3)
-    assert (cropped[..., 1] == 255).all() and (cropped[..., [0, 2]] == 0).all()
-    assert resize_center_crop(PIL.Image.new("RGB", (30, 70)), 32).size == (32, 32)
 
 
 def test_random_resized_crop_is_reproducible_and_varies_with_the_seed():
@@ -145,13 +83,6 @@ def test_horizontal_flip():
     assert horizontal_flip(image, seeded(0), probability=0.0) is image
     outcomes = {horizontal_flip(image, seeded(seed)) is image for seed in range(16)}
     assert outcomes == {True, False}
-
-
-def test_pil_to_pixel_values_range():
-    pixels = np.array([[[0, 255, 128]]], dtype=np.uint8)
-    values = pil_to_pixel_values(PIL.Image.fromarray(pixels))
-    assert values.shape == (3, 1, 1) and values.dtype == torch.float32
-    torch.testing.assert_close(values.flatten(), torch.tensor([-1.0, 1.0, 128 / 127.5 - 1]))
 
 
 # Datasets

@@ -9,6 +9,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from vit_vqgan_hf.models.vit_vqgan import images_to_pixel_values
+
 from .errors import RequestError
 from .generation import GenerationRequest, as_whole_number, check_request
 from .streaming import mask_unsampled, to_uint8_images
@@ -50,9 +52,10 @@ def check_completion_request(
 
 @torch.no_grad()
 def kept_rows_picture(pipeline, request: CompletionRequest) -> PIL.Image.Image:
-    """The image as the pipeline prepares it (the tokenizer folder's image processor), decoded from its tokens, with
-    the rows VIM writes covered by the preview's checkerboard: what the completions start from."""
-    pixel_values = pipeline.vqgan_image_processor(request.image, return_tensors="pt").pixel_values
+    """The image as the pipeline prepares it (`images_to_pixel_values`, the pixels of the tokenizer's image
+    processor), decoded from its tokens, with the rows VIM writes covered by the preview's checkerboard: what the
+    completions start from."""
+    pixel_values = images_to_pixel_values(request.image, pipeline.vqgan.config.image_size)
     vqgan = pipeline.vqgan
     pixel_values = pixel_values.to(vqgan.device, vqgan.dtype)
     pixels = to_uint8_images(vqgan.decode_tokens(vqgan.encode(pixel_values).image_tokens))

@@ -11,8 +11,8 @@ import torch
 from transformers import AutoImageProcessor
 
 from vit_vqgan_hf import VimPipeline, VitVqganModel
-from vit_vqgan_hf.cli import check_device, load_pretrained
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
+from vit_vqgan_hf.utils import check_device, load_pretrained
 
 from .errors import LoadError
 

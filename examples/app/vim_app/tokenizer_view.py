@@ -14,6 +14,7 @@ import PIL.ImageOps
 import torch
 
 from vit_vqgan_hf.evaluation import per_image_psnr, per_image_ssim
+from vit_vqgan_hf.models.vit_vqgan import convert_to_rgb
 
 from .errors import RequestError
 
@@ -62,10 +63,8 @@ def open_image(path: str | os.PathLike, config) -> PIL.Image.Image:
             f"The image is {image.width}x{image.height} pixels, too small: this tokenizer works at "
             f"{config.image_size}x{config.image_size} and needs at least {least} pixels on the shorter side."
         )
-    if config.num_channels == 3 and image.mode != "RGB":
-        background = PIL.Image.new("RGBA", image.size, "white")  # transparent areas on white, not black
-        image = PIL.Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
-    return image
+    # Transparent areas on white, as the tokenizer's image processor and the training scripts convert them.
+    return convert_to_rgb(image) if config.num_channels == 3 else image
 
 
 def _to_pil(pixels: torch.Tensor) -> PIL.Image.Image:

@@ -1,7 +1,9 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""What every command-line script shares: the Hub flags, output folders, loading a model or data set named on the
-command line with an error that says what was expected, and checks of flags, of the device, of the `accelerate launch`
-setup and of the Hub repository, all run before any compute.
+"""What every command-line script shares: the Hub flags, output folders, and checks of flags, of the `accelerate launch`
+setup and of the Hub repository, all run before any compute. Loading a model or data set named on the command line
+with an error that says what was expected (`load_pretrained`) and the device check (`check_device`) live in
+`vit_vqgan_hf.utils.loading`, so that the app can use them without the scripts' dependencies, and the entry points'
+error reporting (`command_line_errors`, `InputError`) in `vit_vqgan_hf.utils.errors`; all are re-exported here.
 """
 
 import argparse
@@ -9,10 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from accelerate.utils import DistributedType, broadcast_object_list
 
-from ..hub.uploads import HUB_ERRORS, create_hub_repo
+from ..hub.uploads import create_hub_repo
+from ..utils.errors import InputError, command_line_errors
+from ..utils.loading import check_device, load_pretrained
 
 
 logger = logging.getLogger(__name__)
@@ -53,55 +56,6 @@ def add_hub_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def load_pretrained(loader, name_or_path: str | os.PathLike, *, expected: str | None = None, **kwargs):
-    """
-    `loader(name_or_path, **kwargs)` (a `from_pretrained`, `load_dataset`, ...), with an error that says what was
-    expected when `name_or_path` is no local path and does not load as a Hub id either: a mistyped local folder
-    otherwise surfaces as a Hub connection or repository-id error.
-
-    Args:
-        loader (`Callable`):
-            The loading function, e.g. `VitVqganModel.from_pretrained` or `VimPipeline.from_pretrained`.
-        name_or_path (`str` or `os.PathLike`):
-            A local folder or file, or a Hub id.
-        expected (`str`, *optional*, defaults to `None`):
-            What the argument may be, for the error message (e.g. "a preset (ss, bb), a config.json or a Hub id");
-            by default "a saved <class> folder or a Hub id", from the class whose `from_pretrained` is `loader`.
-        **kwargs:
-            Passed to `loader`.
-
-    Returns:
-        Whatever `loader` returns.
-
-    Raises:
-        `ValueError`: when `name_or_path` does not exist locally and loading it from the Hub (or the offline cache)
-        failed; the Hub's error is chained.
-
-    Example:
-
-    ```python
-    >>> from vit_vqgan_hf import VitVqganModel
-    >>> from vit_vqgan_hf.cli import load_pretrained
-
-    >>> load_pretrained(VitVqganModel.from_pretrained, "outputs/no-such-tokenizer")  # doctest: +SKIP
-    ValueError: 'outputs/no-such-tokenizer' is no local file or folder, and it does not load as a Hub id ...
-    ```
-    """
-    try:
-        return loader(name_or_path, **kwargs)
-    except HUB_ERRORS as error:
-        if os.path.exists(name_or_path):
-            raise
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if expected is None:
-            owner = getattr(loader, "__self__", None)
-            expected = f"a saved {owner.__name__} folder or a Hub id" if owner else "a local folder or a Hub id"
-        raise ValueError(
-            f"{str(name_or_path)!r} is no local file or folder, and it does not load as a Hub id either ({reason}). "
-            f"Expected {expected}."
-        ) from error
-
-
 def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Path:
     """
     Create a script's output folder (and its parents) before any compute, with an error that names the flag when the
@@ -135,32 +89,6 @@ def prepare_output_dir(output_dir: str | os.PathLike, flag: str = "--output_dir"
     return path
 
 
-def check_device(device: str, flag: str = "--device"):
-    """
-    Refuse a device that this machine cannot run, before any data is loaded: otherwise a missing CUDA surfaces from
-    inside torch after the dataset has been read.
-
-    Args:
-        device (`str`):
-            A torch device string: `cpu`, `cuda`, `cuda:N` or `mps`.
-        flag (`str`, *optional*, defaults to `"--device"`):
-            The command-line flag that named it, for the error message.
-
-    Raises:
-        `ValueError`: when `device` is not a torch device, or this machine does not have it.
-    """
-    try:
-        device_type = torch.device(device).type
-    except RuntimeError as error:
-        raise ValueError(f"{flag} {device!r} is not a torch device. Expected cpu, cuda, cuda:N or mps.") from error
-    if device_type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{flag} {device!r}: CUDA is not available on this machine; pass {flag} cpu.")
-    if device_type == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if device_type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"{flag} {device!r}: MPS is not available on this machine; pass {flag} cpu.")
-
-
 def check_launch(accelerator):
     """
     Fail when `accelerate launch` started processes that did not join one process group, and warn when an FSDP config
@@ -173,11 +101,11 @@ def check_launch(accelerator):
             The script's accelerator, just built.
 
     Raises:
-        `RuntimeError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
+        `InputError`: when the launcher's process count (`WORLD_SIZE`) differs from the accelerator's.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size != accelerator.num_processes:
-        raise RuntimeError(
+        raise InputError(
             f"`accelerate launch` started {world_size} processes, but each set up a run of "
             f"{accelerator.num_processes} ({accelerator.distributed_type}): they would each do the whole job and write "
             "the same files. Without GPUs, launch with ACCELERATE_USE_CPU=true (and --multi_gpu, or a multi-process "
@@ -229,11 +157,13 @@ def check_flag(args: argparse.Namespace, name: str, valid: bool, expected: str):
 
 
 __all__ = [
+    "InputError",
     "add_hub_args",
     "check_device",
     "check_flag",
     "check_hub_repo",
     "check_launch",
+    "command_line_errors",
     "load_pretrained",
     "prepare_output_dir",
 ]

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..models.vit_vqgan import convert_to_rgb, prepare_image
+
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 # How many file names an error message lists before it only counts.
@@ -41,8 +43,8 @@ def resize_description(resolution: int | None, resize: str = "center_crop") -> s
             "(antialiased), aspect ratio not kept"
         )
     return (
-        f"images not already {resolution}x{resolution}: shorter side resized to {resolution} with PIL bicubic "
-        "(antialiased), then center-cropped"
+        f"shorter side resized to {resolution} with PIL bicubic (antialiased; longer side truncated to an integer), "
+        "then center-cropped (odd margins floored): the tokenizer's image processor"
     )
 
 
@@ -52,33 +54,30 @@ def to_uint8_tensor(image: Image.Image, resolution: int | None = None, resize: s
 
     Args:
         image (`PIL.Image.Image`):
-            Any PIL image; it is converted to RGB.
+            Any PIL image; it is converted to RGB as the tokenizer's image processor converts it
+            (`vit_vqgan_hf.models.vit_vqgan.convert_to_rgb`: transparency composited on white).
         resolution (`int`, *optional*, defaults to `None`):
             Side of the square output; `None` keeps the stored size.
         resize (`str`, *optional*, defaults to `"center_crop"`):
-            How an image of another size becomes `resolution`x`resolution`: `"center_crop"` resizes the shorter side
-            (bicubic) and crops the center, as the scripts' evaluation transform and the tokenizer's image processor;
-            `"squash"` resizes both sides (bilinear, aspect ratio not kept), as the ImageNet validation of
-            thuanz123/enhancing-transformers (torchvision's `Resize((256, 256))` on PIL images), whose published rFID
-            used it.
+            How an image becomes `resolution`x`resolution`: `"center_crop"` is
+            `vit_vqgan_hf.models.vit_vqgan.prepare_image`, the pixels of the tokenizer's image processor and of the
+            training scripts (shorter side resized with bicubic resampling, central crop); `"squash"` resizes both
+            sides (bilinear, aspect ratio not kept), as the ImageNet validation of thuanz123/enhancing-transformers
+            (torchvision's `Resize((256, 256))` on PIL images), whose published rFID used it.
 
     Returns:
         `torch.ByteTensor` of shape `(3, height, width)`.
     """
     if resize not in RESIZE_MODES:
         raise ValueError(f"`resize` must be one of {RESIZE_MODES}, got {resize!r}.")
-    image = image.convert("RGB")
-    if resolution is not None and image.size != (resolution, resolution):
-        if resize == "squash":
+    if resolution is None:
+        image = convert_to_rgb(image)
+    elif resize == "squash":
+        image = convert_to_rgb(image)
+        if image.size != (resolution, resolution):
             image = image.resize((resolution, resolution), resample=Image.Resampling.BILINEAR)
-        else:
-            width, height = image.size
-            scale = resolution / min(width, height)
-            new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
-            image = image.resize(new_size, resample=Image.Resampling.BICUBIC)
-            left = (new_size[0] - resolution) // 2
-            top = (new_size[1] - resolution) // 2
-            image = image.crop((left, top, left + resolution, top + resolution))
+    else:
+        image = prepare_image(image, resolution)
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 

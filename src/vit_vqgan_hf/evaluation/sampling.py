@@ -22,6 +22,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..models.vit_vqgan import images_to_pixel_values
 from ..pipelines import VimPipeline
 from .image_sets import ImageFolderSet
 
@@ -436,16 +437,16 @@ class SamplingEngine:
 
     def input_pixel_values(self, names: list[str]) -> torch.Tensor:
         """
-        The images to complete of `names` (repeats allowed), as the pipeline prepares PIL images: its
-        `vqgan_image_processor`, the tokenizer folder's image processor. Pixel values `(len(names), 3, H, W)` in
-        [-1, 1], on the pipeline's device.
+        The images to complete of `names` (repeats allowed), as the pipeline prepares PIL images
+        (`images_to_pixel_values`, the pixels of the tokenizer folder's image processor). Pixel values
+        `(len(names), 3, H, W)` in [-1, 1], on the pipeline's device.
         """
         distinct = list(dict.fromkeys(names))
         images = []
         for name in distinct:
             with PIL.Image.open(self.inputs.paths[name]) as image:
                 images.append(image.copy())
-        pixel_values = self.pipeline.vqgan_image_processor(images, return_tensors="pt").pixel_values
+        pixel_values = images_to_pixel_values(images, self.pipeline.vqgan.config.image_size)
         return pixel_values[[distinct.index(name) for name in names]].to(self.pipeline.device)
 
     def describe_seeds(self) -> str:

@@ -6,12 +6,10 @@ import os
 from pathlib import Path
 
 from huggingface_hub import HfApi
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, httpx
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
+from ..utils.loading import HUB_ERRORS
 
-# What a Hub call raises when the Hub cannot be reached or refuses: huggingface_hub's own errors (OSError subclasses,
-# ValueError for invalid ids) and the transport errors of its HTTP client (httpx2), which derive from neither.
-HUB_ERRORS = (OSError, ValueError, httpx.HTTPError)
 
 # Training leftovers that never belong in a model repository: accelerate checkpoints, logs, raw Lightning files, the
 # best-so-far copy of `train_vim.py --save_best_model`.

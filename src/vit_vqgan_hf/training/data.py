@@ -1,6 +1,6 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """Image data for the training scripts: loading with `datasets`, augmentation and batching (decoding is in
-`image_decoding`).
+`image_decoding`; the central crop and the pixel values are the tokenizer's, from `vit_vqgan_hf.models.vit_vqgan`).
 
 Written with PIL and torch only (torchvision does not import next to the pinned torch). Randomness never comes from
 a global generator: every random crop and flip draws from a `torch.Generator` seeded by `(seed, epoch, index)`, so an
@@ -20,7 +20,8 @@ from datasets import Dataset as ArrowDataset
 from datasets import Image, load_dataset
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .image_decoding import decode_image, pil_to_pixel_values
+from ..models.vit_vqgan import pil_to_pixel_values, resize_center_crop
+from .image_decoding import decode_image
 
 
 # How many neighbouring examples a map-style dataset tries in place of an unreadable one before giving up.
@@ -97,34 +98,6 @@ def load_image_dataset(
     if split not in splits:
         raise ValueError(f"{source!r} has no split {split!r}; available splits: {sorted(splits)}.")
     return splits[split]
-
-
-def resize_center_crop(
-    image: PIL.Image.Image, size: int, resample: PIL.Image.Resampling = PIL.Image.Resampling.BICUBIC
-) -> PIL.Image.Image:
-    """
-    Resize the shorter side to `size` and cut the central `size x size` square. The sizes and the crop offsets are
-    those of transformers' image processors (which floor an odd margin where torchvision rounds it), so the processor
-    that `vit_vqgan_hf.models.vit_vqgan.create_image_processor` saves with a tokenizer gives these pixels exactly (PIL backend).
-
-    Args:
-        image (`PIL.Image.Image`):
-            Input image.
-        size (`int`):
-            Side of the output square.
-        resample (`PIL.Image.Resampling`, *optional*, defaults to `PIL.Image.Resampling.BICUBIC`):
-            Resampling filter.
-
-    Returns:
-        `PIL.Image.Image` of size `(size, size)`.
-    """
-    width, height = image.size
-    if width <= height:
-        width, height = size, int(size * height / width)
-    else:
-        width, height = int(size * width / height), size
-    left, top = (width - size) // 2, (height - size) // 2
-    return image.resize((width, height), resample=resample).crop((left, top, left + size, top + size))
 
 
 def random_resized_crop(
@@ -231,7 +204,8 @@ class ImageTransform:
         resolution (`int`):
             Side of the output images.
         random_crop (`bool`, *optional*, defaults to `False`):
-            Use [`random_resized_crop`]; otherwise [`resize_center_crop`].
+            Use [`random_resized_crop`]; otherwise `vit_vqgan_hf.models.vit_vqgan.resize_center_crop`, the central crop
+            of the tokenizer's image processor.
         random_flip (`bool`, *optional*, defaults to `False`):
             Mirror half of the images ([`horizontal_flip`]).
         crop_scale (`tuple[float, float]`, *optional*, defaults to `(0.08, 1.0)`):
@@ -483,5 +457,4 @@ __all__ = [
     "load_image_dataset",
     "load_training_images",
     "random_resized_crop",
-    "resize_center_crop",
 ]

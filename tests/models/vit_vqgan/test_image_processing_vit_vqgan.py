@@ -1,12 +1,18 @@
-"""The image processor saved with every tokenizer folder (`create_image_processor`)."""
+"""How images become a tokenizer's input, and the image processor saved with every tokenizer folder
+(`create_image_processor`); tests/test_image_preparation.py checks that every path gives the same pixels."""
 
 import numpy as np
 import PIL.Image
 import torch
 from transformers import AutoImageProcessor
 
-from tests.testing_utils import tiny_tokenizer, tiny_tokenizer_config
-from vit_vqgan_hf.models.vit_vqgan import create_image_processor
+from tests.testing_utils import striped_image, tiny_tokenizer, tiny_tokenizer_config
+from vit_vqgan_hf.models.vit_vqgan import (
+    convert_to_rgb,
+    create_image_processor,
+    pil_to_pixel_values,
+    resize_center_crop,
+)
 from vit_vqgan_hf.training.data import ImageTransform
 
 
@@ -36,3 +42,28 @@ def test_the_saved_image_processor_prepares_images_as_the_scripts_evaluate_them(
     pixel_values = image_processor([smooth_image(40, 70), smooth_image(90, 60)], return_tensors="pt").pixel_values
     assert pixel_values.min() >= -1 and pixel_values.max() <= 1
     assert tiny_tokenizer().encode(pixel_values).image_tokens.shape == (2, 8, 8)
+
+
+def test_resize_center_crop_keeps_the_central_square():
+    cropped = np.asarray(resize_center_crop(striped_image(90, 30), 16, resample=PIL.Image.Resampling.NEAREST))
+    assert cropped.shape == (16, 16, 3)
+    assert (cropped[..., 1] == 255).all() and (cropped[..., [0, 2]] == 0).all()
+    assert resize_center_crop(PIL.Image.new("RGB", (30, 70)), 32).size == (32, 32)
+
+
+def test_convert_to_rgb_palette_with_and_without_transparency():
+    palette = PIL.Image.new("P", (2, 1))
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    assert [convert_to_rgb(palette).getpixel((x, 0)) for x in range(2)] == [(255, 0, 0), (0, 0, 255)]
+    palette.info["transparency"] = 0  # palette index 0 (red) is transparent
+    assert [convert_to_rgb(palette).getpixel((x, 0)) for x in range(2)] == [(255, 255, 255), (0, 0, 255)]
+    rgb = PIL.Image.new("RGB", (2, 2), (1, 2, 3))
+    assert convert_to_rgb(rgb) is rgb
+
+
+def test_pil_to_pixel_values_range():
+    pixels = np.array([[[0, 255, 128]]], dtype=np.uint8)
+    values = pil_to_pixel_values(PIL.Image.fromarray(pixels))
+    assert values.shape == (3, 1, 1) and values.dtype == torch.float32
+    torch.testing.assert_close(values.flatten(), torch.tensor([-1.0, 1.0, 128 / 127.5 - 1]))

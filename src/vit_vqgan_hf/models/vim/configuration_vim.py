@@ -27,6 +27,24 @@ PRESETS = {
 }
 
 
+# This file ships alone as Hub remote code, so it holds its own copy (scripts/check_copies.py keeps it equal).
+# Copied from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan.check_preset_overrides
+def check_preset_overrides(config_class: type, overrides: dict):
+    """
+    Raise a `ValueError` for a `from_preset` override that is not a field of `config_class` (with the closest field
+    names): `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would silently
+    leave the preset's value in place.
+    """
+    field_names = [field.name for field in dataclasses.fields(config_class)]
+    for key in overrides:
+        if key not in field_names:
+            close = difflib.get_close_matches(key, field_names, n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"{key!r} is not a field of {config_class.__name__}, so it cannot override the preset.{hint}"
+            )
+
+
 @strict
 class VimConfig(PreTrainedConfig):
     r"""
@@ -163,14 +181,7 @@ class VimConfig(PreTrainedConfig):
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown VIM preset {name!r}; expected one of {sorted(PRESETS)}.")
-        # `PreTrainedConfig` keeps unknown keyword arguments as attributes, so a misspelt override would be ignored.
-        # (`configuration_vit_vqgan.check_preset_overrides` does the same; this file may import only its own folder.)
-        field_names = [field.name for field in dataclasses.fields(cls)]
-        for key in overrides:
-            if key not in field_names:
-                close = difflib.get_close_matches(key, field_names, n=3)
-                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"{key!r} is not a field of {cls.__name__}, so it cannot override the preset.{hint}")
+        check_preset_overrides(cls, overrides)
         kwargs = {**PRESETS[name], **overrides}
         # The paper's sizes are ImageNet models: name their 1000 classes unless the caller changes the classes.
         if name != "tiny" and kwargs.get("num_classes", 1000) == 1000 and "id2label" not in kwargs:

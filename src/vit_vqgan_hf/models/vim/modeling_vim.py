@@ -146,14 +146,14 @@ class VimMLP(nn.Module):
     def __init__(self, config: VimConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act_fn = ACT2FN[config.hidden_act]
+        self.activation_fn = ACT2FN[config.hidden_act]
         # The paper applies dropout to "all residual, activation and attention outputs".
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.fc2.is_residual_projection = True  # depth-scaled init, see `VimPreTrainedModel._init_weights`
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(self.act_fn(self.fc1(hidden_states))))
+        return self.fc2(self.dropout(self.activation_fn(self.fc1(hidden_states))))
 
 
 class VimDecoderLayer(GradientCheckpointingLayer):

@@ -128,6 +128,8 @@ class VitVqganPositionEmbeddings(nn.Module):
         return embeddings + self.interpolate(height, width)
 
 
+# Each model folder ships alone as Hub remote code, so both hold this function (scripts/check_copies.py keeps them equal).
+# Copied from vit_vqgan_hf.models.vim.modeling_vim.eager_attention_forward
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,

@@ -26,7 +26,7 @@ from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, T
 from transformers.utils import logging
 
 from ...models import VimForCausalLM, VitVqganModel
-from ...models.vit_vqgan import create_image_processor
+from ...models.vit_vqgan import create_image_processor, images_to_pixel_values
 from .class_names import find_label_ids, label_maps
 from .input_checks import VimInputChecksMixin
 from .preallocated_cache import PreallocatedCacheLayer
@@ -194,8 +194,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
     ) -> torch.LongTensor:
         """
         The kept tokens of every sampled image, `(num_images, num_prefix_rows * token_grid_size)` (no columns without
-        `image`). PIL images are prepared by `vqgan_image_processor` (the tokenizer folder's image processor), pixel
-        values are used as they are; `vqgan.encode` (in eval mode, which refuses pixels outside [-1, 1]) encodes them
+        `image`). PIL images are prepared by `images_to_pixel_values` (the pixels of the tokenizer folder's image
+        processor), pixel values are used as they are; `vqgan.encode` (in eval mode, which refuses pixels outside [-1, 1]) encodes them
         `batch_size` at a time, and each image's first `num_prefix_rows` rows of tokens (half the grid for `None`) are
         repeated for its consecutive share of the `num_images` sampled images (all of them for a single image).
         """
@@ -204,7 +204,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         if isinstance(image, torch.Tensor):
             pixel_values = image.to(device)
         else:
-            pixel_values = self.vqgan_image_processor(image, return_tensors="pt").pixel_values.to(device)
+            pixel_values = images_to_pixel_values(image, self.vqgan.config.image_size).to(device)
         num_prefix_rows = self.token_grid_size // 2 if num_prefix_rows is None else num_prefix_rows
         num_kept = num_prefix_rows * self.token_grid_size
         kept_tokens = torch.cat(
