@@ -16,7 +16,7 @@ import pytest
 import torch
 from diffusers.training_utils import EMAModel
 
-from tests.training.test_loop import LinearLoop, Parts, accelerator_for, collate, training_args  # noqa: F401
+from tests.training.test_loop import LinearLoop, Parts, collate, training_args
 from vit_vqgan_hf.training.checkpoint_files import UnsafeCheckpointError, check_checkpoint_files
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINT_COMPLETE_FILE,

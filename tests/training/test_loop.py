@@ -7,13 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 
 from vit_vqgan_hf.training.checkpointing import list_checkpoints
 from vit_vqgan_hf.training.loop import (
     TrainingLoop,
-    build_accelerator,
     clip_and_guard_gradients,
     prepare_train_dataloader,
     read_logs,
@@ -64,14 +62,6 @@ def training_args(tmp_path, **overrides) -> argparse.Namespace:
         "max_grad_norm": 1.0,
     }
     return argparse.Namespace(**{**flags, **overrides})
-
-
-@pytest.fixture
-def accelerator_for(tmp_path):
-    """Builds the loop's accelerator for some arguments, and resets accelerate's global state afterwards."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield build_accelerator
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @dataclass

@@ -121,4 +121,3 @@ def test_a_large_call_in_batches_peaks_like_one_batch_and_a_huge_one_stays_bound
     output = run_memory_script("limit")
     assert "refused: The request asks for 1 label x 1000000 images" in output
     assert "sampled: 16" in output
-
