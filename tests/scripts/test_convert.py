@@ -266,11 +266,15 @@ def test_a_checkpoint_missing_a_layer_is_refused():
         convert.get_vit_vqgan_config(state_dict)
 
 
-def test_sizes_of_neither_released_configuration_are_named(tmp_path, caplog):
+def test_sizes_of_neither_released_configuration_need_the_custom_size_flag(tmp_path, caplog):
     checkpoint = tmp_path / "state_dict.pt"
     torch.save(original_state_dict(), checkpoint)
+    # A released checkpoint missing its last layer reads as a custom size: refused unless the user says it is one.
+    with pytest.raises(ValueError, match=r"matches neither released configuration .* pass --allow_custom_size"):
+        convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
     with caplog.at_level("WARNING"):
-        convert.convert_checkpoint(checkpoint, tmp_path / "converted")
+        convert.convert_checkpoint(checkpoint, tmp_path / "converted", allow_custom_size=True)
     assert "matches neither released configuration (small: 512 wide, 8/8 layers; base: 768 wide, 12/12" in caplog.text
 
 
@@ -291,7 +295,7 @@ def test_command_line_writes_a_loadable_folder_with_its_card(tmp_path):
         checkpoint,
     )
     output_dir = tmp_path / "converted"
-    convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(output_dir)])
+    convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(output_dir), "--allow_custom_size"])
 
     model = VitVqganModel.from_pretrained(output_dir).eval()
     pixels = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
@@ -320,13 +324,18 @@ def test_a_missing_checkpoint_says_what_to_download(tmp_path):
         )
 
 
-def test_checkpoint_with_python_objects_is_refused(tmp_path):
+def test_checkpoint_with_python_objects_is_refused(tmp_path, monkeypatch):
     checkpoint = tmp_path / "with_objects.ckpt"
     torch.save(
         {"state_dict": original_state_dict(), "hyper_parameters": math.nan, "callbacks": {"x": object}}, checkpoint
     )
-    with pytest.raises(ValueError, match="holds Python objects besides tensors"):
+    with pytest.raises(ValueError, match="holds Python objects besides tensors") as error:
         convert.load_original_state_dict(checkpoint)
+    # The hint works on current torch (weights_only defaults to True there) for a file the user trusts.
+    hint = re.search(r"`(torch\.save\(.*?)`", str(error.value)).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(hint, {"torch": torch, "path": checkpoint})
+    assert convert.load_original_state_dict("state_dict.pt").keys() == original_state_dict().keys()
 
 
 @pytest.mark.parametrize(("field", "value"), [("encoder_head_type", "linear"), ("decoder_head_type", "none")])
