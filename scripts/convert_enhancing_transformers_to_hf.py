@@ -49,6 +49,7 @@ from vit_vqgan_hf.cli import add_hub_args
 from vit_vqgan_hf.hub import HUB_ERRORS, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = logging.getLogger(__name__)
@@ -349,8 +350,9 @@ def convert_checkpoint(
     model = VitVqganModel(config).eval()
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
-    model.save_pretrained(output_dir)
-    create_image_processor(config).save_pretrained(output_dir)
+    with report_write_errors(output_dir, "the converted model", remove=[Path(output_dir, "model.safetensors")]):
+        model.save_pretrained(output_dir)
+        create_image_processor(config).save_pretrained(output_dir)
 
     # The saved folder reloads to the same model.
     reloaded = VitVqganModel.from_pretrained(output_dir).eval()
@@ -367,7 +369,9 @@ def convert_checkpoint(
         provenance=provenance,
         extra_citation=citation,
     )
-    card.save(Path(output_dir) / "README.md")
+    card_path = Path(output_dir) / "README.md"
+    with report_write_errors(card_path, "the model card", remove=[card_path]):
+        card.save(card_path)
     if push_to_hub:
         push_folder_to_hub(output_dir, hub_model_id, private=hub_private, token=hub_token)
     return model

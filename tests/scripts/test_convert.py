@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoImageProcessor
 
+from tests.conftest import fill_disk
 from tests.testing_utils import load_script
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import PRESETS
+from vit_vqgan_hf.utils.file_writes import OutputWriteError
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert_enhancing_transformers_to_hf.py"
@@ -371,3 +373,17 @@ def test_a_hub_checkpoint_is_downloaded_through_the_cache(tmp_path, monkeypatch)
     # A relative path with one folder is a local file, not a repository.
     with pytest.raises(FileNotFoundError, match="missing/state_dict.pt is not a file"):
         convert.resolve_checkpoint("missing/state_dict.pt")
+
+
+def test_a_full_disk_names_the_output_and_removes_the_partial_weights(small_tmpfs, tmp_path):
+    checkpoint = tmp_path / "state_dict.pt"  # outside the full file system: only the outputs fail
+    torch.save(original_state_dict(), checkpoint)
+    output_dir = small_tmpfs / "converted"
+    output_dir.mkdir()
+    filler = fill_disk(small_tmpfs)
+    with pytest.raises(OutputWriteError, match=rf"Writing the converted model to {output_dir} failed .*; \d+ bytes"):
+        convert.convert_checkpoint(checkpoint, output_dir, allow_custom_size=True)
+    assert not (output_dir / "model.safetensors").exists()
+    filler.unlink()
+    convert.convert_checkpoint(checkpoint, output_dir, allow_custom_size=True)
+    assert VitVqganModel.from_pretrained(output_dir).config.encoder_num_hidden_layers == 2

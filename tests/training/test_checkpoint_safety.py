@@ -5,17 +5,15 @@ training scripts: tests/examples/test_checkpoint_kills.py."""
 
 import json
 import logging
-import os
 import pickle
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from diffusers.training_utils import EMAModel
 
+from tests.conftest import fill_disk
 from tests.training.test_loop import LinearLoop, Parts, collate, training_args
 from vit_vqgan_hf.training.checkpoint_files import UnsafeCheckpointError, check_checkpoint_files
 from vit_vqgan_hf.training.checkpointing import (
@@ -167,36 +165,13 @@ def test_latest_refuses_to_start_over_a_run_that_only_left_incomplete_saves(tmp_
     assert "no checkpoint in" in caplog.text and "starting a new training run" in caplog.text
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 2 MiB tmpfs (root only; skipped where it cannot be mounted)."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
 def test_a_full_disk_names_the_checkpoint_and_the_free_space_and_keeps_the_last_checkpoint(
     small_tmpfs, accelerator_for
 ):
     args = training_args(small_tmpfs, max_train_steps=2, checkpointing_steps=2, logging_steps=2)
     args.checkpoints_total_limit = 1
     loop = train(args, accelerator_for(args))
-    # Fill the file system but for a few bytes: the next save fails in its first large write.
-    filler = small_tmpfs / "filler"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(descriptor, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    filler = fill_disk(small_tmpfs)  # the next save fails in its first large write
     new = small_tmpfs / "checkpoints" / "checkpoint_3"
     with pytest.raises(OutputWriteError, match=rf"Writing the checkpoint to {new} failed .*; \d+ bytes") as error:
         save_checkpoint(loop.accelerator, 3, loop.checkpoint_states, total_limit=1)

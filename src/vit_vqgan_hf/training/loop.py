@@ -46,6 +46,9 @@ from .checkpointing import CHECKPOINTS_FOLDER, TrainingState, load_checkpoint, s
 
 logger = get_logger(__name__, log_level="INFO")
 
+# What a failed write of a run's final outputs leaves: `OutputWriteError`'s note in the training scripts.
+FINAL_OUTPUTS_PARTIAL = "The checkpoints are intact: free some space and resume with --resume_from_checkpoint latest."
+
 
 def build_accelerator(args) -> Accelerator:
     """
@@ -464,6 +467,7 @@ def save_train_results(args, state, results: dict, schedule: tuple[str, ...], sa
 
 
 __all__ = [
+    "FINAL_OUTPUTS_PARTIAL",
     "StepCounters",
     "TrainingLoop",
     "build_accelerator",

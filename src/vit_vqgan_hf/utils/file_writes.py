@@ -10,6 +10,7 @@ for.
 
 import os
 import shutil
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def free_bytes(path: str | os.PathLike) -> int | None:
 
 
 @contextmanager
-def report_write_errors(path: str | os.PathLike, what: str, partial: str = ""):
+def report_write_errors(
+    path: str | os.PathLike, what: str, partial: str = "", remove: Iterable[str | os.PathLike] = ()
+):
     """
     Run a write of `what` to `path`; any error it raises comes out as an [`OutputWriteError`] that names `what`, the
     path, the error's last line and the free bytes left there, with the original error as its cause.
@@ -43,6 +46,8 @@ def report_write_errors(path: str | os.PathLike, what: str, partial: str = ""):
             What is written, for the message ("the checkpoint", "the model card").
         partial (`str`, *optional*, defaults to `""`):
             What became of the partial output, appended to the message.
+        remove (`Iterable[str | os.PathLike]`, *optional*, defaults to `()`):
+            Files or folders the write may have left half-written, removed after a failure (and named in the message).
     """
     try:
         yield
@@ -51,12 +56,27 @@ def report_write_errors(path: str | os.PathLike, what: str, partial: str = ""):
     except Exception as error:  # torch (RuntimeError), safetensors (SafetensorError) and the OS (OSError) all differ
         lines = str(error).strip().splitlines()
         reason = lines[-1].strip() if lines else type(error).__name__
+        removed = [str(item) for item in remove if _remove(item)]
+        if removed:
+            partial = f"{partial} Removed the partial {', '.join(removed)}.".strip()
         free = free_bytes(path)
         space = f"{free} bytes ({free / 2**20:.1f} MiB) free" if free is not None else "free space unknown"
         raise OutputWriteError(
             f"Writing {what} to {path} failed ({type(error).__name__}: {reason}); {space} on its file system. "
             f"{partial + ' ' if partial else ''}Free some space or write to another folder, then run again."
         ) from error
+
+
+def _remove(path: str | os.PathLike) -> bool:
+    """Remove a file or folder if it exists; whether it did."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    if path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return True
+    return False
 
 
 def sync_tree(folder: str | os.PathLike):
