@@ -14,7 +14,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from tests.conftest import fill_disk
-from tests.training.test_loop import LinearLoop, Parts, collate, training_args
+from tests.training.test_loop import LinearLoop, build_linear_loop, training_args
 from vit_vqgan_hf.training.checkpoint_files import UnsafeCheckpointError, check_checkpoint_files
 from vit_vqgan_hf.training.checkpointing import (
     CHECKPOINT_COMPLETE_FILE,
@@ -24,7 +24,6 @@ from vit_vqgan_hf.training.checkpointing import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from vit_vqgan_hf.training.loop import prepare_train_dataloader
 from vit_vqgan_hf.utils.file_writes import OutputWriteError
 
 
@@ -45,14 +44,8 @@ class Unserializable:
 
 def build_loop(args, accelerator, ema_decay=0.5) -> LinearLoop:
     """The least-squares loop of test_loop.py, with an EMA of its weights as a second checkpoint state."""
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1, bias=False)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    dataset = list(torch.randn(16, 3))
-    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    loop = LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader))
-    loop.ema = EMAModel(model.parameters(), decay=ema_decay)
+    loop = build_linear_loop(args, accelerator)
+    loop.ema = EMAModel(loop.parts.model.parameters(), decay=ema_decay)
     return loop
 
 

@@ -107,14 +107,19 @@ class LinearLoop(TrainingLoop):
             self.step_reads.append(len(self.host_reads) - self.reads_before_bookkeeping)
 
 
-def run_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+def build_linear_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+    """A `LinearLoop` over 16 random examples, its model and optimizer prepared, not started."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1, bias=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     dataset = list(torch.randn(16, 3))
     dataloader = prepare_train_dataloader(args, accelerator, dataset, collate)
     model, optimizer = accelerator.prepare(model, optimizer)
-    loop = LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader), **loop_kwargs)
+    return LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader), **loop_kwargs)
+
+
+def run_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+    loop = build_linear_loop(args, accelerator, **loop_kwargs)
     loop.start("test", None)
     loop.train()
     return loop
