@@ -185,3 +185,14 @@ def test_write_errors_of_any_output_name_it(tmp_path):
     with pytest.raises(OutputWriteError, match=f"Writing the model card to {target} failed .FileNotFoundError.*free"):
         with report_write_errors(target, "the model card"):
             Path(target).write_text("card")
+
+
+def test_a_training_state_with_unknown_entries_is_refused(tmp_path, accelerator_for):
+    args = training_args(tmp_path, max_train_steps=2, checkpointing_steps=2, logging_steps=2)
+    train(args, accelerator_for(args))
+    checkpoint = tmp_path / "checkpoints" / "checkpoint_2"
+    state = json.loads((checkpoint / "training_state.json").read_text())
+    (checkpoint / "training_state.json").write_text(json.dumps({**state, "load_state_dict": 0}))
+    loop = build_loop(args, accelerator_for(args))
+    with pytest.raises(ValueError, match=r"entries this version does not know: \['load_state_dict'\]"):
+        loop.start("test", checkpoint, loop.ema)

@@ -71,8 +71,8 @@ def save_training_states(folder: str | Path, states: dict):
         tensors = {}
         document = _to_json(obj.state_dict(), tensors, name)
         if tensors:
-            save_file({key: tensor.detach().cpu().contiguous() for key, tensor in tensors.items()},
-                      Path(folder, f"{name}.safetensors"))  # fmt: skip
+            tensors = {key: tensor.detach().cpu().contiguous() for key, tensor in tensors.items()}
+            save_file(tensors, Path(folder, f"{name}.safetensors"))
         Path(folder, f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..utils.file_writes import report_write_errors, sync_folder, sync_tree, write_text_atomically
@@ -68,6 +68,9 @@ class TrainingState:
         return asdict(self)
 
     def load_state_dict(self, state_dict: dict):
+        # Only the counters: the saved state is a checkpoint's JSON, which may come from someone else.
+        if unknown := set(state_dict) - {field.name for field in fields(self)}:
+            raise ValueError(f"The saved training state has entries this version does not know: {sorted(unknown)}.")
         for name, value in state_dict.items():
             setattr(self, name, value)
 
