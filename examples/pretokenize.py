@@ -37,6 +37,7 @@ from vit_vqgan_hf.hub import create_hub_repo
 from vit_vqgan_hf.training.data import ImageTransform, augmentation_generator, load_image_dataset
 from vit_vqgan_hf.training.tokens import TOKENS_FORMAT, TOKENS_METADATA_FILE, tokenizer_fingerprint
 from vit_vqgan_hf.utils.errors import command_line_errors
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = logging.getLogger(__name__)
@@ -295,8 +296,10 @@ def main(args):
         dataset.info.description = description
     dataset_dict = DatasetDict(outputs)
     if args.output_dir is not None:
-        dataset_dict.save_to_disk(args.output_dir)
-        Path(args.output_dir, TOKENS_METADATA_FILE).write_text(description + "\n")
+        written = [Path(args.output_dir, name) for name in (*dataset_dict, "dataset_dict.json", TOKENS_METADATA_FILE)]
+        with report_write_errors(args.output_dir, "the pretokenized dataset", remove=written):
+            dataset_dict.save_to_disk(args.output_dir)
+            Path(args.output_dir, TOKENS_METADATA_FILE).write_text(description + "\n")
         logger.info(f"Saved {counts} to {args.output_dir}.")
     if args.push_to_hub:
         push_tokens_to_hub(args, dataset_dict, description)

@@ -70,6 +70,7 @@ from vit_vqgan_hf.cli import (
 )
 from vit_vqgan_hf.evaluation.sampling import SETTINGS_FILE, SampledImages
 from vit_vqgan_hf.utils.errors import command_line_errors
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -174,8 +175,9 @@ def save_png(image: np.ndarray, path: Path, process_index: int, info=None):
     """Write through a temporary name, so that a half-written file is never taken for done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{process_index}.tmp.png")
-    PIL.Image.fromarray(image).save(temporary, pnginfo=info)
-    os.replace(temporary, path)
+    with report_write_errors(path, "a sample", remove=[temporary]):
+        PIL.Image.fromarray(image).save(temporary, pnginfo=info)
+        os.replace(temporary, path)
 
 
 def write_scores(settings: dict, plan, output_dir: Path) -> Path:
@@ -195,18 +197,20 @@ def write_npz(plan, output_dir: Path) -> Path:
     height, width = np.asarray(PIL.Image.open(output_dir / image_name(plan[0]))).shape[:2]
     path = output_dir / f"samples_{len(plan)}x{height}x{width}x3.npz"
     stacked_path = output_dir / ".arr_0.npy"
-    stacked = np.lib.format.open_memmap(stacked_path, mode="w+", dtype=np.uint8, shape=(len(plan), height, width, 3))
-    for position, item in enumerate(tqdm(plan, desc="stacking", unit="image")):
-        stacked[position] = np.asarray(PIL.Image.open(output_dir / image_name(item)).convert("RGB"))
-    stacked.flush()
-    del stacked
-    # np.savez's layout: one `<name>.npy` per array in a zip file, which np.load reads lazily.
-    with zipfile.ZipFile(path, "w", allowZip64=True) as archive:
-        archive.write(stacked_path, arcname="arr_0.npy")
-        if plan[0][-2] is not None:
-            labels = np.array([item[-2] for item in plan], dtype=np.int64)
-            with archive.open("arr_1.npy", "w") as file:
-                np.lib.format.write_array(file, labels)
+    with report_write_errors(path, "the samples' .npz", remove=[stacked_path, path]):
+        shape = (len(plan), height, width, 3)
+        stacked = np.lib.format.open_memmap(stacked_path, mode="w+", dtype=np.uint8, shape=shape)
+        for position, item in enumerate(tqdm(plan, desc="stacking", unit="image")):
+            stacked[position] = np.asarray(PIL.Image.open(output_dir / image_name(item)).convert("RGB"))
+        stacked.flush()
+        del stacked
+        # np.savez's layout: one `<name>.npy` per array in a zip file, which np.load reads lazily.
+        with zipfile.ZipFile(path, "w", allowZip64=True) as archive:
+            archive.write(stacked_path, arcname="arr_0.npy")
+            if plan[0][-2] is not None:
+                labels = np.array([item[-2] for item in plan], dtype=np.int64)
+                with archive.open("arr_1.npy", "w") as file:
+                    np.lib.format.write_array(file, labels)
     stacked_path.unlink()
     return path
 

@@ -66,7 +66,14 @@ from vit_vqgan_hf.training.data import (
     load_image_dataset,
     load_training_images,
 )
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, save_train_results, steps_from_ratio
+from vit_vqgan_hf.training.loop import (
+    FINAL_OUTPUTS_PARTIAL,
+    TrainingLoop,
+    prepare_train_dataloader,
+    save_train_results,
+    steps_from_ratio,
+)
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -501,14 +508,18 @@ def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_da
     metrics["source"] = args.validation_source
     if accelerator.is_main_process:
         export = export_tokenizer(accelerator, tokenizer, ema)
-        export.save_pretrained(args.output_dir)
-        create_image_processor(export.config).save_pretrained(args.output_dir)
-        if discriminator is not None:
-            accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
+        weights = [os.path.join(args.output_dir, name) for name in ("model.safetensors", "discriminator")]
+        with report_write_errors(args.output_dir, "the tokenizer", FINAL_OUTPUTS_PARTIAL, remove=weights):
+            export.save_pretrained(args.output_dir)
+            create_image_processor(export.config).save_pretrained(args.output_dir)
+            if discriminator is not None:
+                accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
         results = validation_results(args, export.config, metrics, state)
-        save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
-        card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
-        card.save(os.path.join(args.output_dir, "README.md"))
+        card_path = os.path.join(args.output_dir, "README.md")
+        with report_write_errors(card_path, "the model card", FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
+            save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
+            card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
+            card.save(card_path)
         results = {name: value for name, value in metrics.items() if name != "source"}
         schedule = ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
         results = {**results, "loss_terms": loss_terms(args), "quantizer": quantizer_options(args)}

@@ -83,13 +83,20 @@ from vit_vqgan_hf.hub import create_model_card
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training.checkpointing import TrainingState
 from vit_vqgan_hf.training.data import augmented_images, collate_images, held_out_images, load_training_images
-from vit_vqgan_hf.training.loop import TrainingLoop, prepare_train_dataloader, save_train_results, steps_from_ratio
+from vit_vqgan_hf.training.loop import (
+    FINAL_OUTPUTS_PARTIAL,
+    TrainingLoop,
+    prepare_train_dataloader,
+    save_train_results,
+    steps_from_ratio,
+)
 from vit_vqgan_hf.training.tokens import (
     TOKENS_METADATA_FILE,
     check_tokenizer_fingerprint,
     check_value_range,
     vim_input_ids,
 )
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -656,9 +663,13 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
     if accelerator.is_main_process:
         if args.save_best_model and best.step is not None:
             transformer = best_transformer(args, best) or transformer
-        VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
-        create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
-        save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
+        weights = [os.path.join(args.output_dir, name, "model.safetensors") for name in ("transformer", "vqgan")]
+        with report_write_errors(args.output_dir, "the VIM pipeline", FINAL_OUTPUTS_PARTIAL, remove=weights):
+            VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
+            create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
+        card_path = os.path.join(args.output_dir, "README.md")
+        with report_write_errors(card_path, "the model card", FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
+            save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
         schedule = ("max_train_steps", "lr_warmup_steps", "lr_decay_start")
         save_train_results(args, state, losses, schedule, "the VIM pipeline")
     accelerator.wait_for_everyone()

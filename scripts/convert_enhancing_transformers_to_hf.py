@@ -50,6 +50,7 @@ from vit_vqgan_hf.hub import HUB_ERRORS, create_model_card, push_folder_to_hub
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.models.vit_vqgan.modeling_vit_vqgan import sincos_position_embedding_2d
 from vit_vqgan_hf.utils.errors import command_line_errors
+from vit_vqgan_hf.utils.file_writes import report_write_errors
 
 
 logger = logging.getLogger(__name__)
@@ -280,8 +281,9 @@ def load_original_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Ten
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{checkpoint_path} holds Python objects besides tensors, which are not loaded for safety ({error}). "
-            "Save its weights alone where the original code is installed, e.g. "
-            "`torch.save(torch.load(path)['state_dict'], 'state_dict.pt')`, and convert that file."
+            "If you trust the file (unpickling it can run any code), save its weights alone where the original "
+            "code is installed, e.g. `torch.save(torch.load(path, weights_only=False)['state_dict'], "
+            "'state_dict.pt')`, and convert that file."
         ) from error
     return checkpoint.get("state_dict", checkpoint)
 
@@ -327,22 +329,31 @@ def convert_checkpoint(
     hub_private: bool = False,
     hub_token: str | None = None,
     revision: str | None = None,
+    allow_custom_size: bool = False,
 ) -> VitVqganModel:
     """Convert `checkpoint` (a file or a Hub repository, see [`resolve_checkpoint`]), save the model and its card to
-    `output_dir`, optionally push the folder."""
+    `output_dir`, optionally push the folder. A checkpoint whose width and depths match neither released configuration
+    is refused unless `allow_custom_size` (a release missing its last layers would look like that)."""
     checkpoint_path = resolve_checkpoint(str(checkpoint), revision=revision, token=hub_token)
     config, state_dict = convert_state_dict(load_original_state_dict(checkpoint_path))
     if original_size_name(config) == "custom-size":
-        logger.warning(
+        size = (
             f"The checkpoint has width {config.encoder_hidden_size} and {config.encoder_num_hidden_layers} encoder / "
             f"{config.decoder_num_hidden_layers} decoder layers, which matches neither released configuration (small: "
-            "512 wide, 8/8 layers; base: 768 wide, 12/12 layers). Converting it as it is."
+            "512 wide, 8/8 layers; base: 768 wide, 12/12 layers)"
         )
+        if not allow_custom_size:
+            raise ValueError(
+                f"{size}: a released checkpoint missing its last layers looks like this. If it is a model of a custom "
+                "size, pass --allow_custom_size to convert it as it is."
+            )
+        logger.warning(f"{size}. Converting it as it is (--allow_custom_size).")
     model = VitVqganModel(config).eval()
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
-    model.save_pretrained(output_dir)
-    create_image_processor(config).save_pretrained(output_dir)
+    with report_write_errors(output_dir, "the converted model", remove=[Path(output_dir, "model.safetensors")]):
+        model.save_pretrained(output_dir)
+        create_image_processor(config).save_pretrained(output_dir)
 
     # The saved folder reloads to the same model.
     reloaded = VitVqganModel.from_pretrained(output_dir).eval()
@@ -359,7 +370,9 @@ def convert_checkpoint(
         provenance=provenance,
         extra_citation=citation,
     )
-    card.save(Path(output_dir) / "README.md")
+    card_path = Path(output_dir) / "README.md"
+    with report_write_errors(card_path, "the model card", remove=[card_path]):
+        card.save(card_path)
     if push_to_hub:
         push_folder_to_hub(output_dir, hub_model_id, private=hub_private, token=hub_token)
     return model
@@ -379,6 +392,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output_dir", type=str, required=True, help="Folder to write the converted model and its model card to."
     )
+    parser.add_argument(
+        "--allow_custom_size",
+        action="store_true",
+        help="Convert a checkpoint whose width and depths match neither released configuration (refused otherwise: "
+        "a released checkpoint missing its last layers looks like that).",
+    )
     add_hub_args(parser)
     return parser.parse_args(argv)
 
@@ -393,6 +412,7 @@ def main(argv: list[str] | None = None):
         args.hub_private,
         args.hub_token,
         revision=args.revision,
+        allow_custom_size=args.allow_custom_size,
     )
     config = model.config
     print(

@@ -1,4 +1,7 @@
 import collections
+import os
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -54,3 +57,31 @@ def image_folder(tmp_path_factory):
     """16 random images of 40x36 in two class folders, `cat` and `dog`, and one corrupt file in `cat` (read-only)."""
     sizes = [(40, 36)] * 8
     return write_image_folder(tmp_path_factory.mktemp("images"), {"cat": sizes, "dog": sizes}, corrupt=True)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 2 MiB tmpfs to fill up (root only; skipped where it cannot be mounted)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill_disk(folder):
+    """Fill the file system of `folder` with a file until no byte is left; returns the file."""
+    filler = folder / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+    return filler

@@ -366,8 +366,9 @@ def _class_and_count(state: AppState, prefix: str = "", label: str = "Images"):
         choices, value=choices[0], label="Class", info="Type to search the class names.", filterable=True,
         allow_custom_value=True, elem_id=f"{prefix}class-name",
     )  # fmt: skip
+    # No `precision=0`: Gradio would round 2.5 to 2 before the request's own whole-number check could refuse it.
     num_images = gr.Number(
-        value=min(4, state.max_images), minimum=1, precision=0, label=f"{label} (at most {state.max_images})",
+        value=min(4, state.max_images), minimum=1, label=f"{label} (at most {state.max_images})",
         elem_id=f"{prefix}num-images",
     )  # fmt: skip
     return class_name, num_images

@@ -166,6 +166,7 @@ def test_complete_keeps_the_inputs_rows_and_streams_the_rest(client, served_app,
         ({"num_prefix_rows": 2.5}, None, "The rows to keep must be a whole number from 1 to 7"),
         ({"num_prefix_rows": 8}, None, "Value 8 is greater than maximum value 7"),  # Gradio's slider bounds
         ({"num_images": 5}, None, "At most 4 images per request"),
+        ({"num_images": 2.5}, None, "The number of images must be a whole number from 1 to 4"),
         ({}, b"plain text, not an image\n", "'notes.png' is not an image this app can read"),
     ],
 )

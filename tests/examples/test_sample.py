@@ -13,11 +13,13 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 
+from tests.conftest import fill_disk
 from tests.testing_utils import PIPELINE_NUM_CLASSES, load_script, tiny_pipeline, write_image_folder
 from vit_vqgan_hf import VimPipeline
 from vit_vqgan_hf.cli import load_image_classifier
 from vit_vqgan_hf.evaluation.sampling import image_seed
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
+from vit_vqgan_hf.utils.file_writes import OutputWriteError
 
 from ..evaluation.helpers import save_tiny_classifier
 
@@ -359,3 +361,15 @@ def test_rows_beyond_the_grid_are_refused_before_anything_is_written(pipeline_di
     with pytest.raises(ValueError, match=r"--num_prefix_rows must lie in \[0, 4\]"):
         run_in_this_process([*arguments, "--num_prefix_rows", "5", "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "sample_settings.json").exists()
+
+
+def test_a_full_disk_names_the_sample_and_leaves_no_partial_file(small_tmpfs):
+    script = load_script(SCRIPT)
+    fill_disk(small_tmpfs)
+    path = small_tmpfs / "class_0" / "image_0.png"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # incompressible
+    with pytest.raises(
+        OutputWriteError, match=rf"Writing a sample to {path} failed .*; \d+ bytes .*Removed the partial"
+    ):
+        script.save_png(noise, path, process_index=0)
+    assert [file.name for file in path.parent.iterdir()] == []

@@ -14,6 +14,7 @@ from transformers import AutoImageProcessor
 
 from vit_vqgan_hf import VimForCausalLM, VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
+from vit_vqgan_hf.training.checkpoint_files import load_training_states
 from vit_vqgan_hf.training.checkpointing import is_complete
 from vit_vqgan_hf.training.loop import steps_from_ratio
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
@@ -186,11 +187,12 @@ def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
 
     pipe = VimPipeline.from_pretrained(output_dir)
     exported = load_file(output_dir / "transformer" / "model.safetensors")
-    # The checkpoint holds the trained weights and the EMA (the last state registered for checkpointing).
+    # The checkpoint holds the trained weights and the EMA (as JSON and safetensors, no pickle).
     checkpoint = output_dir / "checkpoints" / "checkpoint_4"
     trained = load_file(checkpoint / "model.safetensors")
+    assert not list(checkpoint.glob("custom_checkpoint_*"))
     ema = EMAModel(pipe.transformer.parameters())
-    ema.load_state_dict(torch.load(sorted(checkpoint.glob("custom_checkpoint_*.pkl"))[-1], weights_only=False))
+    load_training_states(checkpoint, {"ema_model": ema})
     averaged = VimForCausalLM(pipe.transformer.config)
     ema.copy_to(averaged.parameters())
     assert all(torch.equal(exported[name], averaged.state_dict()[name]) for name in exported)

@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoImageProcessor
 
+from tests.conftest import fill_disk
 from tests.testing_utils import load_script
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.models.vit_vqgan.configuration_vit_vqgan import PRESETS
+from vit_vqgan_hf.utils.file_writes import OutputWriteError
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert_enhancing_transformers_to_hf.py"
@@ -266,11 +268,15 @@ def test_a_checkpoint_missing_a_layer_is_refused():
         convert.get_vit_vqgan_config(state_dict)
 
 
-def test_sizes_of_neither_released_configuration_are_named(tmp_path, caplog):
+def test_sizes_of_neither_released_configuration_need_the_custom_size_flag(tmp_path, caplog):
     checkpoint = tmp_path / "state_dict.pt"
     torch.save(original_state_dict(), checkpoint)
+    # A released checkpoint missing its last layer reads as a custom size: refused unless the user says it is one.
+    with pytest.raises(ValueError, match=r"matches neither released configuration .* pass --allow_custom_size"):
+        convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
     with caplog.at_level("WARNING"):
-        convert.convert_checkpoint(checkpoint, tmp_path / "converted")
+        convert.convert_checkpoint(checkpoint, tmp_path / "converted", allow_custom_size=True)
     assert "matches neither released configuration (small: 512 wide, 8/8 layers; base: 768 wide, 12/12" in caplog.text
 
 
@@ -291,7 +297,7 @@ def test_command_line_writes_a_loadable_folder_with_its_card(tmp_path):
         checkpoint,
     )
     output_dir = tmp_path / "converted"
-    convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(output_dir)])
+    convert.main(["--checkpoint", str(checkpoint), "--output_dir", str(output_dir), "--allow_custom_size"])
 
     model = VitVqganModel.from_pretrained(output_dir).eval()
     pixels = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
@@ -320,13 +326,18 @@ def test_a_missing_checkpoint_says_what_to_download(tmp_path):
         )
 
 
-def test_checkpoint_with_python_objects_is_refused(tmp_path):
+def test_checkpoint_with_python_objects_is_refused(tmp_path, monkeypatch):
     checkpoint = tmp_path / "with_objects.ckpt"
     torch.save(
         {"state_dict": original_state_dict(), "hyper_parameters": math.nan, "callbacks": {"x": object}}, checkpoint
     )
-    with pytest.raises(ValueError, match="holds Python objects besides tensors"):
+    with pytest.raises(ValueError, match="holds Python objects besides tensors") as error:
         convert.load_original_state_dict(checkpoint)
+    # The hint works on current torch (weights_only defaults to True there) for a file the user trusts.
+    hint = re.search(r"`(torch\.save\(.*?)`", str(error.value)).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(hint, {"torch": torch, "path": checkpoint})
+    assert convert.load_original_state_dict("state_dict.pt").keys() == original_state_dict().keys()
 
 
 @pytest.mark.parametrize(("field", "value"), [("encoder_head_type", "linear"), ("decoder_head_type", "none")])
@@ -362,3 +373,17 @@ def test_a_hub_checkpoint_is_downloaded_through_the_cache(tmp_path, monkeypatch)
     # A relative path with one folder is a local file, not a repository.
     with pytest.raises(FileNotFoundError, match="missing/state_dict.pt is not a file"):
         convert.resolve_checkpoint("missing/state_dict.pt")
+
+
+def test_a_full_disk_names_the_output_and_removes_the_partial_weights(small_tmpfs, tmp_path):
+    checkpoint = tmp_path / "state_dict.pt"  # outside the full file system: only the outputs fail
+    torch.save(original_state_dict(), checkpoint)
+    output_dir = small_tmpfs / "converted"
+    output_dir.mkdir()
+    filler = fill_disk(small_tmpfs)
+    with pytest.raises(OutputWriteError, match=rf"Writing the converted model to {output_dir} failed .*; \d+ bytes"):
+        convert.convert_checkpoint(checkpoint, output_dir, allow_custom_size=True)
+    assert not (output_dir / "model.safetensors").exists()
+    filler.unlink()
+    convert.convert_checkpoint(checkpoint, output_dir, allow_custom_size=True)
+    assert VitVqganModel.from_pretrained(output_dir).config.encoder_num_hidden_layers == 2

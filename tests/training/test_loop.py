@@ -7,13 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 
 from vit_vqgan_hf.training.checkpointing import list_checkpoints
 from vit_vqgan_hf.training.loop import (
     TrainingLoop,
-    build_accelerator,
     clip_and_guard_gradients,
     prepare_train_dataloader,
     read_logs,
@@ -66,14 +64,6 @@ def training_args(tmp_path, **overrides) -> argparse.Namespace:
     return argparse.Namespace(**{**flags, **overrides})
 
 
-@pytest.fixture
-def accelerator_for(tmp_path):
-    """Builds the loop's accelerator for some arguments, and resets accelerate's global state afterwards."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield build_accelerator
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 @dataclass
 class Parts:
     model: torch.nn.Module
@@ -117,14 +107,19 @@ class LinearLoop(TrainingLoop):
             self.step_reads.append(len(self.host_reads) - self.reads_before_bookkeeping)
 
 
-def run_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+def build_linear_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+    """A `LinearLoop` over 16 random examples, its model and optimizer prepared, not started."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1, bias=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     dataset = list(torch.randn(16, 3))
     dataloader = prepare_train_dataloader(args, accelerator, dataset, collate)
     model, optimizer = accelerator.prepare(model, optimizer)
-    loop = LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader), **loop_kwargs)
+    return LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader), **loop_kwargs)
+
+
+def run_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
+    loop = build_linear_loop(args, accelerator, **loop_kwargs)
     loop.start("test", None)
     loop.train()
     return loop

@@ -17,6 +17,7 @@ from vit_vqgan_hf.evaluation import per_image_psnr, per_image_ssim
 from vit_vqgan_hf.models.vit_vqgan import convert_to_rgb
 
 from .errors import RequestError
+from .uploads import open_upload
 
 
 # torchmetrics' SSIM uses an 11x11 Gaussian window.
@@ -48,8 +49,9 @@ def open_image(path: str | os.PathLike, config) -> PIL.Image.Image:
     """Open an uploaded file as an RGB image, or raise `RequestError` saying why it cannot be used."""
     name = os.path.basename(str(path))
     try:
-        image = PIL.Image.open(path)
-        image.load()
+        image = open_upload(path, config.image_size)
+    except RequestError:
+        raise
     except PIL.Image.DecompressionBombError:
         raise RequestError(f"{name!r} has too many pixels to open safely; upload a smaller image.") from None
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError):

@@ -99,7 +99,12 @@ def add_output_args(parser: argparse.ArgumentParser):
     group = parser.add_argument_group("outputs, logging and checkpoints")
     group.add_argument("--output_dir", help="Where the trained model and the checkpoints go: %(default)s.")
     group.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a training state every N steps.")
-    group.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    group.add_argument(
+        "--checkpoints_total_limit",
+        type=int,
+        default=None,
+        help="Keep at most this many checkpoints; an old one is deleted only once the new one is complete.",
+    )
     group.add_argument("--resume_from_checkpoint", default=None, help="`latest` or a checkpoint folder.")
     group.add_argument("--validation_steps", type=int, default=5000, help="Validate every N steps (and at the end).")
     group.add_argument("--num_validation_images", type=int, help="Validation images (VIM: per class): %(default)s.")

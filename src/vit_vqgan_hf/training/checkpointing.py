@@ -2,22 +2,28 @@
 """Checkpoint and resume helpers shared by the training scripts.
 
 Checkpoints are `accelerator.save_state()` folders under `<output_dir>/checkpoints/checkpoint_<global_step>`, named
-and rotated by accelerate (`ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=N)`); the counter of
-the automatic names is set to the global step before each save, so a folder's name says which step it holds. A
-[`TrainingState`] registered with `accelerator.register_for_checkpointing` carries the step, the epoch and the
-position inside the epoch, so a resumed run continues with the next batch (`accelerator.skip_first_batches`).
+by accelerate (`ProjectConfiguration(automatic_checkpoint_naming=True)`); the counter of the automatic names is set to
+the global step before each save, so a folder's name says which step it holds. The states this package adds (a
+[`TrainingState`] with the step, the epoch and the position inside the epoch, so a resumed run continues with the
+next batch; the EMA; the best validation loss) are saved beside accelerate's files as JSON and safetensors, never
+pickled, and a checkpoint is checked before it is loaded ([`~training.checkpoint_files.check_checkpoint_files`]):
+resuming from someone else's checkpoint runs none of their code.
 
-accelerate writes straight into the checkpoint folder, so a run killed while saving leaves a partial folder behind;
-[`save_checkpoint`] marks a finished save with [`CHECKPOINT_COMPLETE_FILE`], `"latest"` skips unmarked folders, and
-saving the same step again replaces them.
+A save can be interrupted at any point without losing the last complete checkpoint: accelerate writes straight into
+the new folder, [`save_checkpoint`] then syncs its files to the disk and writes [`CHECKPOINT_COMPLETE_FILE`] last,
+and only then deletes the checkpoints beyond `--checkpoints_total_limit`. `"latest"` skips folders without the
+marker, and saving the same step again replaces them.
 """
 
 import json
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from ..utils.file_writes import report_write_errors, sync_folder, sync_tree, write_text_atomically
+from .checkpoint_files import check_checkpoint_files, load_training_states, save_training_states
 
 
 logger = logging.getLogger(__name__)
@@ -31,7 +37,7 @@ _CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)")
 @dataclass
 class TrainingState:
     """
-    Progress counters saved in every checkpoint (register it with `accelerator.register_for_checkpointing`).
+    Progress counters saved in every checkpoint (as JSON, with the states passed to [`save_checkpoint`]).
 
     Args:
         global_step (`int`, *optional*, defaults to 0):
@@ -62,6 +68,9 @@ class TrainingState:
         return asdict(self)
 
     def load_state_dict(self, state_dict: dict):
+        # Only the counters: the saved state is a checkpoint's JSON, which may come from someone else.
+        if unknown := set(state_dict) - {field.name for field in fields(self)}:
+            raise ValueError(f"The saved training state has entries this version does not know: {sorted(unknown)}.")
         for name, value in state_dict.items():
             setattr(self, name, value)
 
@@ -93,22 +102,33 @@ def is_complete(checkpoint: Path) -> bool:
     return Path(checkpoint, CHECKPOINT_COMPLETE_FILE).is_file()
 
 
-def save_checkpoint(accelerator, global_step: int) -> Path:
+def save_checkpoint(accelerator, global_step: int, states: dict | None = None, total_limit: int | None = None) -> Path:
     """
-    `accelerator.save_state()` into `<project_dir>/checkpoints/checkpoint_<global_step>`, rotated by accelerate's
-    `total_limit`, then [`CHECKPOINT_COMPLETE_FILE`] once every process has saved: a folder without it is the remains
-    of an interrupted save, which `"latest"` skips. Call it on every process (each saves its random states; FSDP
-    gathers shards). A folder of the same step that is already there (an interrupted save, or a step of the run's
-    abandoned continuation) is replaced.
+    `accelerator.save_state()` into `<project_dir>/checkpoints/checkpoint_<global_step>` with `states` saved beside
+    it as JSON and safetensors; then, once every process has saved, the files are synced to the disk,
+    [`CHECKPOINT_COMPLETE_FILE`] is written (a folder without it is the remains of an interrupted save, which
+    `"latest"` skips), and only then are older checkpoints beyond `total_limit` deleted: a crash at any point leaves
+    the last complete checkpoint in place. Call it on every process (each saves its random states; FSDP gathers
+    shards). A folder of the same step that is already there (an interrupted save, or a step of the run's abandoned
+    continuation) is replaced.
 
     Args:
         accelerator (`accelerate.Accelerator`):
-            An accelerator built with `ProjectConfiguration(automatic_checkpoint_naming=True, ...)`.
+            An accelerator built with `ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=None)`
+            (accelerate's own `total_limit` deletes old checkpoints before the new one is written).
         global_step (`int`):
             The step the checkpoint holds; it names the folder.
+        states (`dict`, *optional*, defaults to `None`):
+            Name -> an object with `state_dict()` (see
+            [`~training.checkpoint_files.save_training_states`]), saved by the main process.
+        total_limit (`int`, *optional*, defaults to `None`):
+            Keep at most this many complete checkpoints; `None` keeps all.
 
     Returns:
         `pathlib.Path`: the checkpoint folder.
+
+    Raises:
+        [`~utils.file_writes.OutputWriteError`]: when a write fails (a full disk), naming the folder and the free space.
     """
     path = Path(accelerator.project_dir, CHECKPOINTS_FOLDER, f"checkpoint_{global_step}")
     if accelerator.is_main_process and path.exists():
@@ -116,11 +136,42 @@ def save_checkpoint(accelerator, global_step: int) -> Path:
     # Unconditional: a process that looked after the removal would otherwise skip the barrier the others wait at.
     accelerator.wait_for_everyone()
     accelerator.project_configuration.iteration = global_step
-    accelerator.save_state()
+    partial = f"The incomplete folder {path} has no {CHECKPOINT_COMPLETE_FILE}, so `latest` skips it."
+    with report_write_errors(path, "the checkpoint", partial):
+        accelerator.save_state()
+        if accelerator.is_main_process:
+            save_training_states(path, states or {})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        Path(path, CHECKPOINT_COMPLETE_FILE).write_text(json.dumps({"global_step": global_step}) + "\n")
+        with report_write_errors(path, "the checkpoint", partial):
+            sync_tree(path)
+            write_text_atomically(path / CHECKPOINT_COMPLETE_FILE, json.dumps({"global_step": global_step}) + "\n")
+        if total_limit is not None:
+            remove_old_checkpoints(accelerator.project_dir, total_limit)
     return path
+
+
+def remove_old_checkpoints(output_dir: str, total_limit: int):
+    """
+    Delete the oldest complete checkpoints of `output_dir` beyond the newest `total_limit`, and the incomplete
+    folders older than the newest complete one (remains of interrupted saves). A folder's completion marker is removed
+    (and the removal synced) before the rest, so a deletion cut short leaves an incomplete folder, never a damaged
+    checkpoint that looks complete.
+    """
+    complete = list_checkpoints(output_dir)
+    if not complete:
+        return
+    newest = _step(complete[-1])
+    doomed = complete[: max(len(complete) - total_limit, 0)]
+    doomed += [path for path in list_checkpoints(output_dir, complete_only=False) if not is_complete(path)]
+    for path in sorted(doomed, key=_step):
+        if _step(path) >= newest:
+            continue
+        marker = path / CHECKPOINT_COMPLETE_FILE
+        if marker.exists():
+            marker.unlink()
+            sync_folder(path)
+        shutil.rmtree(path)
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> Path | None:
@@ -138,7 +189,8 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
         `pathlib.Path` or `None`.
 
     Raises:
-        `ValueError`: when an explicit folder does not exist or its save did not finish; when a fresh start would
+        `ValueError`: when an explicit folder does not exist or its save did not finish; when `"latest"` finds only
+        incomplete checkpoints (a run that made progress would silently start over); when a fresh start would
         write into an `output_dir` that holds checkpoints of an earlier run (a later `"latest"` would mix the two
         runs); when `output_dir` holds complete checkpoints newer than the one to resume from (the resumed run would
         replace them one by one, and `"latest"` would pick them after an interruption).
@@ -152,11 +204,23 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
             )
         return None
     if resume_from_checkpoint == "latest":
-        for path in list_checkpoints(output_dir, complete_only=False):
-            if not is_complete(path) and (not checkpoints or _step(path) > _step(checkpoints[-1])):
+        partial = [path for path in list_checkpoints(output_dir, complete_only=False) if not is_complete(path)]
+        if partial and not checkpoints:
+            # The run made progress but never finished a save: a fresh start would silently redo it all.
+            raise ValueError(
+                f"--resume_from_checkpoint latest: {Path(output_dir, CHECKPOINTS_FOLDER)} holds only incomplete "
+                f"checkpoints ({', '.join(path.name for path in partial)}: their saves did not finish), so the run "
+                "reached that step but cannot resume from it. To start it over, delete those folders or choose a "
+                "new --output_dir."
+            )
+        for path in partial:
+            if _step(path) > _step(checkpoints[-1]):
                 logger.warning(f"Skipping {path}: its save did not finish (the run was stopped while saving).")
         if not checkpoints:
-            logger.info(f"No checkpoint in {Path(output_dir, CHECKPOINTS_FOLDER)} yet: starting a new training run.")
+            logger.warning(
+                f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir, CHECKPOINTS_FOLDER)} yet, "
+                "starting a new training run."
+            )
         return checkpoints[-1] if checkpoints else None
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
@@ -184,23 +248,29 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
     return path
 
 
-def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState):
+def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState, states: dict | None = None):
     """
-    `accelerator.load_state(checkpoint)`, then a log line with where the run resumes; with an error that says what
-    went wrong when the checkpoint's model does not match the run's model (a different `--model_config`), instead of
-    the parameter-by-parameter size mismatches.
+    Check that `checkpoint` runs no code of its own when loaded
+    ([`~training.checkpoint_files.check_checkpoint_files`]), `accelerator.load_state(checkpoint)`, restore `states`
+    from their JSON and safetensors files, then log where the run resumes; with an error that says what went wrong
+    when the checkpoint's model does not match the run's model (a different `--model_config`), instead of the
+    parameter-by-parameter size mismatches.
 
     Args:
         accelerator (`accelerate.Accelerator`):
-            The run's accelerator, with the model, optimizer and states prepared or registered.
+            The run's accelerator, with the model, optimizer and schedulers prepared.
         checkpoint (`pathlib.Path`):
             A checkpoint folder from [`resolve_checkpoint`].
         state ([`TrainingState`]):
-            The run's registered progress counters, which the checkpoint restores.
+            The run's progress counters, which the checkpoint restores (also one of `states`).
+        states (`dict`, *optional*, defaults to `None`):
+            Name -> an object with `load_state_dict()`, as passed to [`save_checkpoint`].
 
     Raises:
-        `ValueError`: when the saved weights do not fit the model.
+        [`~training.checkpoint_files.UnsafeCheckpointError`]: naming a file that could run code when loaded.
+        `ValueError`: when the saved weights do not fit the model, or a state is missing.
     """
+    check_checkpoint_files(checkpoint)
     try:
         accelerator.load_state(str(checkpoint))
     except RuntimeError as error:
@@ -211,6 +281,7 @@ def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState):
             f"{checkpoint} was saved from a model of another configuration ({first_mismatch}). Resume with the model "
             "configuration of the run that saved it, or start a new run in a new --output_dir."
         ) from error
+    load_training_states(checkpoint, states or {})
     if accelerator.is_main_process:
         logger.info(
             f"Resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch "
@@ -228,6 +299,7 @@ __all__ = [
     "TrainingState",
     "list_checkpoints",
     "load_checkpoint",
+    "remove_old_checkpoints",
     "resolve_checkpoint",
     "save_checkpoint",
 ]

@@ -40,10 +40,14 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoint_files import state_name
 from .checkpointing import CHECKPOINTS_FOLDER, TrainingState, load_checkpoint, save_checkpoint
 
 
 logger = get_logger(__name__, log_level="INFO")
+
+# What a failed write of a run's final outputs leaves: `OutputWriteError`'s note in the training scripts.
+FINAL_OUTPUTS_PARTIAL = "The checkpoints are intact: free some space and resume with --resume_from_checkpoint latest."
 
 
 def build_accelerator(args) -> Accelerator:
@@ -60,11 +64,12 @@ def build_accelerator(args) -> Accelerator:
         [`~training.checkpointing.save_checkpoint`]), trackers logging to `output_dir/logging_dir`, and data loaders
         whose epoch `e` is shuffled with `seed + e` in every process.
     """
+    # No `total_limit`: accelerate would delete old checkpoints before writing the new one, so a crash while saving
+    # could leave none; `save_checkpoint` applies `--checkpoints_total_limit` once the new one is complete.
     project_config = ProjectConfiguration(
         project_dir=args.output_dir,
         logging_dir=os.path.join(args.output_dir, args.logging_dir),
         automatic_checkpoint_naming=True,
-        total_limit=args.checkpoints_total_limit,
     )
     return Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -283,21 +288,28 @@ class TrainingLoop:
         # The last logged values, as numbers.
         self.last_logs = {}
         self.progress = None
+        # Name -> object with `state_dict()` / `load_state_dict()`: the states checkpoints hold besides accelerate's.
+        self.checkpoint_states = {}
 
     def start(self, project_name: str, checkpoint: Path | None, *states):
         """
-        Register the training state and `states` (`None` entries, optional states that are off, left out) for
-        checkpointing, start the trackers with the arguments as their config, and resume from `checkpoint` (`None`: a
-        fresh start).
+        Take the training state and `states` (`None` entries, optional states that are off, left out) into every
+        checkpoint, each under its class name in snake case (saved as JSON and safetensors, never pickled), start the
+        trackers with the arguments as their config, and resume from `checkpoint` (`None`: a fresh start).
         """
-        self.accelerator.register_for_checkpointing(self.state, *(state for state in states if state is not None))
+        for state in (self.state, *states):
+            if state is not None:
+                name = state_name(state)
+                if name in self.checkpoint_states:
+                    raise ValueError(f"Two checkpoint states of the same class {type(state).__name__}.")
+                self.checkpoint_states[name] = state
         config = {
             name: value if isinstance(value, (int, float, str, bool)) else str(value)
             for name, value in vars(self.args).items()
         }
         self.accelerator.init_trackers(project_name, config=config)
         if checkpoint is not None:
-            load_checkpoint(self.accelerator, checkpoint, self.state)
+            load_checkpoint(self.accelerator, checkpoint, self.state, self.checkpoint_states)
 
     def train_micro_batch(self, batch: dict) -> dict | None:
         """
@@ -383,7 +395,12 @@ class TrainingLoop:
         if args.validation_steps and state.global_step % args.validation_steps == 0 and not last:
             self.validate()
         if checkpoint_due:
-            save_checkpoint(self.accelerator, state.global_step)
+            self.save_checkpoint()
+
+    def save_checkpoint(self):
+        """Checkpoint the run at its current step, keeping at most `--checkpoints_total_limit` checkpoints."""
+        limit = self.args.checkpoints_total_limit
+        save_checkpoint(self.accelerator, self.state.global_step, self.checkpoint_states, limit)
 
     def read_counters(self):
         """Add every process's counters to the training state; stop when too many steps in a row were non-finite."""
@@ -402,7 +419,7 @@ class TrainingLoop:
             if state.consecutive_nonfinite_steps >= streak:
                 streak, streak_end = state.consecutive_nonfinite_steps, step
         if streak >= args.max_nonfinite_steps:
-            save_checkpoint(self.accelerator, state.global_step)
+            self.save_checkpoint()
             self.end_training()
             raise RuntimeError(
                 f"{streak} optimizer steps in a row (up to step {streak_end}) had a non-finite loss or gradient, so "
@@ -450,6 +467,7 @@ def save_train_results(args, state, results: dict, schedule: tuple[str, ...], sa
 
 
 __all__ = [
+    "FINAL_OUTPUTS_PARTIAL",
     "StepCounters",
     "TrainingLoop",
     "build_accelerator",

@@ -24,7 +24,7 @@ def test_the_estimator_changes_gradients_not_forward_values(use_l2_normalized_co
     outputs = [model(pixels()) for model in (straight, rotation)]
     for name in ("image_tokens", "quantized", "reconstruction", "vq_loss"):
         assert torch.equal(getattr(outputs[0], name), getattr(outputs[1], name)), name
-    for model, output in zip((straight, rotation), outputs):
+    for output in outputs:
         output.reconstruction.square().mean().backward()
     gradients = [model.quant_proj.weight.grad for model in (straight, rotation)]
     assert gradients[1].abs().sum() > 0
@@ -63,8 +63,12 @@ def test_the_linear_map_trains_the_map_and_keeps_the_stored_codes():
     quantizer = model.quantizer
     assert "quantizer.embedding.weight" not in dict(model.named_parameters())
     assert "quantizer.embedding.weight" in model.state_dict() and "quantizer.codebook_map" in model.state_dict()
-    # The map starts as the identity: the initial codebook is the paper's.
-    torch.testing.assert_close(quantizer.codebook(), F.normalize(quantizer.embedding.weight, dim=-1))
+    torch.testing.assert_close(
+        quantizer.codebook(), F.normalize(quantizer.embedding.weight @ quantizer.codebook_map, dim=-1)
+    )
+    # SimVQ's initialization of the map (nn.Linear's): entries uniform in +-1/sqrt(dim).
+    bound = model.config.codebook_dim**-0.5
+    assert quantizer.codebook_map.abs().max() <= bound and quantizer.codebook_map.std() > bound / 3
     stored = quantizer.embedding.weight.clone()
     before = quantizer.codebook().clone()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -15,8 +15,13 @@ CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 class VimInputChecksMixin:
     """
     `check_inputs` and its helpers for [`VimPipeline`], which provides what they read: `transformer`, `vqgan`,
-    `token_grid_size`, `has_trained_null_class`, `get_label_ids` and `_callback_tensor_inputs`.
+    `token_grid_size`, `has_trained_null_class`, `get_label_ids`, `num_rejection_candidates` and
+    `_callback_tensor_inputs`.
     """
+
+    # The images (rejection candidates included) one call samples: their pixels are held at once (10,000 images of
+    # 256x256 are 7.9 GB in float32), so a larger request is refused before it allocates anything.
+    max_images_per_call = 10_000
 
     def check_inputs(
         self,
@@ -95,6 +100,7 @@ class VimInputChecksMixin:
             raise ValueError("Rejection sampling scores the class of each image: it needs `class_labels`.")
         if acceptance_rate is None and classifier is not None:
             raise ValueError("A `classifier` is only used for rejection sampling: pass `acceptance_rate` as well.")
+        self._check_request_size(class_labels, num_images_per_label, acceptance_rate, image)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if cache_implementation not in (None, *CACHE_IMPLEMENTATIONS):
@@ -184,6 +190,27 @@ class VimInputChecksMixin:
                 f"Got {num_images} images to complete and {num_labels} class labels: pass one label per image, one "
                 "label (or None) for every image, or one image to complete under every label."
             )
+
+    def _check_request_size(self, class_labels, num_images_per_label, acceptance_rate, image):
+        """Raise a `ValueError` when the call would sample more than `max_images_per_call` images or candidates."""
+        num_labels = len(class_labels) if isinstance(class_labels, (list, tuple)) else 1
+        num_pairs = max(num_labels, self.count_images(image)) if image is not None else num_labels
+        rejection = acceptance_rate is not None and acceptance_rate < 1
+        per_pair = self.num_rejection_candidates(num_images_per_label, acceptance_rate) if rejection else None
+        total = num_pairs * (per_pair or num_images_per_label)
+        if total <= self.max_images_per_call:
+            return
+        what = f"{num_pairs} label{'s' if num_pairs > 1 else ''} x {num_images_per_label} images"
+        if rejection:
+            what += f" / acceptance_rate {acceptance_rate} = {total} candidates to sample and score"
+        else:
+            what += f" = {total} images"
+        raise ValueError(
+            f"The request asks for {what}, more than `pipe.max_images_per_call` ({self.max_images_per_call}): the "
+            "pixels of a call are held in memory at once. Sample them in a loop of smaller calls"
+            + (" or raise `acceptance_rate`" if rejection else "")
+            + " (or raise `pipe.max_images_per_call` where memory allows)."
+        )
 
     @staticmethod
     def count_images(image) -> int:
