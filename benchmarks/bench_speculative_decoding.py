@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vit_vqgan_hf import VimPipeline
@@ -142,36 +141,26 @@ def measure(pipeline, args) -> list[dict]:
     return rows
 
 
-@torch.no_grad()
-def digits_accuracy(pipeline, args):
+def digits_accuracy(args):
     """Class accuracy of samples of the digits demo's pipeline, sequential and speculative, for two seeds."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    import demo  # examples/demo.py: the digits, and its classifier of the samples
+    import demo  # examples/demo.py: the digits, and its classifier and scoring of the samples
 
     with tempfile.TemporaryDirectory() as folder:
         classifier, _ = demo.fit_classifier(demo.write_digits(Path(folder), args.seed))
-    class_labels = pipeline.get_label_ids(list(demo.CLASS_NAMES))
-    per_class = args.digits_accuracy
-    for seed in (args.seed, args.seed + 1):
-        for decoding in ({}, {"decoding": "speculative_jacobi", "jacobi_window": args.windows[0]}):
-            start = time.perf_counter()
-            images = pipeline(
-                class_labels=class_labels,
-                num_images_per_label=per_class,
-                generator=torch.Generator().manual_seed(seed),
-                output_type="np",
-                max_batch_size=100,
-                **decoding,
-            ).images
-            gray = np.asarray(images).mean(axis=-1).reshape(len(class_labels) * per_class, -1)
-            predictions = classifier.predict(gray).reshape(len(class_labels), per_class)
-            accuracy = float((predictions == np.arange(len(class_labels))[:, None]).mean())
-            name = decoding.get("decoding", "sequential")
-            print(
-                f"seed {seed}, {name}: class accuracy {100 * accuracy:.1f}% of {predictions.size} samples "
-                f"({time.perf_counter() - start:.1f} s)",
-                flush=True,
-            )
+        for seed in (args.seed, args.seed + 1):
+            for decoding in ({}, {"decoding": "speculative_jacobi", "jacobi_window": args.windows[0]}):
+                start = time.perf_counter()
+                image_path = Path(folder) / "samples.png"
+                score = demo.sample_and_score(
+                    args.pipeline, classifier, args.digits_accuracy, seed, image_path, **decoding
+                )
+                print(
+                    f"seed {seed}, {decoding.get('decoding', 'sequential')}: class accuracy "
+                    f"{100 * score['class_accuracy']:.1f}% of {10 * args.digits_accuracy} samples "
+                    f"({time.perf_counter() - start:.1f} s)",
+                    flush=True,
+                )
 
 
 def main(args):
@@ -193,7 +182,7 @@ def main(args):
     print("|---|---|---|---|---|---|")
     measure(pipeline, args)
     if args.digits_accuracy:
-        digits_accuracy(pipeline, args)
+        digits_accuracy(args)
 
 
 if __name__ == "__main__":

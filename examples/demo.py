@@ -263,10 +263,16 @@ def image_grid(rows: np.ndarray, labels: list[str], scale: int = 4) -> PIL.Image
 
 @torch.no_grad()
 def sample_and_score(
-    pipeline_dir: Path, classifier, samples_per_class: int, seed: int, image_path: Path, guidance_scale: float = 1.0
+    pipeline_dir: Path,
+    classifier,
+    samples_per_class: int,
+    seed: int,
+    image_path: Path,
+    guidance_scale: float = 1.0,
+    **decoding,
 ) -> dict:
     """Class-conditional samples of every class (the first ten of each as a row of `image_path`) and the share the
-    classifier assigns to their class."""
+    classifier assigns to their class; `decoding` goes to the pipeline (e.g. `decoding="speculative_jacobi"`)."""
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
     class_labels = pipeline.get_label_ids(list(CLASS_NAMES))
     generator = torch.Generator().manual_seed(seed)
@@ -277,6 +283,7 @@ def sample_and_score(
         generator=generator,
         output_type="np",
         max_batch_size=100,
+        **decoding,
     ).images
     images = np.asarray(images).reshape(len(CLASS_NAMES), samples_per_class, RESOLUTION, RESOLUTION, 3)
     image_grid(images[:, :10], list(CLASS_NAMES)).save(image_path)
