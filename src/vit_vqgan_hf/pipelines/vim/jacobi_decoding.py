@@ -79,6 +79,8 @@ class VimJacobiDecodingMixin:
         """
         if greedy:
             return torch.nn.functional.one_hot(logits.argmax(dim=-1), logits.shape[-1]).float()
+        if not logits_processor:
+            return logits.softmax(dim=-1)
         tokens = image_tokens.repeat_interleave(logits.shape[1], dim=0)
         return self.sampling_probabilities(logits_processor, tokens, logits.flatten(0, 1)).view_as(logits)
 
@@ -122,11 +124,18 @@ class VimJacobiDecodingMixin:
         noise = noise.view(batch_size, num_tokens_total, draws)
         cache = self.prepare_jacobi_cache(len(input_ids), window, cache_implementation, device)
         window_index = torch.arange(window, device=device)
+        draft_index, key_index = window_index[:num_drafts], torch.arange(cache.layers[0].max_cache_len, device=device)
+        # Additive attention mask values; `q` of the window, whose last position never has a draft (`q = 0`).
+        dtype = self.transformer.dtype
+        unmasked, masked = (
+            torch.zeros((), dtype=dtype, device=device),
+            torch.tensor(torch.finfo(dtype).min, device=device),
+        )
+        window_q = torch.zeros(batch_size, window, codebook_size, device=device)
 
         # The first drafts, and the state of every image: its accepted tokens `num_tokens`, as many in its cache.
         num_tokens = torch.full((batch_size,), num_kept, device=device)
-        draft_positions = num_tokens[:, None] + window_index[:num_drafts]
-        draft_probabilities = self.jacobi_new_drafts(image_tokens, draft_positions)
+        draft_probabilities = self.jacobi_new_drafts(image_tokens, num_tokens[:, None] + draft_index)
         drafts = self.sample_from(draft_probabilities.flatten(0, 1), noise[:, num_kept, window:].flatten())
         drafts = drafts.view(batch_size, num_drafts)
         input_ids = torch.cat([input_ids, torch.cat([drafts, drafts]) if use_guidance else drafts], dim=1)
@@ -134,13 +143,11 @@ class VimJacobiDecodingMixin:
 
         for call in range(num_tokens_total - num_kept):
             # 1. One transformer call over the new tokens of every image, each after its own cached tokens.
-            positions = cache_lengths[:, None] + torch.arange(input_ids.shape[1], device=device)
-            key_length = cache.layers[0].max_cache_len
+            positions = cache_lengths[:, None] + key_index[: input_ids.shape[1]]
+            key_length = len(key_index)
             if cache_implementation != "static":
                 key_length = min(key_length, longest_cache + input_ids.shape[1])
-            visible = torch.arange(key_length, device=device) <= positions[:, :, None]
-            mask = torch.zeros(visible.shape, dtype=self.transformer.dtype, device=device)
-            mask = mask.masked_fill(~visible, torch.finfo(mask.dtype).min)[:, None]
+            mask = torch.where(key_index[:key_length] <= positions[:, None, :, None], unmasked, masked)
             if use_guidance:
                 positions, mask = torch.cat([positions, positions]), torch.cat([mask, mask])
             cache.set_positions(positions, key_length)
@@ -164,8 +171,8 @@ class VimJacobiDecodingMixin:
             num_accepted = accepted.cumprod(dim=1).sum(dim=1)
             at_rejection = num_accepted[:, None, None].expand(-1, 1, codebook_size)
             p = probabilities.gather(1, at_rejection)[:, 0]
-            q = torch.cat([draft_probabilities, draft_probabilities.new_zeros(batch_size, 1, codebook_size)], dim=1)
-            q = q.gather(1, at_rejection)[:, 0]
+            window_q[:, :num_drafts] = draft_probabilities
+            q = window_q.gather(1, at_rejection)[:, 0]
             corrected = self.sample_from(self.jacobi_residual(p, q), numbers[:, 0])
             window_tokens = torch.cat([drafts, corrected[:, None]], dim=1)
             window_tokens = window_tokens.scatter(1, num_accepted[:, None], corrected[:, None])
@@ -175,9 +182,9 @@ class VimJacobiDecodingMixin:
             cache_lengths = num_tokens
 
             # 3. The next drafts: the predictions past the accepted run, then new positions.
-            source = advance[:, None] + window_index[:num_drafts]
+            source = advance[:, None] + draft_index
             stale = probabilities.gather(1, source.clamp(max=window - 1)[..., None].expand(-1, -1, codebook_size))
-            new = self.jacobi_new_drafts(image_tokens, num_tokens[:, None] + window_index[:num_drafts])
+            new = self.jacobi_new_drafts(image_tokens, num_tokens[:, None] + draft_index)
             draft_probabilities = torch.where((source < window)[..., None], stale, new)
             next_numbers = noise[:, min(num_kept + call + 1, num_tokens_total - 1), window:]
             drafts = self.sample_from(draft_probabilities.flatten(0, 1), next_numbers.flatten())
