@@ -84,6 +84,7 @@ class VimJacobiDecodingMixin:
         tokens = image_tokens.repeat_interleave(logits.shape[1], dim=0)
         return self.sampling_probabilities(logits_processor, tokens, logits.flatten(0, 1)).view_as(logits)
 
+    @torch.inference_mode()  # as `generate_tokens`
     def generate_tokens_jacobi(
         self,
         prefix_ids: torch.LongTensor,
