@@ -184,6 +184,7 @@ def test_compiled_transformer_gives_the_same_images():
     pipe = tiny_pipeline()
     request = {"class_labels": [0, 2], "guidance_scale": 2.0, **SPECULATIVE}
     expected = tokens(pipe, generator=generators(0, 1), cache_implementation="static", **request)
+    torch._dynamo.reset()  # graphs of other tests' models would count as recompilations here, and ours in theirs
     pipe.transformer.compile(fullgraph=True)
     # A whole image's first call reads as many tokens as the later ones (the prefix and `window - 1` drafts), and the
     # static cache keeps the key length: one graph for every call of a batch size.
@@ -191,5 +192,5 @@ def test_compiled_transformer_gives_the_same_images():
         with torch._dynamo.config.patch(error_on_recompile=True):
             compiled = tokens(pipe, generator=generators(0, 1), **request)
     finally:
-        torch._dynamo.reset()  # the graphs of this model would count as recompilations in the next compiled test
+        torch._dynamo.reset()
     assert torch.equal(compiled, expected)
