@@ -27,7 +27,7 @@ such), because running it for 1024 steps takes hours on a CPU.
 `--compile` compiles the pipeline's transformer (`pipe.transformer.compile(fullgraph=True)`, with
 `mode="reduce-overhead"`, i.e. CUDA graphs, on a GPU), which makes the pipeline use the static cache; every batch size
 is warmed up (compiled) before it is timed, and `generate` stays uncompiled, as a user calls it by default. The same
-run then also times the uncompiled pipeline (dynamic cache) and prints the compiled / uncompiled speed-up. The no-cache
+run then also times the uncompiled pipeline (preallocated cache) and prints the compiled / uncompiled speed-up. The no-cache
 comparison always runs the transformer uncompiled.
 
 On a slow or loaded CPU, `--max_steps N` times only the first N of the `--num_tokens` steps of every sampling run
@@ -90,7 +90,7 @@ def parse_args():
     )
     parser.add_argument(
         "--cache_implementation",
-        choices=["dynamic", "static"],
+        choices=["preallocated", "static"],
         default=None,
         help="The pipeline's key/value cache (default: the pipeline's choice, static when compiled).",
     )
@@ -304,7 +304,7 @@ def print_header(args, pipeline, steps: int):
         f"threads={torch.get_num_threads()} device={args.device} tokens={args.num_tokens} "
         f"(grid {pipeline.token_grid_size}) d={args.hidden_size} layers={args.num_layers} heads={args.num_heads} "
         f"mlp={args.intermediate_size} vocabulary={config.vocab_size} VIM weights={parameter_bytes / 2**20:.0f} MiB "
-        f"compiled={args.compile} cache={args.cache_implementation or ('static' if args.compile else 'dynamic')}"
+        f"compiled={args.compile} cache={args.cache_implementation or ('static' if args.compile else 'preallocated')}"
     )
     if steps < args.num_tokens:
         print(
@@ -367,7 +367,7 @@ def measure_batch_size(args, pipeline, gpt2, batch_size: int, steps: int) -> flo
     if args.compile:
         with torch.compiler.set_stance("force_eager"):  # the module's own code, as without --compile
             uncompiled_seconds, _ = timed(
-                partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache="dynamic"), device
+                partial(sample_with_pipeline, pipeline, batch_size, max_steps=steps, cache="preallocated"), device
             )
         uncompiled = f"{tokens / uncompiled_seconds:16.1f} {uncompiled_seconds / pipeline_seconds:9.2f} "
     guidance = "-"

@@ -92,7 +92,7 @@ CODEBOOK_MAPS = ("none", "linear")
 CODEBOOK_INITS = ("random", "kmeans")
 QUANTIZER_RECIPES = {
     "paper": {"quantizer_gradient": "straight_through", "codebook_map": "none", "codebook_init": "random"},
-    "default": {"quantizer_gradient": "straight_through", "codebook_map": "none", "codebook_init": "random"},
+    "default": {"quantizer_gradient": "straight_through", "codebook_map": "linear", "codebook_init": "random"},
 }
 # The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
 VALIDATION_RESULTS_FILE = "validation_results.json"

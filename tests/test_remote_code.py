@@ -69,7 +69,13 @@ def remote_code_snippet(card) -> str:
 
 def test_folders_load_with_trust_remote_code_without_the_package(tmp_path):
     # Non-default options too, so that the copied configuration and modeling files must understand them.
-    tokenizer = tiny_tokenizer(position_embedding_type="sincos", encoder_head_type="none", decoder_head_type="linear")
+    tokenizer = tiny_tokenizer(
+        position_embedding_type="sincos",
+        encoder_head_type="none",
+        decoder_head_type="linear",
+        quantizer_gradient="rotation",
+        use_codebook_linear_map=True,
+    )
     transformer = tiny_transformer()
     # The component folders of a pipeline.
     tokenizer.save_pretrained(tmp_path / "vqgan")

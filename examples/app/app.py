@@ -76,6 +76,10 @@ EXAMPLE_IMAGES_DIR = APP_DIR / "example_images"
 # Files of finished requests are kept this long for their download links, then removed.
 DOWNLOADS_MAX_AGE_SECONDS = 3600
 GUIDANCE_INFO = "Classifier-free guidance: 1 is off (the paper's sampling); higher follows the class more closely."
+PARALLEL_DECODING_INFO = (
+    "Speculative Jacobi decoding: each transformer call checks a window of draft tokens and keeps several, with the "
+    "same distribution as one token per call (other images for a seed)."
+)
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 """
@@ -183,15 +187,15 @@ class VimApp:
     # Generate tab
 
     def generate(
-        self, class_name, num_images, seed, temperature, top_k, top_p, guidance_scale, request: gr.Request,
-        progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
+        self, class_name, num_images, seed, temperature, top_k, top_p, guidance_scale, parallel_decoding=False,
+        request: gr.Request = None, progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
     ):  # fmt: skip
         """Stream (gallery, status, downloads) from previews of the tokens so far to the final images."""
         pipeline = self._pipeline()
         try:
             checked = check_request(
                 pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p,
-                self.state.max_images,
+                self.state.max_images, parallel_decoding,
             )  # fmt: skip
         except RequestError as error:
             raise gr.Error(str(error), print_exception=False) from None
@@ -199,14 +203,15 @@ class VimApp:
 
     def complete(
         self, path, num_prefix_rows, class_name, num_images, seed, temperature, top_k, top_p, guidance_scale,
-        request: gr.Request, progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
+        parallel_decoding=False, request: gr.Request = None,
+        progress=gr.Progress(),  # noqa: B008 (how Gradio asks for a progress bar)
     ):  # fmt: skip
         """Stream (kept rows, gallery, status, downloads): the image's kept rows, then its completions appearing."""
         pipeline = self._pipeline()
         try:
             checked = check_completion_request(
                 pipeline, path, num_prefix_rows, class_name, num_images, seed, guidance_scale, temperature, top_k,
-                top_p, self.state.max_images,
+                top_p, self.state.max_images, parallel_decoding,
             )  # fmt: skip
         except RequestError as error:
             raise gr.Error(str(error), print_exception=False) from None
@@ -242,17 +247,21 @@ class VimApp:
         total = update.num_tokens
         caption = f"{checked.class_name} · seed {{}}"
         gallery = [(image, caption.format(checked.seed + index)) for index, image in enumerate(update.images)]
+        kept = getattr(checked, "num_prefix_rows", 0) * math.isqrt(total)
+        # Tokens per transformer call: 1 sequentially, more with parallel (speculative Jacobi) decoding.
+        per_call = f"{(update.num_sampled - kept) / update.num_calls:.2f} tokens per call" if update.num_calls else ""
         if not (update.finished or update.stopped):
-            return gallery, f"Sampling token {update.num_sampled} of {total} of each image…", None
+            status = f"Sampling token {update.num_sampled} of {total} of each image… ({per_call or 'starting'})"
+            return gallery, status, None
         if update.stopped:
             status = f"**Stopped** after {update.num_sampled} of {total} tokens per image ({update.seconds:.1f} s)."
             return gallery, status, None
-        sampled = total - getattr(checked, "num_prefix_rows", 0) * math.isqrt(total)
+        sampled = total - kept
         rate = checked.num_images * sampled / update.seconds
         status = (
             f"**Done**: {checked.num_images} image(s) × {sampled} sampled tokens in {update.seconds:.2f} s ({rate:.0f} "
-            f"tokens/s on {self.state.device.type}); {update.num_previews} "
-            f"preview{'' if update.num_previews == 1 else 's'} streamed."
+            f"tokens/s on {self.state.device.type}; {update.num_calls} transformer calls, {per_call}); "
+            f"{update.num_previews} preview{'' if update.num_previews == 1 else 's'} streamed."
         )
         folder = self._downloads_folder()
         return (
@@ -389,7 +398,10 @@ def _sampling_controls(state: AppState, prefix: str = ""):
             1.0, 10.0, value=1.0, step=0.1, label="Guidance scale", interactive=guidance_reason is None,
             info=guidance_reason or GUIDANCE_INFO, elem_id=f"{prefix}guidance",
         )  # fmt: skip
-    return [seed, temperature, top_k, top_p, guidance]
+        parallel = gr.Checkbox(
+            value=False, label="Parallel decoding", info=PARALLEL_DECODING_INFO, elem_id=f"{prefix}parallel"
+        )
+    return [seed, temperature, top_k, top_p, guidance, parallel]
 
 
 def _results(prefix: str, label: str):

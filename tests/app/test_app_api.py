@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import PIL.Image
@@ -26,8 +27,8 @@ def local_path(file) -> str:
     return file["path"] if isinstance(file, dict) else file
 
 
-def generate(client, class_name="square", num_images=3, seed=11, guidance=1.0):
-    job = client.submit(class_name, num_images, seed, 1.0, 0, 1.0, guidance, api_name="/generate")
+def generate(client, class_name="square", num_images=3, seed=11, guidance=1.0, parallel=False):
+    job = client.submit(class_name, num_images, seed, 1.0, 0, 1.0, guidance, parallel, api_name="/generate")
     job.result(timeout=120)
     return job.outputs()
 
@@ -55,6 +56,20 @@ def test_generate_streams_previews_then_final_images_and_downloads(client, serve
     with torch.no_grad():
         decoded = pipeline.vqgan.decode_tokens(torch.tensor(record["image_tokens"]))
     np.testing.assert_allclose(((decoded + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy(), expected, atol=1e-6)
+
+
+def test_generate_with_parallel_decoding_shows_tokens_per_call(client, served_app):
+    *previews, (gallery, status, downloads) = generate(client, num_images=2, parallel=True)
+    assert all("tokens per call" in preview[1] or "starting" in preview[1] for preview in previews)
+    calls, per_call = re.search(r"(\d+) transformer calls, ([\d.]+) tokens per call", status).groups()
+    assert int(calls) < 64 and float(per_call) == pytest.approx(64 / int(calls), abs=0.01)
+    generators = [torch.Generator().manual_seed(seed) for seed in (11, 12)]
+    expected = served_app.state.pipeline(
+        class_labels=[1], num_images_per_label=2, generator=generators, decoding="speculative_jacobi", output_type="np"
+    ).images
+    pngs = sorted((local_path(item) for item in downloads if local_path(item).endswith(".png")), key=os.path.basename)
+    images = np.stack([np.asarray(PIL.Image.open(path)) for path in pngs])
+    np.testing.assert_array_equal(images, (expected * 255).round().astype(np.uint8))
 
 
 @pytest.mark.parametrize(

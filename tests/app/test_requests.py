@@ -70,3 +70,12 @@ def test_without_label_dropout_no_guidance_and_no_unconditional(pipe):
     with pytest.raises(RequestError, match="cannot sample unconditionally"):
         check(no_dropout, UNCONDITIONAL)
     assert guidance_unavailable_reason(pipe) is None
+
+
+def test_parallel_decoding_switch(pipe):
+    assert check(pipe).pipeline_kwargs()["decoding"] == "sequential"
+    request = check_request(pipe, "square", 2, 0, 1.0, 1.0, 0, 1.0, max_images=4, parallel_decoding=True)
+    assert request.pipeline_kwargs()["decoding"] == "speculative_jacobi"
+    assert request.settings()["decoding"] == "speculative_jacobi"
+    with pytest.raises(RequestError, match="Parallel decoding must be true or false"):
+        check_request(pipe, "square", 2, 0, 1.0, 1.0, 0, 1.0, max_images=4, parallel_decoding="yes")

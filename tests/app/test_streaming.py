@@ -120,3 +120,22 @@ def test_bf16_pipeline_the_apps_gpu_setting(tiny_models):
     updates = list(stream_generation(bf16, request, threading.Event(), preview_every=16, update_interval=0.0))
     assert updates[-1].finished and len(updates[-1].images) == 2 and updates[-1].images[0].size == (16, 16)
     assert all(update.images[0].size == (16, 16) for update in updates)
+
+
+def test_parallel_decoding_streams_several_tokens_per_call(pipe):
+    request = check_request(pipe, "square", 2, 5, 1.0, 1.0, 0, 1.0, max_images=4, parallel_decoding=True)
+    updates = list(stream_generation(pipe, request, threading.Event(), preview_every=16, update_interval=0.0))
+    final = updates[-1]
+    expected = pipe(
+        class_labels=[1],
+        num_images_per_label=2,
+        generator=generators(2, seed=5),
+        decoding="speculative_jacobi",
+        output_type="tokens",
+    )
+    torch.testing.assert_close(final.image_tokens, expected.images)
+    # Fewer calls than tokens; each preview comes at the first call past a multiple of 16 tokens.
+    assert final.finished and 0 < final.num_calls < NUM_TOKENS
+    previews = [update.num_sampled for update in updates[:-1]]
+    assert previews == sorted(previews) and [count // 16 for count in previews] == [1, 2, 3][: len(previews)]
+    assert all(0 < update.num_calls <= update.num_sampled for update in updates[:-1])

@@ -373,3 +373,41 @@ def test_a_full_disk_names_the_sample_and_leaves_no_partial_file(small_tmpfs):
     ):
         script.save_png(noise, path, process_index=0)
     assert [file.name for file in path.parent.iterdir()] == []
+
+
+def test_speculative_decoding_is_recorded_and_samples_what_the_pipeline_does(pipeline_dir, tmp_path):
+    arguments = ["--pipeline", str(pipeline_dir), "--num_images_per_class", "2", "--class_ids", "1", "--no_npz"]
+    arguments += ["--decoding", "speculative_jacobi", "--jacobi_window", "3", "--output_dir", str(tmp_path / "out")]
+    run_in_this_process(arguments)
+    settings = json.loads((tmp_path / "out" / "sample_settings.json").read_text())
+    assert (settings["decoding"], settings["jacobi_window"]) == ("speculative_jacobi", 3)
+    pipeline = VimPipeline.from_pretrained(pipeline_dir)
+    generator = [torch.Generator().manual_seed(image_seed(0, 1, index)) for index in range(2)]
+    expected = pipeline(
+        class_labels=[1, 1], generator=generator, decoding="speculative_jacobi", jacobi_window=3, output_type="np"
+    ).images
+    written = pixels(tmp_path / "out")
+    assert all(np.array_equal(written[f"0001_{index:05d}.png"], (expected[index] * 255).round()) for index in range(2))
+    # Recorded settings name the decoding: a rerun with the other one is refused.
+    with pytest.raises(ValueError, match="records other sampling settings"):
+        run_in_this_process([*arguments[:-6], "--output_dir", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--jacobi_window", "3"], "--jacobi_window sizes the window of --decoding speculative_jacobi"),
+        (["--decoding", "jacobi"], "invalid choice: 'jacobi'"),
+    ],
+)
+def test_invalid_decoding_flags_are_usage_errors(arguments, message, capsys):
+    with pytest.raises(SystemExit):
+        load_script(SCRIPT).parse_args(["--pipeline", "p", "--output_dir", "o", *arguments])
+    assert message in capsys.readouterr().err
+
+
+def test_window_below_one_is_refused():
+    with pytest.raises(ValueError, match="--jacobi_window must be at least 1"):
+        load_script(SCRIPT).parse_args(
+            ["--pipeline", "p", "--output_dir", "o", "--decoding", "speculative_jacobi", "--jacobi_window", "0"]
+        )

@@ -36,7 +36,7 @@ class CompletionRequest(GenerationRequest):
 
 def check_completion_request(
     pipeline, path, num_prefix_rows, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p,
-    max_images: int,
+    max_images: int, parallel_decoding=False,
 ) -> CompletionRequest:  # fmt: skip
     """Check the Completion tab's inputs: an image the pipeline's tokenizer can read and a number of rows to keep
     from 1 to one less than the token grid, then the sampling inputs as the Generate tab checks them."""
@@ -45,8 +45,9 @@ def check_completion_request(
     image = open_image(path, pipeline.vqgan.config)
     num_prefix_rows = as_whole_number("The rows to keep", num_prefix_rows, 1, pipeline.token_grid_size - 1)
     request = check_request(
-        pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, max_images
-    )
+        pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, max_images,
+        parallel_decoding,
+    )  # fmt: skip
     return CompletionRequest(**vars(request), image=image, num_prefix_rows=num_prefix_rows)
 
 

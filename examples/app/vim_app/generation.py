@@ -37,6 +37,8 @@ class GenerationRequest:
     temperature: float
     top_k: int | None
     top_p: float | None
+    # Speculative Jacobi decoding: several tokens per transformer call, the same distribution (other images per seed).
+    parallel_decoding: bool = False
 
     file_prefix: ClassVar[str] = "vim"
 
@@ -50,7 +52,12 @@ class GenerationRequest:
             "temperature": self.temperature,
             "top_k": self.top_k,
             "top_p": self.top_p,
+            "decoding": self.decoding,
         }
+
+    @property
+    def decoding(self) -> str:
+        return "speculative_jacobi" if self.parallel_decoding else "sequential"
 
     def pipeline_kwargs(self) -> dict:
         # One generator per image: image i depends on seed + i only, not on how many images are asked for.
@@ -63,6 +70,7 @@ class GenerationRequest:
             "top_k": self.top_k,
             "top_p": self.top_p,
             "generator": generators,
+            "decoding": self.decoding,
         }
 
 
@@ -122,8 +130,9 @@ def as_whole_number(name: str, value, minimum: int, maximum: int | None = None) 
 
 
 def check_request(
-    pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, max_images: int
-) -> GenerationRequest:
+    pipeline, class_name, num_images, seed, guidance_scale, temperature, top_k, top_p, max_images: int,
+    parallel_decoding=False,
+) -> GenerationRequest:  # fmt: skip
     """Check the Generate tab's inputs (from the page or the API) and turn them into a `GenerationRequest`."""
     class_id = resolve_class(pipeline, class_name)
     try:
@@ -161,7 +170,15 @@ def check_request(
         temperature=temperature,
         top_k=top_k or None,
         top_p=None if top_p == 1 else top_p,
+        parallel_decoding=_as_switch("Parallel decoding", parallel_decoding),
     )
+
+
+def _as_switch(name: str, value) -> bool:
+    """A checkbox's value from the page or the API: a bool (`None`, an omitted input, is off)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise RequestError(f"{name} must be true or false, got {value!r}.")
 
 
 @dataclass
@@ -176,6 +193,7 @@ class GenerationUpdate:
     stopped: bool = False
     seconds: float = 0.0
     num_previews: int = 0
+    num_calls: int = 0  # transformer calls so far: tokens per call = sampled tokens / calls
 
 
 def stream_generation(
@@ -229,7 +247,8 @@ def stream_generation(
             raise payload
         if kind == "stopped":
             update = _preview_update(last_preview, grid, callback) if last_preview else GenerationUpdate(0, grid**2)
-            yield dataclasses.replace(update, num_sampled=payload, stopped=True, seconds=seconds)
+            update = dataclasses.replace(update, num_sampled=payload, stopped=True, seconds=seconds)
+            yield dataclasses.replace(update, num_calls=callback.num_calls)
             return
         yield GenerationUpdate(
             num_sampled=grid * grid,
@@ -239,6 +258,7 @@ def stream_generation(
             finished=True,
             seconds=seconds,
             num_previews=callback.num_previews,
+            num_calls=callback.num_calls,
         )
     finally:
         stop_event.set()
@@ -252,6 +272,7 @@ def _preview_update(preview: Preview, grid: int, callback: TokenPreviewCallback)
         num_tokens=preview.num_tokens,
         images=[PIL.Image.fromarray(image) for image in pixels],
         num_previews=callback.num_previews,
+        num_calls=preview.num_calls,
     )
 
 

@@ -24,6 +24,7 @@ class Preview:
     num_sampled: int
     num_tokens: int
     pixels: np.ndarray  # (batch, height, width, 3) uint8, decoded from the sampled tokens and a filler
+    num_calls: int = 0  # transformer calls so far
 
 
 class TokenPreviewCallback:
@@ -34,6 +35,8 @@ class TokenPreviewCallback:
     A ViT-VQGAN decoder needs the whole token grid, so the positions not sampled yet are filled with each image's
     first token for decoding; [`mask_unsampled`] then shows them as a checkerboard. The last step is not previewed:
     the pipeline decodes the final tokens itself, and the callback keeps them (`image_tokens`) for the downloads.
+    The pipeline calls it once per transformer call (`num_calls` counts them), after one token per image or, with
+    speculative decoding, after several.
 
     Args:
         vqgan ([`VitVqganModel`]):
@@ -43,7 +46,7 @@ class TokenPreviewCallback:
         on_preview (`Callable[[Preview], None]`):
             Receives every preview; it runs on the sampling thread, so it should only hand the preview over.
         every (`int`, *optional*, defaults to `None`):
-            Decode every `every` tokens. `None` picks the interval from measured times: a preview is made once the
+            Decode each time the tokens so far reach a multiple of `every`. `None` picks the interval from measured times: a preview is made once the
             sampling time since the last one is at least the last decode's time divided by `budget`, and at least
             `min_interval` seconds, so previews cost at most `budget` of the sampling time; and none when the tokens
             left should take less than `min_interval` at the pace so far, as the final images come about as soon.
@@ -77,12 +80,16 @@ class TokenPreviewCallback:
         self.image_tokens = None
         self.stopped_at = None
         self.num_previews = 0
+        self.num_calls = 0
+        self._last_num_sampled = None
         self.decode_seconds = 0.0
         self._last_decode_seconds = None
         self._start = self._sampling_since = time.perf_counter()
 
     def __call__(self, pipeline, step: int, timestep: int, callback_kwargs: dict) -> dict:
         num_sampled = step + 1
+        self.num_calls += 1
+        previous, self._last_num_sampled = self._last_num_sampled, num_sampled
         if self.stop_event is not None and self.stop_event.is_set():
             pipeline._interrupt = True
             self.stopped_at = num_sampled
@@ -90,9 +97,10 @@ class TokenPreviewCallback:
         image_tokens = callback_kwargs["image_tokens"]
         if num_sampled == self.num_tokens:
             self.image_tokens = image_tokens.clone()
-        elif self._preview_due(num_sampled):
+        elif self._preview_due(num_sampled, previous):
             start = time.perf_counter()
-            self.on_preview(Preview(num_sampled, self.num_tokens, self.decode_partial(image_tokens)))
+            pixels = self.decode_partial(image_tokens)
+            self.on_preview(Preview(num_sampled, self.num_tokens, pixels, self.num_calls))
             end = time.perf_counter()
             self._last_decode_seconds = end - start
             self.decode_seconds += end - start
@@ -100,9 +108,13 @@ class TokenPreviewCallback:
             self._sampling_since = end
         return {}
 
-    def _preview_due(self, num_sampled: int) -> bool:
-        if self.every is not None:
-            return num_sampled % self.every == 0
+    def _preview_due(self, num_sampled: int, previous: int | None) -> bool:
+        if self.every is not None:  # a call may sample several tokens: did this one reach the next multiple?
+            return (
+                previous is None
+                and num_sampled % self.every == 0
+                or (previous is not None and num_sampled // self.every > previous // self.every)
+            )
         now = time.perf_counter()
         remaining = (now - self._start) / num_sampled * (self.num_tokens - num_sampled)
         if remaining < self.min_interval:

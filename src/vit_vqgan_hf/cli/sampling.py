@@ -13,6 +13,8 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from ..evaluation.classifier import ImageClassifier, check_classifier_labels
 from ..evaluation.sampling import SamplingConfig, SamplingEngine, sampling_plan
 from ..pipelines import VimPipeline
+from ..pipelines.vim.input_checks import DECODINGS
+from ..pipelines.vim.jacobi_decoding import DEFAULT_JACOBI_WINDOW
 from .common import check_flag, load_pretrained
 
 
@@ -127,6 +129,19 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
         help="Image-classification model of --acceptance_rate (a transformers folder with its image processor, or a "
         "Hub id, e.g. microsoft/resnet-101 for ImageNet); its labels must be the VIM's classes, in order.",
     )
+    group.add_argument(
+        "--decoding",
+        default="sequential",
+        choices=list(DECODINGS),
+        help="The token loop: sequential (one transformer call per token) or speculative_jacobi (several tokens per "
+        "call, the same distribution; other images for the same seeds).",
+    )
+    group.add_argument(
+        "--jacobi_window",
+        type=int,
+        default=None,
+        help=f"Tokens per call at most with --decoding speculative_jacobi (default: {DEFAULT_JACOBI_WINDOW}).",
+    )
     group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="Precision of the models.")
     group.add_argument(
         "--compile",
@@ -174,6 +189,9 @@ def check_sampling_args(args: argparse.Namespace, parser: argparse.ArgumentParse
     check_flag(args, "top_k", args.top_k is None or args.top_k >= 1, "at least 1 when given")
     check_flag(args, "top_p", args.top_p is None or 0 < args.top_p <= 1, "in (0, 1] when given")
     check_flag(args, "seed", args.seed >= 0, ">= 0 (it seeds numpy's SeedSequence)")
+    check_flag(args, "jacobi_window", args.jacobi_window is None or args.jacobi_window >= 1, "at least 1 when given")
+    if args.jacobi_window is not None and args.decoding != "speculative_jacobi":
+        usage_error("--jacobi_window sizes the window of --decoding speculative_jacobi; pass that decoding too.")
     check_rejection_flags(args.acceptance_rate, args.classifier, args.unconditional)
 
 
@@ -184,7 +202,7 @@ COMPLETION_FLAGS = ("completion_images", "num_prefix_rows", "completions_per_ima
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     """The [`~vit_vqgan_hf.evaluation.SamplingConfig`] of flags checked by [`check_sampling_args`]."""
     names = ("num_images_per_class", "unconditional", "batch_size", "guidance_scale", "temperature", "top_k", "top_p")
-    config = {name: getattr(args, name) for name in (*names, "acceptance_rate", "seed")}
+    config = {name: getattr(args, name) for name in (*names, "acceptance_rate", "seed", "decoding", "jacobi_window")}
     if args.class_ids not in ([], ["all"]):
         config["class_ids"] = [int(class_id) for class_id in args.class_ids]
     if args.num_images is not None:
@@ -206,6 +224,9 @@ def sampling_settings(args: argparse.Namespace) -> dict:
     settings["acceptance_rate"] = args.acceptance_rate if config.uses_rejection else 1.0
     settings["classifier"] = args.classifier if config.uses_rejection else None
     settings["candidates_per_class"] = config.num_candidates
+    settings["decoding"] = config.decoding
+    if config.decoding == "speculative_jacobi":  # the window decides which images a seed gives
+        settings["jacobi_window"] = config.jacobi_window or DEFAULT_JACOBI_WINDOW
     if config.completion_images is not None:  # recorded for completions only: plain sets keep their settings
         settings.update({name: getattr(args, name) for name in COMPLETION_FLAGS})
     return settings

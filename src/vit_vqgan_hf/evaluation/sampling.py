@@ -119,6 +119,11 @@ class SamplingConfig:
             Rows of tokens kept from each image to complete (`None`: the pipeline's default, half the grid).
         completions_per_image (`int`, *optional*, defaults to 1):
             Completions of each image under each of its classes.
+        decoding (`str`, *optional*, defaults to `"sequential"`):
+            The pipeline's token loop: `"sequential"` or `"speculative_jacobi"` (the same distribution, fewer
+            transformer calls; other images for the same seeds).
+        jacobi_window (`int`, *optional*, defaults to `None`):
+            The window of speculative Jacobi decoding (`None`: the pipeline's default).
     """
 
     num_images_per_class: int = 50
@@ -135,6 +140,8 @@ class SamplingConfig:
     completion_images: str | None = None
     num_prefix_rows: int | None = None
     completions_per_image: int = 1
+    decoding: str = "sequential"
+    jacobi_window: int | None = None
 
     @property
     def uses_rejection(self) -> bool:
@@ -430,6 +437,8 @@ class SamplingEngine:
             temperature=config.temperature,
             top_k=config.top_k,
             top_p=config.top_p,
+            decoding=config.decoding,
+            jacobi_window=config.jacobi_window,
             output_type="pt",
         )
         images = (output.images.float() * 255).round().to(torch.uint8)

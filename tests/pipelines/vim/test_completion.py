@@ -99,7 +99,7 @@ def test_prefill_is_one_transformer_call(pipe, guidance_scale):
     assert calls == [(rows, 1)] * (GRID * GRID)
 
 
-@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+@pytest.mark.parametrize("cache_implementation", ["preallocated", "static"])
 @pytest.mark.parametrize("num_prefix_rows", [1, 3])
 def test_greedy_completion_matches_generate(pipe, cache_implementation, num_prefix_rows):
     # transformers' `generate` from the prompt [class token, kept tokens] is the reference of the prefilled cache.
@@ -124,7 +124,7 @@ def test_greedy_completion_matches_generate(pipe, cache_implementation, num_pref
     assert torch.equal(completions.flatten(1), expected)
 
 
-@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+@pytest.mark.parametrize("cache_implementation", ["preallocated", "static"])
 @pytest.mark.parametrize("guidance_scale", [1.0, 3.0])
 def test_no_kept_rows_is_generation(pipe, cache_implementation, guidance_scale):
     request = {"guidance_scale": guidance_scale, "cache_implementation": cache_implementation}
@@ -152,10 +152,12 @@ def test_no_kept_rows_is_generation(pipe, cache_implementation, guidance_scale):
     )
 
 
-def test_static_cache_completes_like_the_dynamic_one(pipe):
+def test_static_cache_completes_like_the_preallocated_one(pipe):
     request = {"class_labels": [0, 2], "image": pixel_values(2), "num_prefix_rows": 2, "guidance_scale": 2.0}
-    dynamic = tokens(pipe, generator=generators(0, 1), cache_implementation="dynamic", **request)
-    assert torch.equal(tokens(pipe, generator=generators(0, 1), cache_implementation="static", **request), dynamic)
+    preallocated = tokens(pipe, generator=generators(0, 1), cache_implementation="preallocated", **request)
+    assert torch.equal(
+        tokens(pipe, generator=generators(0, 1), cache_implementation="static", **request), preallocated
+    )
 
 
 # Images, labels and randomness

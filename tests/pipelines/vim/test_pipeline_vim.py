@@ -152,9 +152,9 @@ def test_greedy_matches_generate(pipe):
 @pytest.mark.parametrize("guidance_scale", [1.0, 3.0])
 def test_static_cache_gives_the_same_images(pipe, guidance_scale):
     request = {"class_labels": [0, 2], "num_images_per_label": 2, "guidance_scale": guidance_scale}
-    dynamic = tokens(pipe, generator=generators(*range(4)), cache_implementation="dynamic", **request)
+    preallocated = tokens(pipe, generator=generators(*range(4)), cache_implementation="preallocated", **request)
     static = tokens(pipe, generator=generators(*range(4)), cache_implementation="static", **request)
-    assert torch.equal(static, dynamic)
+    assert torch.equal(static, preallocated)
     greedy = tokens(pipe, class_labels=[0, 2], do_sample=False)
     assert torch.equal(tokens(pipe, class_labels=[0, 2], do_sample=False, cache_implementation="static"), greedy)
 
@@ -200,7 +200,7 @@ def test_compiled_transformer_gives_the_same_images():
     assert torch.equal(compiled, expected)
 
 
-@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+@pytest.mark.parametrize("cache_implementation", ["preallocated", "static"])
 @pytest.mark.parametrize("guidance_scale", [1.0, 2.0])
 @pytest.mark.parametrize("num_prefix_rows", [None, 2])
 def test_decoding_steps_make_no_host_sync(pipe, host_syncs, cache_implementation, guidance_scale, num_prefix_rows):

@@ -9,7 +9,7 @@ from transformers import Cache, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from tests.testing_utils import tiny_transformer
-from vit_vqgan_hf.pipelines.vim.preallocated_cache import PreallocatedCacheLayer
+from vit_vqgan_hf.pipelines.vim.preallocated_cache import PreallocatedCacheLayer, RowwiseCache
 
 
 def changed(what: str) -> str:
@@ -79,3 +79,45 @@ def test_cached_logits_equal_uncached_logits():
         atol=1e-5,
         msg=lambda message: f"{changed('the logits through the cache')}\n{message}",
     )
+
+
+def test_rowwise_cache_writes_each_row_at_its_own_positions():
+    cache = RowwiseCache(1, 10, batch_size=2, num_heads=3, head_dim=4, dtype=torch.float32, device="cpu")
+    first, second = states(3), states(2)
+    cache.set_positions(torch.tensor([[0, 1, 2], [0, 1, 2]]), key_length=3)
+    cache.update(first, first, 0)
+    # Row 0 keeps 3 tokens, row 1 only 1 (its other two were rejected drafts): the next tokens go after each row's own.
+    cache.set_positions(torch.tensor([[3, 4], [1, 2]]), key_length=5)
+    keys, values = cache.update(second, second, 0)
+    assert keys.shape == (2, 3, 5, 4) and values.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(keys[0], torch.cat([first[0], second[0]], dim=1))
+    torch.testing.assert_close(keys[1, :, :3], torch.cat([first[1, :, :1], second[1]], dim=1))
+    # A device tensor, never an int: reading a row length would sync, and the rows differ.
+    assert isinstance(cache.get_seq_length(), torch.Tensor)
+
+
+def test_rowwise_cached_logits_equal_uncached_logits():
+    # Row 1 keeps 2 of its first 3 tokens (the third, a rejected draft, stays in the buffer, hidden, until overwritten):
+    # afterwards each row attends to its own tokens only, under the pipeline's mask, as without a cache.
+    model = tiny_transformer()
+    config = model.config
+    sequences = torch.tensor([[config.class_token_id(1), 5, 6, 7, 8], [config.class_token_id(2), 9, 10, 11, 12]])
+    rejected = 3
+    head_dim = config.hidden_size // config.num_attention_heads
+    cache = RowwiseCache(config.num_hidden_layers, 12, 2, config.num_attention_heads, head_dim, torch.float32, "cpu")
+    calls = [
+        (torch.tensor([[*sequences[0, :3]], [*sequences[1, :2], rejected]]), torch.tensor([[0, 1, 2], [0, 1, 2]])),
+        (torch.tensor([[*sequences[0, 3:], rejected], [*sequences[1, 2:]]]), torch.tensor([[3, 4, 5], [2, 3, 4]])),
+    ]
+    with torch.no_grad():
+        expected = model(sequences).logits
+        for input_ids, positions in calls:
+            key_length = int(positions.max()) + 1
+            visible = torch.arange(key_length) <= positions[:, None, :, None]
+            mask = torch.where(visible, 0.0, torch.finfo(torch.float32).min)
+            cache.set_positions(positions, key_length)
+            logits = model(
+                input_ids, position_ids=positions.clamp(max=4), attention_mask=mask, cache=cache, use_cache=True
+            ).logits
+    torch.testing.assert_close(logits[0, :2], expected[0, 3:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[1], expected[1, 2:], atol=1e-5, rtol=1e-5)

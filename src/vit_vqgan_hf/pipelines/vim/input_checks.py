@@ -9,7 +9,9 @@ import torch
 
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
-CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+# "dynamic", the former name of "preallocated", is still accepted (with a FutureWarning).
+CACHE_IMPLEMENTATIONS = ("preallocated", "static")
+DECODINGS = ("sequential", "speculative_jacobi")
 
 
 class VimInputChecksMixin:
@@ -43,6 +45,8 @@ class VimInputChecksMixin:
         cache_implementation,
         image=None,
         num_prefix_rows=None,
+        decoding="sequential",
+        jacobi_window=None,
     ):
         """
         Raise a `ValueError` for an invalid value or combination of `__call__`'s arguments, before any computation. A
@@ -55,6 +59,7 @@ class VimInputChecksMixin:
             ("num_images_per_label", num_images_per_label, False),
             ("top_k", top_k, True),
             ("max_batch_size", max_batch_size, True),
+            ("jacobi_window", jacobi_window, True),
         ]:
             if (value is not None or not optional) and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -103,7 +108,14 @@ class VimInputChecksMixin:
         self._check_request_size(class_labels, num_images_per_label, acceptance_rate, image)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if cache_implementation not in (None, *CACHE_IMPLEMENTATIONS):
+        if decoding not in DECODINGS:
+            raise ValueError(f"`decoding` must be one of {DECODINGS}, got {decoding!r}.")
+        if jacobi_window is not None and decoding != "speculative_jacobi":
+            raise ValueError(
+                f'`jacobi_window={jacobi_window!r}` sizes the window of `decoding="speculative_jacobi"`; sequential '
+                "decoding reads one token per call: pass that decoding, or no window."
+            )
+        if cache_implementation not in (None, "dynamic", *CACHE_IMPLEMENTATIONS):
             raise ValueError(
                 f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."
             )
@@ -220,4 +232,4 @@ class VimInputChecksMixin:
         return len(image) if isinstance(image, list) else 1
 
 
-__all__ = ["CACHE_IMPLEMENTATIONS", "OUTPUT_TYPES", "VimInputChecksMixin"]
+__all__ = ["CACHE_IMPLEMENTATIONS", "DECODINGS", "OUTPUT_TYPES", "VimInputChecksMixin"]

@@ -10,8 +10,10 @@ completions). The pipeline follows diffusers' `DiTPipeline` (`src/diffusers/pipe
 (`.../amused/pipeline_amused.py`).
 """
 
+import functools
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,14 +24,15 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import is_compiled_module
 from transformers import Cache, LogitsProcessorList, StaticCache
-from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.utils import logging
 
 from ...models import VimForCausalLM, VitVqganModel
 from ...models.vit_vqgan import create_image_processor, images_to_pixel_values
 from .class_names import find_label_ids, label_maps
 from .input_checks import VimInputChecksMixin
+from .jacobi_decoding import DEFAULT_JACOBI_WINDOW, VimJacobiDecodingMixin
 from .preallocated_cache import PreallocatedCacheLayer
+from .token_sampling import VimTokenSamplingMixin
 
 
 logger = logging.get_logger(__name__)
@@ -52,7 +55,7 @@ class VimPipelineOutput(ImagePipelineOutput):
     scores: torch.Tensor | None = None
 
 
-class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
+class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin, VimJacobiDecodingMixin):
     r"""
     Class-conditional or unconditional image generation with a VIM transformer and a ViT-VQGAN image tokenizer.
 
@@ -79,7 +82,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
     transformer: VimForCausalLM
 
     model_cpu_offload_seq = "transformer->vqgan"
-    _callback_tensor_inputs = ["image_tokens", "logits"]
+    _callback_tensor_inputs = ["image_tokens", "logits", "num_tokens"]
     # Bounds of the work of one call (see `max_batch_size` and `max_images_per_call` in `__call__`).
     max_cache_bytes = 4 * 2**30
     max_default_batch_size = 256
@@ -160,38 +163,6 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         prefix_ids = torch.tensor([config.class_token_id(class_id) for class_id in class_ids], device=device)
         return prefix_ids.repeat_interleave(num_images)
 
-    def prepare_noise(self, num_images: int, generator, device: torch.device) -> torch.Tensor:
-        r"""
-        Draw the randomness of each image up front: one uniform number in `[0, 1)` per image token, `(num_images,
-        num_image_tokens)` in float32. With a list of generators, row `i` comes from `generator[i]` alone; with one
-        generator, the rows are drawn from it in image order. Sampling then picks the token whose cumulative
-        probability interval holds the number (inverse-CDF sampling), so an image's tokens depend on its own row only,
-        not on the batch or chunk it is sampled in.
-        """
-        shape = (num_images, self.num_image_tokens)
-        if isinstance(generator, list):
-            if len(generator) != num_images:
-                raise ValueError(
-                    f"Got {len(generator)} generators for {num_images} sampled images; pass one per image (per "
-                    "completion; with rejection sampling, per candidate: see `acceptance_rate`) or a single generator."
-                )
-            rows = [torch.rand(shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generator]
-            return torch.stack(rows).to(device)
-        generator_device = generator.device if generator is not None else device
-        return torch.rand(shape, generator=generator, device=generator_device, dtype=torch.float32).to(device)
-
-    @staticmethod
-    def prepare_logits_processor(temperature: float, top_k: int | None, top_p: float | None) -> LogitsProcessorList:
-        """transformers' warpers of the sampling settings, in `generate()`'s order: temperature, top-k, top-p."""
-        logits_processor = LogitsProcessorList()
-        if temperature != 1.0:
-            logits_processor.append(TemperatureLogitsWarper(temperature))
-        if top_k is not None:
-            logits_processor.append(TopKLogitsWarper(top_k))
-        if top_p is not None and top_p < 1.0:
-            logits_processor.append(TopPLogitsWarper(top_p))
-        return logits_processor
-
     def prepare_image_tokens(
         self, image, num_prefix_rows: int | None, num_images: int, batch_size: int, device: torch.device
     ) -> torch.LongTensor:
@@ -238,16 +209,32 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         per_image *= self.transformer.dtype.itemsize * (2 if guidance_scale > 1 else 1)
         return max(1, min(self.max_default_batch_size, self.max_cache_bytes // per_image))
 
+    def resolve_cache_implementation(self, cache_implementation: str | None) -> str:
+        """`cache_implementation` as the token loops read it: `None` picks `"static"` for a compiled transformer, else
+        `"preallocated"`; `"dynamic"`, its former name, still works with a `FutureWarning`."""
+        if cache_implementation == "dynamic":
+            warnings.warn(
+                '`cache_implementation="dynamic"` is deprecated: the cache it names is preallocated, pass '
+                '`cache_implementation="preallocated"`.',
+                FutureWarning,
+                stacklevel=3,
+            )
+            return "preallocated"
+        if cache_implementation is None:
+            return "static" if self.transformer_is_compiled else "preallocated"
+        return cache_implementation
+
     def prepare_cache(self, batch_size: int, cache_implementation: str, device: torch.device) -> Cache:
         """
-        The key/value cache of one batch. `"dynamic"`: buffers sized for the whole sequence whose filled part the
-        attention reads, so shapes grow by one token per step (the fastest uncompiled loop). `"static"`: transformers'
-        `StaticCache`, where every step attends over the whole buffer under a mask, so every step has the same shapes
-        and a compiled transformer compiles once per batch size (and can replay as a CUDA graph).
+        The key/value cache of one batch of sequential decoding. `"preallocated"`: buffers sized for the whole sequence
+        whose filled part the attention reads, so shapes grow by one token per step (the fastest uncompiled loop).
+        `"static"`: transformers' `StaticCache`, where every step attends over the whole buffer under a mask, so every
+        step has the same shapes and a compiled transformer compiles once per batch size (and can replay as a CUDA
+        graph).
         """
         config = self.transformer.config
         max_length = config.max_position_embeddings
-        if cache_implementation == "dynamic":
+        if cache_implementation == "preallocated":
             return Cache(layers=[PreallocatedCacheLayer(max_length) for _ in range(config.num_hidden_layers)])
         cache = StaticCache(config=config, max_cache_len=max_length)
         # Allocated outside the compiled step: only buffers made before tracing get the static addresses that CUDA
@@ -256,6 +243,37 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         cache.early_initialization(batch_size, config.num_attention_heads, head_dim, self.transformer.dtype, device)
         return cache
 
+    def prepare_prompt(
+        self, prefix_ids, kept_tokens, use_guidance: bool, extra_columns: int = 0
+    ) -> tuple[torch.LongTensor, torch.LongTensor]:
+        """
+        The image tokens of a batch, `(batch_size, num_image_tokens + extra_columns)` with the `kept_tokens` in front
+        (zeros elsewhere), and the first input of the transformer: each prefix token and its kept tokens, followed,
+        with guidance, by the same rows after the null token.
+        """
+        kept_tokens = prefix_ids.new_empty(len(prefix_ids), 0) if kept_tokens is None else kept_tokens
+        batch_size, num_kept = prefix_ids.shape[0], kept_tokens.shape[1]
+        image_tokens = prefix_ids.new_zeros(batch_size, self.num_image_tokens + extra_columns)
+        image_tokens[:, :num_kept] = kept_tokens
+        prefix_ids = prefix_ids[:, None]
+        if use_guidance:
+            null_ids = torch.full_like(prefix_ids, self.transformer.config.null_class_token_id)
+            prefix_ids, kept_tokens = torch.cat([prefix_ids, null_ids]), torch.cat([kept_tokens, kept_tokens])
+        return image_tokens, torch.cat([prefix_ids, kept_tokens], dim=1)
+
+    def run_step_callback(self, callback, tensor_inputs, step: int, image_tokens, logits, num_tokens) -> None:
+        """
+        Call `callback_on_step_end` with the tensors it asked for: the image tokens `[:, :step + 1]` (every image has
+        them), `logits` and `num_tokens`, the tokens each image has so far; an `image_tokens` it returns replaces them.
+        """
+        available = {"image_tokens": image_tokens[:, : step + 1], "logits": logits, "num_tokens": num_tokens}
+        outputs = callback(self, step, step, {name: available[name] for name in tensor_inputs})
+        if "image_tokens" in outputs:
+            image_tokens[:, : step + 1] = outputs["image_tokens"]
+
+    # Inference mode, not just no_grad: tensors without version counters or autograd metadata make every small op of a
+    # token step cheaper (about 7% of a step of the digits demo's VIM on one CPU thread).
+    @torch.inference_mode()
     def generate_tokens(
         self,
         prefix_ids: torch.LongTensor,
@@ -265,7 +283,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         progress_bar,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("image_tokens",),
-        cache_implementation="dynamic",
+        cache_implementation="preallocated",
         kept_tokens=None,
     ) -> torch.LongTensor:
         r"""
@@ -280,46 +298,27 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         processed and sampled in float32. `noise=None` means greedy. Returns `None` when a callback interrupted the
         pipeline before the last token.
         """
-        batch_size = prefix_ids.shape[0]
         use_guidance = guidance_scale > 1
-        image_tokens = torch.empty(batch_size, self.num_image_tokens, dtype=torch.long, device=prefix_ids.device)
-        kept_tokens = image_tokens[:, :0] if kept_tokens is None else kept_tokens
-        num_kept = kept_tokens.shape[1]
-        image_tokens[:, :num_kept] = kept_tokens
-        prefix_ids = prefix_ids[:, None]
-        if use_guidance:
-            prefix_ids = torch.cat(
-                [prefix_ids, torch.full_like(prefix_ids, self.transformer.config.null_class_token_id)]
-            )
-            kept_tokens = torch.cat([kept_tokens, kept_tokens])
-        input_ids = torch.cat([prefix_ids, kept_tokens], dim=1)
+        image_tokens, input_ids = self.prepare_prompt(prefix_ids, kept_tokens, use_guidance)
+        num_kept = input_ids.shape[1] - 1
         noise = noise.t().contiguous() if noise is not None else None  # row `step` holds every image's number
         cache = self.prepare_cache(len(input_ids), cache_implementation, input_ids.device)
 
         for step in range(num_kept, self.num_image_tokens):
             logits = self.transformer(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1).logits
-            logits = logits[:, -1].float()
-            if use_guidance:
-                conditional, unconditional = logits.chunk(2)
-                logits = unconditional + guidance_scale * (conditional - unconditional)
-
+            logits = self.guide(logits[:, -1].float(), guidance_scale)
             if noise is None:
                 next_tokens = logits.argmax(dim=-1)
             else:
-                scores = logits_processor(image_tokens[:, :step], logits)
-                cumulative = scores.softmax(dim=-1).cumsum(dim=-1)
-                # Dividing by the total makes the last entry exactly 1 > noise, so a token of zero probability (after
-                # top-k / top-p, or at the end of a rounded sum) can never be chosen.
-                cumulative = cumulative / cumulative[:, -1:]
-                next_tokens = torch.searchsorted(cumulative, noise[step, :, None], right=True)[:, 0]
+                probabilities = self.sampling_probabilities(logits_processor, image_tokens[:, :step], logits)
+                next_tokens = self.sample_from(probabilities, noise[step])
             image_tokens[:, step] = next_tokens
 
             if callback_on_step_end is not None:
-                available = {"image_tokens": image_tokens[:, : step + 1], "logits": logits}
-                callback_kwargs = {name: available[name] for name in callback_on_step_end_tensor_inputs}
-                callback_outputs = callback_on_step_end(self, step, step, callback_kwargs)
-                if "image_tokens" in callback_outputs:
-                    image_tokens[:, : step + 1] = callback_outputs["image_tokens"]
+                num_tokens = image_tokens.new_full((len(image_tokens),), step + 1)
+                self.run_step_callback(
+                    callback_on_step_end, callback_on_step_end_tensor_inputs, step, image_tokens, logits, num_tokens
+                )
             progress_bar.update()
             if self.interrupt and step + 1 < self.num_image_tokens:
                 return None
@@ -337,11 +336,16 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         callback_on_step_end,
         callback_on_step_end_tensor_inputs,
         cache_implementation: str,
+        jacobi_window: int | None = None,
     ) -> list[torch.LongTensor]:
         """
-        The image tokens of each `(prefix_ids, kept_tokens, noise)` batch of `chunks`, one [`generate_tokens`] each,
-        under one progress bar; a callback's interrupt ends the list at the last batch whose tokens were all sampled.
+        The image tokens of each `(prefix_ids, kept_tokens, noise)` batch of `chunks`, one [`generate_tokens`] each
+        (with a `jacobi_window`, one [`generate_tokens_jacobi`]), under one progress bar; a callback's interrupt ends
+        the list at the last batch whose tokens were all sampled.
         """
+        generate = self.generate_tokens
+        if jacobi_window is not None:
+            generate = functools.partial(self.generate_tokens_jacobi, window=jacobi_window)
         self._interrupt = False
         finished = []
         num_tokens = len(chunks) * (self.num_image_tokens - chunks[0][1].shape[1])
@@ -349,7 +353,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
             for prefix_ids, kept_tokens, noise in chunks:
                 if self.interrupt:
                     break
-                image_tokens = self.generate_tokens(
+                image_tokens = generate(
                     prefix_ids,
                     noise,
                     guidance_scale,
@@ -401,6 +405,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         cache_implementation: str | None = None,
         image: PIL.Image.Image | list[PIL.Image.Image] | torch.Tensor | None = None,
         num_prefix_rows: int | None = None,
+        decoding: str = "sequential",
+        jacobi_window: int | None = None,
     ) -> VimPipelineOutput | tuple:
         r"""
         Generate images of the given classes (or unconditional images), or complete the top rows of given images.
@@ -458,8 +464,9 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
             return_dict (`bool`, *optional*, defaults to `True`):
                 Return a [`VimPipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*, defaults to `None`):
-                Called after every sampled token as `callback_on_step_end(pipeline, step, step, callback_kwargs)`,
-                where `step` is the index of the image token just sampled (an autoregressive pipeline has no
+                Called after every transformer call as `callback_on_step_end(pipeline, step, step, callback_kwargs)`,
+                where `step` is the index of the image token just sampled (with speculative decoding, of the last
+                token that every image of the batch has: it advances by one or more per call; an autoregressive pipeline has no
                 timesteps, so it is passed in both places; a completion starts at `num_prefix_rows * token_grid_size`,
                 the first token it does not keep) and `callback_kwargs` holds the tensors named in
                 `callback_on_step_end_tensor_inputs`. It returns a dict; an `image_tokens` entry replaces the tokens
@@ -470,14 +477,17 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
                 batch, and none at all with rejection sampling, whose candidates of a label are ranked together.
             callback_on_step_end_tensor_inputs (`tuple[str, ...]`, *optional*, defaults to `("image_tokens",)`):
                 Tensors passed to `callback_on_step_end`: `"image_tokens"` (`(batch_size, step + 1)`, the tokens so
-                far, kept ones included) and `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of
-                this step).
+                far, kept ones included), `"logits"` (`(batch_size, codebook_size)`, the guided float32 logits of
+                this step; `(batch_size, jacobi_window, codebook_size)`, those of the window, with speculative
+                decoding) and `"num_tokens"` (`(batch_size,)`, the tokens each image has so far).
             cache_implementation (`str`, *optional*, defaults to `None`):
-                The key/value cache: `"dynamic"` (attention over the tokens so far; the fastest loop without
-                compilation) or `"static"` (transformers' `StaticCache`: the same shapes at every step, so a compiled
-                transformer compiles once per batch size). `None` picks `"static"` when the transformer was compiled
-                (`pipe.transformer.compile(...)` or `torch.compile`), else `"dynamic"`. Both compute the same logits up
-                to floating-point rounding.
+                The key/value cache: `"preallocated"` (buffers for the whole sequence, of which the attention reads
+                the tokens so far; the fastest loop without compilation) or `"static"` (the attention reads the whole
+                buffer under a mask, transformers' `StaticCache` in sequential decoding: the same shapes at every
+                step, so a compiled transformer compiles once per batch size). `None` picks `"static"` when the
+                transformer was compiled (`pipe.transformer.compile(...)` or `torch.compile`), else `"preallocated"`.
+                Both compute the same logits up to floating-point rounding. `"dynamic"`, the former name of
+                `"preallocated"`, is deprecated.
             image (`PIL.Image.Image`, `list[PIL.Image.Image]` or `torch.Tensor`, *optional*, defaults to `None`):
                 Image completion: the images whose top rows of tokens are kept while the transformer writes the rest.
                 PIL images are prepared like the tokenizer folder's image processor does (shorter side resized to the
@@ -494,6 +504,19 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
                 kept tokens enter the key/value cache with the prefix token in one transformer call (one batched
                 pass instead of a step per token), so there is one call per sampled token. With 0, the images are
                 those of the same call without `image`.
+            decoding (`str`, *optional*, defaults to `"sequential"`):
+                `"sequential"`: one transformer call per image token. `"speculative_jacobi"`: speculative Jacobi
+                decoding (Teng et al., 2024), several tokens per call with the distribution of sequential sampling:
+                each call verifies a window of draft tokens over the cached prefix, accepts a draft drawn from `q`
+                with probability `min(1, p / q)` under the processed distribution `p`, draws the token at the first
+                rejection from the normalized `max(0, p - q)`, and drafts the rest of the window from the new
+                predictions (see `jacobi_decoding.py`). Every option works with it; images differ from sequential
+                ones of the same seed (they use their random numbers differently) but follow the same distribution,
+                greedy decoding gives the same tokens, and an image still depends on its own generator only.
+            jacobi_window (`int`, *optional*, defaults to `None`):
+                With `decoding="speculative_jacobi"`: tokens read per transformer call, the last accepted one and
+                `jacobi_window - 1` drafts, so at most `jacobi_window` tokens are accepted per call; `None` uses
+                `DEFAULT_JACOBI_WINDOW` (8); 1 is sequential decoding.
 
         Examples:
 
@@ -546,9 +569,12 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
             cache_implementation=cache_implementation,
             image=image,
             num_prefix_rows=num_prefix_rows,
+            decoding=decoding,
+            jacobi_window=jacobi_window,
         )
-        if cache_implementation is None:
-            cache_implementation = "static" if self.transformer_is_compiled else "dynamic"
+        cache_implementation = self.resolve_cache_implementation(cache_implementation)
+        if decoding == "speculative_jacobi":
+            jacobi_window = jacobi_window or DEFAULT_JACOBI_WINDOW
         if self.transformer.training:
             logger.warning(
                 "The transformer is in training mode: dropout and label dropout make the samples random beyond "
@@ -563,7 +589,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
         # 2. Prefix tokens, the randomness of every image, and the kept tokens of the images to complete
         num_images = num_candidates or num_images_per_label
         prefix_ids = self.prepare_prefix_ids(class_labels, num_images, device, self.count_images(image))
-        noise = self.prepare_noise(len(prefix_ids), generator, device) if do_sample else None
+        draws = self.jacobi_draws_per_token(jacobi_window) if jacobi_window else 1
+        noise = self.prepare_noise(len(prefix_ids), generator, device, draws) if do_sample else None
         logits_processor = self.prepare_logits_processor(temperature, top_k, top_p)
         batch_size = max_batch_size or self.default_batch_size(guidance_scale)
         kept_tokens = self.prepare_image_tokens(image, num_prefix_rows, len(prefix_ids), batch_size, device)
@@ -578,6 +605,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin):
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
             cache_implementation,
+            jacobi_window,
         )
         if use_rejection and len(finished) < len(chunks):  # interrupted: the labels' candidates are incomplete
             finished, use_rejection = [], False

@@ -1,8 +1,9 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
-"""The key/value cache layer of `VimPipeline`'s uncompiled token loop: the package's one use of transformers' cache
-internals, the reason for the `transformers<5.40` pin in setup.cfg."""
+"""The key/value caches of `VimPipeline`'s token loops that transformers does not have: the package's one use of
+transformers' cache internals, the reason for the `transformers<5.40` pin in setup.cfg."""
 
 import torch
+from transformers import Cache
 from transformers.cache_utils import DynamicLayer
 
 
@@ -48,4 +49,48 @@ class PreallocatedCacheLayer(DynamicLayer):
         return self.keys, self.values
 
 
-__all__ = ["PreallocatedCacheLayer"]
+class RowwiseCacheLayer(PreallocatedCacheLayer):
+    """
+    A [`PreallocatedCacheLayer`] in which each row (sequence) of the batch has its own length. An update writes the new
+    keys and values of every row at that row's own positions (`write_positions`, `(batch_size, num_new_tokens)`), and
+    the attention reads the first `key_length` entries of all rows under a mask that hides what lies past each row's
+    tokens. Speculative decoding needs it: each image accepts its own number of drafts per transformer call, and the
+    entries of rejected drafts stay in the buffers, hidden, until the row's next tokens overwrite them.
+    `key_length` is either the longest row (the fewest keys) or the whole buffer (the same shapes at every call, for a
+    compiled transformer). Set both through [`RowwiseCache.set_positions`].
+    """
+
+    def allocate(self, batch_size: int, num_heads: int, head_dim: int, dtype: torch.dtype, device) -> None:
+        """Allocate the buffers up front: a compiled transformer (CUDA graphs) needs buffers made before tracing."""
+        self.device = device
+        self.key_buffer = torch.zeros(batch_size, num_heads, self.max_cache_len, head_dim, dtype=dtype, device=device)
+        self.value_buffer = torch.zeros_like(self.key_buffer)
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        index = self.write_positions[:, None, :, None].expand_as(key_states)
+        self.key_buffer.scatter_(2, index, key_states)
+        self.value_buffer.scatter_(2, index, value_states)
+        self.keys, self.values = self.key_buffer[:, :, : self.key_length], self.value_buffer[:, :, : self.key_length]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> torch.Tensor:
+        # A device tensor, as transformers' `StaticLayer` returns: rows differ, and an int would cost a host sync.
+        return self.write_positions[:, 0].max()
+
+
+class RowwiseCache(Cache):
+    """A cache of [`RowwiseCacheLayer`]s, one per transformer layer, allocated for `batch_size` rows up front."""
+
+    def __init__(self, num_layers: int, max_cache_len: int, batch_size, num_heads, head_dim, dtype, device):
+        super().__init__(layers=[RowwiseCacheLayer(max_cache_len) for _ in range(num_layers)])
+        for layer in self.layers:
+            layer.allocate(batch_size, num_heads, head_dim, dtype, device)
+
+    def set_positions(self, write_positions: torch.LongTensor, key_length: int) -> None:
+        """Before a transformer call: where each row's new tokens go, and how many entries the attention reads."""
+        for layer in self.layers:
+            layer.write_positions, layer.key_length = write_positions, key_length
+
+
+__all__ = ["PreallocatedCacheLayer", "RowwiseCache", "RowwiseCacheLayer"]

@@ -1,0 +1,26 @@
+"""Smoke test of benchmarks/bench_speculative_decoding.py on the tiny saved pipeline (random weights: the figures mean
+nothing, the table's shape and bookkeeping do)."""
+
+from tests.testing_utils import REPO_ROOT, load_script
+
+
+def test_prints_a_row_per_batch_size_and_decoding(pipeline_dir, capsys):
+    script = load_script(REPO_ROOT / "benchmarks" / "bench_speculative_decoding.py")
+    args = script.parse_args(
+        ["--pipeline", str(pipeline_dir), "--batch_sizes", "1", "3", "--windows", "1", "4", "--repeats", "1"]
+    )
+    script.main(args)
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = [[cell.strip() for cell in row] for row in rows[1:]]  # after the header
+    assert [(row[0], row[1]) for row in rows] == [
+        (batch, decoding)
+        for batch in ("1", "3")
+        for decoding in ("sequential", "speculative_jacobi, window 1", "speculative_jacobi, window 4")
+    ]
+    for _, decoding, calls, tokens_per_call, seconds, speedup in rows:
+        # 16 tokens per image: one call each sequentially (and at window 1), at most 4 tokens per call otherwise.
+        if not decoding.endswith("window 4"):
+            assert (float(calls), float(tokens_per_call)) == (16, 1)
+        else:
+            assert 4 <= float(calls) <= 16 and 1 <= float(tokens_per_call) <= 4
+        assert float(seconds) > 0 and float(speedup) > 0
