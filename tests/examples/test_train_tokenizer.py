@@ -19,7 +19,6 @@ from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 from vit_vqgan_hf.training.checkpointing import is_complete
-from vit_vqgan_hf.training.loop import steps_from_ratio
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tokenizer.py"
@@ -193,16 +192,19 @@ def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(train_tokenizer_m
 
 
 def test_the_paper_length_resolves_to_the_paper_schedule(train_tokenizer_module):
-    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--max_train_steps", "500000"])
-    assert args.lr_warmup_steps is None and args.discriminator_start_step is None
-    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 50_000
-    train_tokenizer_module.resolve_schedule(args)
-    assert args.discriminator_start_step == 50_000
+    def resolve(*arguments):
+        args = train_tokenizer_module.parse_args(["--train_data_dir", "images", *arguments])
+        return train_tokenizer_module.resolve_run(args, 1, None, 256, "held-out images")
+
+    run = resolve("--max_train_steps", "500000")
+    assert run.arguments["lr_warmup_steps"] is None and run.arguments["discriminator_start_step"] is None
+    assert (run.schedule.lr_warmup_steps, run.discriminator_start_step) == (50_000, 50_000)
     # A short run gets the same shape of schedule; explicit step flags override the fractions.
-    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--discriminator_start_step", "7"])
-    args.max_train_steps = 1000
-    train_tokenizer_module.resolve_schedule(args)
-    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 100 and args.discriminator_start_step == 7
+    run = resolve("--max_train_steps", "1000", "--discriminator_start_step", "7")
+    assert (run.schedule.lr_warmup_steps, run.discriminator_start_step) == (100, 7)
+    assert run.schedule_steps() == {"max_train_steps": 1000, "lr_warmup_steps": 100, "discriminator_start_step": 7}
+    # Without the adversarial term there is no discriminator to start.
+    assert resolve("--max_train_steps", "1000", "--adversarial_weight", "0").discriminator_start_step is None
 
 
 def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path):

@@ -16,7 +16,7 @@ from vit_vqgan_hf import VimForCausalLM, VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
 from vit_vqgan_hf.training.checkpoint_files import load_training_states
 from vit_vqgan_hf.training.checkpointing import is_complete
-from vit_vqgan_hf.training.loop import steps_from_ratio
+from vit_vqgan_hf.training.run import TrainingData
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
 
 from .conftest import VIM_CLASSES, load_example, run_example
@@ -223,18 +223,24 @@ def test_paper_learning_rate_schedule():
 
 def test_the_paper_length_resolves_to_the_paper_schedule():
     train_vim = load_example("train_vim.py")
-    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "450000"])
-    assert args.lr_warmup_steps is None and args.lr_decay_start is None
-    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 5000
-    train_vim.resolve_schedule(args)
-    assert args.lr_decay_start == 80_000
+    data = TrainingData(resolution=16)
+
+    def resolve(*arguments):
+        args = train_vim.parse_args(["--tokenizer", "t", *arguments])
+        return train_vim.resolve_run(args, num_processes=1, num_batches=None, data=data)
+
+    run = resolve("--max_train_steps", "450000")
+    assert run.arguments["lr_warmup_steps"] is None and run.arguments["lr_decay_start"] is None
+    assert (run.schedule.lr_warmup_steps, run.lr_decay_start) == (5000, 80_000)
     # A 1000-step run on a user's data gets the same shape of schedule; explicit step flags override the fractions.
-    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "1000", "--lr_decay_start", "500"])
-    train_vim.resolve_schedule(args)
-    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 11 and args.lr_decay_start == 500
-    args.lr_decay_start = None
-    train_vim.resolve_schedule(args)
-    assert args.lr_decay_start == 178
+    run = resolve("--max_train_steps", "1000", "--lr_decay_start", "500")
+    assert (run.schedule.lr_warmup_steps, run.lr_decay_start) == (11, 500)
+    assert resolve("--max_train_steps", "1000").lr_decay_start == 178
+    # Epochs count micro-batches of each process, accumulated into optimizer steps.
+    args = train_vim.parse_args(["--tokenizer", "t", "--num_train_epochs", "3", "--gradient_accumulation_steps", "2"])
+    run = train_vim.resolve_run(args, num_processes=2, num_batches=5, data=data)
+    assert run.schedule.max_train_steps == 9 and run.card_arguments()["max_train_steps"] == 9
+    assert args.max_train_steps is None
 
 
 def test_images_are_encoded_on_the_fly_without_pretokenized_data():

@@ -32,6 +32,7 @@ from .sampling import (
     sampling_settings,
 )
 from .training import (
+    FINAL_OUTPUTS_PARTIAL,
     add_image_data_args,
     add_optimization_args,
     add_output_args,
@@ -43,6 +44,7 @@ from .training import (
 
 __all__ = [
     "EXPECTED_CLASSIFIER",
+    "FINAL_OUTPUTS_PARTIAL",
     "InputError",
     "add_hub_args",
     "add_image_data_args",
