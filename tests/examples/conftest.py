@@ -1,3 +1,4 @@
+import copy
 import os
 import subprocess
 import sys
@@ -5,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from accelerate.state import AcceleratorState
 
 from tests.testing_utils import load_script, tiny_tokenizer, write_image_folder
 
@@ -86,3 +88,25 @@ def vim_data(tmp_path_factory):
     arguments += ["--output_dir", data.tokens, "--num_augmented_copies", 2, "--batch_size", 5, "--device", "cpu"]
     run_example("pretokenize.py", arguments, data.hf_home)
     return data
+
+
+@pytest.fixture
+def run_in_process(monkeypatch, tmp_path):
+    """Runs `main(parse_args(arguments))` of `examples/<script>` in this process, offline, with accelerate's global
+    state reset before and after; returns the parsed arguments and a deep copy of them taken before `main`."""
+
+    def run(script, arguments):
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+        module = load_example(script)
+        args = module.parse_args([str(argument) for argument in arguments])
+        parsed = copy.deepcopy(vars(args))
+        AcceleratorState._reset_state(reset_partial_state=True)
+        try:
+            module.main(args)
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+        return args, parsed
+
+    return run

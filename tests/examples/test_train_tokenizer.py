@@ -157,6 +157,7 @@ def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path)
     result = run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path)
     assert result.returncode != 0
     assert "had a non-finite loss or gradient, so training stopped" in result.stderr
+    assert "(--max_nonfinite_steps 2, checked at logging steps)" in result.stderr
     assert checkpoint_names(output_dir) == {"checkpoint_3"}
     assert not (output_dir / "model.safetensors").exists()
 
@@ -170,6 +171,8 @@ def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path)
     assert (
         result.returncode != 0 and "holds checkpoints of an earlier run (checkpoint_3 is the newest)" in result.stderr
     )
+    # The library names its arguments; the script's error names the flags.
+    assert "continue it with --resume_from_checkpoint latest, or choose a new --output_dir." in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +208,22 @@ def test_the_paper_length_resolves_to_the_paper_schedule(train_tokenizer_module)
     assert run.schedule_steps() == {"max_train_steps": 1000, "lr_warmup_steps": 100, "discriminator_start_step": 7}
     # Without the adversarial term there is no discriminator to start.
     assert resolve("--max_train_steps", "1000", "--adversarial_weight", "0").discriminator_start_step is None
+
+
+def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(image_folder, tmp_path, run_in_process):
+    # The run's description holds what was resolved (steps from epochs and ratios, the image size, the loss terms);
+    # the parsed arguments stay as they were, and the card shows the resolved values.
+    output_dir = tmp_path / "out"
+    arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", "--num_train_epochs", "1")
+    arguments += ["--train_batch_size", "16", "--discriminator_start_step", "2", "--lr_warmup_steps", "0"]
+    args, parsed = run_in_process("train_tokenizer.py", arguments)
+    assert vars(args) == parsed and args.max_train_steps is None and args.resolution is None
+    results = json.loads((output_dir / "train_results.json").read_text())
+    # 17 files in batches of 16: two steps of one epoch.
+    assert results["schedule"] == {"max_train_steps": 2, "lr_warmup_steps": 0, "discriminator_start_step": 2}
+    card = ModelCard.load(output_dir / "README.md").text
+    assert "| `max_train_steps` | 2 |" in card and "| `resolution` | 32 |" in card
+    assert "| `validation_source` | the first training images |" in card
 
 
 def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path):

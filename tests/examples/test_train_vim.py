@@ -207,6 +207,19 @@ def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
     assert "| `use_ema` | True |" in (output_dir / "README.md").read_text()
 
 
+def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(vim_data, tmp_path, run_in_process):
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--num_train_epochs", 1)
+    args, parsed = run_in_process("train_vim.py", [*arguments, "--train_batch_size", 16])
+    assert vars(args) == parsed and args.max_train_steps is None and args.resolution is None
+    results = json.loads((output_dir / "train_results.json").read_text())
+    # 36 sequences (12 images, 3 copies each) in batches of 16: three steps of one epoch.
+    assert results["schedule"] == {"max_train_steps": 3, "lr_warmup_steps": 1, "lr_decay_start": 2}
+    card = ModelCard.load(output_dir / "README.md").text
+    assert "| `max_train_steps` | 3 |" in card and "| `resolution` | 16 |" in card
+    assert "token sequences pretokenized from" in card
+
+
 def test_paper_learning_rate_schedule():
     schedule = load_example("train_vim.py").vim_lr_lambda
     warmup, decay_start, total, end_ratio = 5000, 80_000, 450_000, 1e-5 / 4.5e-4

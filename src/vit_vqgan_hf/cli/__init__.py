@@ -18,6 +18,7 @@ from .common import (
     check_hub_repo,
     check_launch,
     command_line_errors,
+    in_flag_terms,
     load_pretrained,
     prepare_output_dir,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "check_sampling_args",
     "check_shared_training_args",
     "command_line_errors",
+    "in_flag_terms",
     "load_image_classifier",
     "load_pretrained",
     "load_sampling_engine",

@@ -435,10 +435,10 @@ class TrainingLoop:
             self.end_training()
             raise RuntimeError(
                 f"{streak} optimizer steps in a row (up to step {streak_end}) had a non-finite loss or gradient, so "
-                f"training stopped at step {state.global_step} (max_nonfinite_steps={self.schedule.max_nonfinite_steps}, "
+                f"training stopped at step {state.global_step} (`max_nonfinite_steps={self.schedule.max_nonfinite_steps}`, "
                 f"checked at logging steps). Its checkpoint is in "
-                f"{os.path.join(self.run.output_dir, CHECKPOINTS_FOLDER)}; lower the learning rate, clip the "
-                "gradients (max_grad_norm), or train in bf16 instead of fp16 before resuming."
+                f"{os.path.join(self.run.output_dir, CHECKPOINTS_FOLDER)}; lower the `learning_rate`, clip the "
+                "gradients (`max_grad_norm`), or train in `mixed_precision=bf16` instead of fp16 before resuming."
             )
 
     def log(self, step_logs: dict):
