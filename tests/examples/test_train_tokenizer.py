@@ -1,6 +1,7 @@
 """End-to-end tests of examples/train_tokenizer.py, run as subprocesses on a generated image folder, offline, on CPU."""
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -115,7 +116,7 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     assert not (output_dir / "checkpoints").exists()
 
 
-def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path):
+def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path, run_in_process, caplog):
     # Gradient accumulation over 17 images in batches of 4 makes steps of 2, 2, 1 micro-batches per epoch, so the
     # checkpoint of step 2 is mid-epoch and the rest of the run crosses an epoch boundary; the discriminator, R1,
     # the EMA and dead-code restarts (after steps 1, 2 and 3: one of them in the resumed part) are all active.
@@ -123,7 +124,7 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     extra += ["--random_flip", "--checkpointing_steps", "1", "--checkpoints_total_limit", "3"]
     extra += ["--codebook_restart_steps", "1"]
     full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
-    assert_success(run_script(tiny_args(image_folder, full_dir, tmp_path / "cache", *extra), tmp_path))
+    run_in_process("train_tokenizer.py", tiny_args(image_folder, full_dir, tmp_path / "cache", *extra))
     assert checkpoint_names(full_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
 
     # An interrupted run leaves its last checkpoint behind; resuming from it must end where the full run ended. This
@@ -133,10 +134,10 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     partial.mkdir()
     shutil.copy(full_dir / "checkpoints" / "checkpoint_3" / "model.safetensors", partial)
     arguments = tiny_args(image_folder, resumed_dir, tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest")
-    result = run_script(arguments, tmp_path)
-    assert_success(result)
-    assert "Skipping" in result.stderr and "checkpoint_3: its save did not finish" in result.stderr
-    assert "Resumed from" in result.stderr and "checkpoint_2 at step 2" in result.stderr
+    caplog.set_level(logging.INFO)
+    run_in_process("train_tokenizer.py", arguments)
+    assert "Skipping" in caplog.text and "checkpoint_3: its save did not finish" in caplog.text
+    assert "Resumed from" in caplog.text and "checkpoint_2 at step 2" in caplog.text
     assert checkpoint_names(resumed_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
     assert all(is_complete(path) for path in (resumed_dir / "checkpoints").iterdir())
 
@@ -229,7 +230,7 @@ def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(image_fold
     assert "| `validation_source` | the first training images |" in card
 
 
-def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path):
+def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path, run_in_process):
     output_dir = tmp_path / "out"
     extra = [
         "--adversarial_weight",
@@ -241,7 +242,7 @@ def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp
         "--checkpointing_steps",
         "2",
     ]
-    assert_success(run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path))
+    run_in_process("train_tokenizer.py", tiny_args(image_folder, output_dir, tmp_path / "cache", *extra))
     assert not (output_dir / "discriminator").exists()
     # The checkpoint holds one model and one optimizer: no discriminator was built or trained.
     checkpoint_files = {path.name for path in (output_dir / "checkpoints" / "checkpoint_2").iterdir()}
@@ -347,22 +348,25 @@ def test_quantizer_recipes_resolve_and_explicit_flags_win(train_tokenizer_module
     assert config.quantizer_gradient == "rotation" and args.codebook_init == "random"
 
 
-def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path):
+def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path, run_in_process, caplog):
     # The codes start on k-means++ centers of the first batch's latents (256 = the tiny codebook), then train under a
     # linear map with the rotation trick and restarts after step 1 (the frozen codes solved through the map).
     extra = ["--max_train_steps", "3", "--checkpointing_steps", "1", "--adversarial_weight", "0", "--use_ema"]
     extra += ["--codebook_init", "kmeans", "--codebook_map", "linear", "--quantizer_gradient", "rotation"]
     extra += ["--codebook_restart_steps", "1", "--codebook_restart_until", "0.5", "--seed", "3"]
     runs = {name: tmp_path / name for name in ("first", "second", "resumed")}
+    caplog.set_level(logging.INFO)
     for name in ("first", "second"):
-        assert_success(run_script(tiny_args(image_folder, runs[name], tmp_path / "cache", *extra), tmp_path))
+        run_in_process("train_tokenizer.py", tiny_args(image_folder, runs[name], tmp_path / "cache", *extra))
     shutil.copytree(runs["first"] / "checkpoints" / "checkpoint_1", runs["resumed"] / "checkpoints" / "checkpoint_1")
     arguments = tiny_args(
         image_folder, runs["resumed"], tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest"
     )
-    result = run_script(arguments, tmp_path)
-    assert_success(result)
-    assert "Codebook initialized" not in result.stderr  # the resumed run has its codes from the checkpoint
+    assert "Codebook initialized" in caplog.text
+    caplog.clear()
+    run_in_process("train_tokenizer.py", arguments)
+    assert "Resumed from" in caplog.text
+    assert "Codebook initialized" not in caplog.text  # the resumed run has its codes from the checkpoint
 
     weights = {name: load_file(folder / "model.safetensors") for name, folder in runs.items()}
     for name in ("second", "resumed"):

@@ -108,11 +108,11 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert not [path for path in uploaded if path.startswith(("checkpoints/", "logs/"))]
 
 
-def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
+def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     arguments = tiny_args(vim_data, output_dir, "--on_the_fly", "--train_data_dir", vim_data.image_folder)
     arguments += ["--random_crop", "--random_flip", "--max_train_steps", 4, "--validation_steps", 100]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     assert pipe.get_label_ids(["cat", "fish"]) == [0, 2]
@@ -122,11 +122,11 @@ def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
     assert results["validation_loss"] is None  # the folder has no validation split
 
 
-def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path):
+def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 2)
     arguments += ["--conditioning", "unconditional", "--validation_steps", 100, "--num_validation_images", 1]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     assert pipe.transformer.config.num_classes == 0
@@ -145,7 +145,7 @@ def resume_scenario_arguments(vim_data, tmp_path, output_dir) -> list:
     return arguments
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path, run_in_process, caplog):
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
     # Validation (loss and samples) runs at step 3 before its checkpoint is saved, so the checkpoint holds the lowest
@@ -153,7 +153,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     # whose weights are validated and exported, is restored from the checkpoint too.
     output_dir = tmp_path / "vim"
     arguments = [*resume_scenario_arguments(vim_data, tmp_path, output_dir), "--use_ema", "--ema_decay", 0.9]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
     # The same run, interrupted after its step-3 checkpoint, then resumed; its best transformer folder is the final one
@@ -162,8 +162,9 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     shutil.copytree(output_dir / "checkpoints" / "checkpoint_3", resumed_dir / "checkpoints" / "checkpoint_3")
     shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
     resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
-    result = run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
-    assert "Resumed from" in result.stderr and "at step 3" in result.stderr
+    caplog.set_level(logging.INFO)
+    run_in_process("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"])
+    assert "Resumed from" in caplog.text and "at step 3" in caplog.text
 
     expected = load_file(output_dir / "transformer" / "model.safetensors")
     resumed = load_file(resumed_dir / "transformer" / "model.safetensors")
@@ -178,13 +179,13 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     assert resumed_results["best_validation_loss"] == results["best_validation_loss"]
 
 
-def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
+def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 4)
     arguments += ["--use_ema", "--ema_decay", 0.9, "--checkpointing_steps", 4, "--validation_steps", 100]
     arguments += ["--num_validation_images", 1, "--learning_rate", 0.01]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     exported = load_file(output_dir / "transformer" / "model.safetensors")
@@ -295,7 +296,7 @@ def test_invalid_arguments_are_reported(arguments, message):
         train_vim.parse_args(["--tokenizer", "t", *arguments])
 
 
-def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(vim_data, tmp_path):
+def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(vim_data, tmp_path, run_in_process):
     # A learning rate too high for this model: the validation loss falls until step 5 (2.82 nats), then rises at step 6
     # (2.88), so the best step is neither the first nor the last. A checkpoint at every step keeps each step's weights.
     output_dir = tmp_path / "vim"
@@ -303,7 +304,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 6)
     arguments += ["--learning_rate", 0.05, "--lr_end", 0.05, "--validation_steps", 1, "--num_validation_images", 1]
     arguments += ["--checkpointing_steps", 1, "--save_best_model", "--dropout", 0, "--class_dropout_prob", 0.1]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     results = json.loads((output_dir / "train_results.json").read_text())
     best_step = results["best_step"]
@@ -330,7 +331,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     shutil.copytree(output_dir / "checkpoints" / checkpoint, resumed_dir / "checkpoints" / checkpoint)
     shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
     resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
-    run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
+    run_in_process("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"])
     resumed_results = json.loads((resumed_dir / "train_results.json").read_text())
     assert (resumed_results["best_step"], resumed_results["best_validation_loss"]) == (
         best_step,
