@@ -756,8 +756,8 @@ class VimTrainer:
     """The VIM's part of the training loop ([`TrainingLoop`]): its training step, the mean loss of a logging window,
     and validation."""
 
-    def __init__(self, args, accelerator, parts: VimTrainingParts):
-        self.args, self.accelerator, self.parts = args, accelerator, parts
+    def __init__(self, args, run: VimTrainingRun, accelerator, parts: VimTrainingParts):
+        self.args, self.run, self.accelerator, self.parts = args, run, accelerator, parts
         # The window's micro-batch losses, each times its number of sequences, on the device.
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
 
@@ -767,7 +767,7 @@ class VimTrainer:
         when not pretokenized) and its backward; when gradients sync, the clipped optimizer step (zeros when the
         gradient norm is not finite), the schedule and the EMA. Reads nothing back from the device.
         """
-        args, accelerator, parts = self.args, self.accelerator, self.parts
+        accelerator, parts = self.accelerator, self.parts
         input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
         with accelerator.accumulate(parts.model):
             with accelerator.autocast():
@@ -776,7 +776,9 @@ class VimTrainer:
             self.loss_sum += loss.detach().double() * input_ids.shape[0]
             if not accelerator.sync_gradients:
                 return TrainingStepOutput(not_finite(loss))
-            grad_norm, grad_nonfinite = clip_and_guard_gradients(accelerator, parts.model, args.max_grad_norm)
+            grad_norm, grad_nonfinite = clip_and_guard_gradients(
+                accelerator, parts.model, self.run.schedule.max_grad_norm
+            )
             parts.optimizer.step()
             parts.optimizer.zero_grad(set_to_none=True)
             parts.scheduler.step()
@@ -916,7 +918,7 @@ def main(args):
     parts = prepare_parts(
         args, run, accelerator, model, tokenizer, dataset, dataloader, validation_dataset, collate_fn
     )
-    trainer = VimTrainer(args, accelerator, parts)
+    trainer = VimTrainer(args, run, accelerator, parts)
     loop = TrainingLoop(
         run,
         accelerator,
