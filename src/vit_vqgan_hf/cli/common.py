@@ -157,8 +157,8 @@ def check_hub_repo(args: argparse.Namespace, accelerator):
 def in_flag_terms(args: argparse.Namespace, terms: Mapping[str, str] | None = None):
     """
     Inside, an exception whose message names an argument of the library in backticks, as `` `name` `` or
-    `` `name=value` `` where `name` is a flag of the script (a name in `args`), names the flag instead: `--name` or
-    `--name value`. The library (`vit_vqgan_hf.training`, `vit_vqgan_hf.evaluation`) speaks of its functions'
+    `` `name=value` `` where `name` is a flag of the script (a name in `args`), names the flag instead: `--name` (also
+    for `name=True`, a switch) or `--name value`. The library (`vit_vqgan_hf.training`, `vit_vqgan_hf.evaluation`) speaks of its functions'
     arguments; a user of a script reads the flags they typed.
 
     Args:
@@ -176,7 +176,9 @@ def in_flag_terms(args: argparse.Namespace, terms: Mapping[str, str] | None = No
             return terms[term]
         if name not in flags:
             return match.group(0)
-        return f"--{name}" if value is None else f"--{name} {value.strip(chr(34) + chr(39))}"
+        value = None if value is None else value.strip("'\"")
+        # `name=True` of a boolean argument is its switch.
+        return f"--{name}" if value in (None, "True") else f"--{name} {value}"
 
     try:
         yield
