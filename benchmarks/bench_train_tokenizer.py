@@ -16,7 +16,7 @@ AdamW step. Printed for each preset in float32 and under bf16 autocast:
         [--weight_zero_presets tiny] [--weight_zero_steps 20]
 
 Then, for `--weight_zero_presets`, what a loss of weight 0 costs in `examples/train_tokenizer.py` itself: the script's
-own training step (`TokenizerTrainingLoop.train_micro_batch`, forward, backward, gradient guard and AdamW step) with
+own training step (`TokenizerTrainer.training_step`, forward, backward, gradient guard and AdamW step) with
 `--adversarial_weight 0 --perceptual_weight 0` and the discriminator due from step 0, against a step built here
 without those parts (the tokenizer, its l2 + logit-Laplace + VQ loss, the same gradient guard and AdamW), timed
 alternately on the same batch, best of `--weight_zero_steps`; the ratio should be 1 within noise. The script's step with
@@ -234,18 +234,19 @@ def main(args):
             )
 
 
-def script_loop(script, accelerator, preset: str, batch_size: int, adversarial_weight: float, output_dir: str):
-    """`train_tokenizer.py`'s own training loop for `preset`, built by its functions, without data."""
+def script_step(script, accelerator, preset: str, batch_size: int, adversarial_weight: float, output_dir: str):
+    """`train_tokenizer.py`'s own training step for `preset` (`TokenizerTrainer.training_step` at step 0), built by its
+    functions, without data."""
     flags = ["--train_data_dir", "unused", "--model_config", preset, "--perceptual_weight", "0"]
     flags += ["--adversarial_weight", str(adversarial_weight), "--discriminator_start_step", "0"]
     flags += ["--max_train_steps", "1000", "--train_batch_size", str(batch_size), "--output_dir", output_dir]
-    args = script.parse_args([*flags, "--report_to", "none"])
-    args.num_processes, args.lr_warmup_steps = 1, 100
+    args = script.parse_args([*flags, "--lr_warmup_steps", "100", "--report_to", "none"])
     config, discriminator_config = script.load_configs(args)
-    script.resolve_schedule(args)
+    run = script.resolve_run(args, 1, None, config.image_size, "held-out images")
     torch.manual_seed(0)
-    parts = script.prepare_parts(args, accelerator, config, discriminator_config, None, None, None, None)
-    return script.TokenizerTrainingLoop(args, accelerator, parts)
+    parts = script.prepare_parts(args, run, accelerator, config, discriminator_config, None, None, None, None)
+    trainer = script.TokenizerTrainer(args, run, accelerator, parts)
+    return lambda batch: trainer.training_step(batch, 0)
 
 
 def bare_step(accelerator, preset: str):
@@ -276,16 +277,15 @@ def compare_weight_zero(args):
             resolution = VitVqganConfig.from_preset(preset).image_size
             batch = {"pixel_values": torch.rand(args.batch_size, 3, resolution, resolution) * 2 - 1, "skipped": 0}
             variants = {
-                "script, weight 0": script_loop(script, accelerator, preset, args.batch_size, 0.0, output_dir),
+                "script, weight 0": script_step(script, accelerator, preset, args.batch_size, 0.0, output_dir),
                 "built without": bare_step(accelerator, preset),
-                "script, adversarial 0.1": script_loop(script, accelerator, preset, args.batch_size, 0.1, output_dir),
+                "script, adversarial 0.1": script_step(script, accelerator, preset, args.batch_size, 0.1, output_dir),
             }
             times = {name: [] for name in variants}
             for _ in range(args.weight_zero_steps + 1):  # the first round warms up
                 for name, variant in variants.items():
-                    step = variant.train_micro_batch if hasattr(variant, "train_micro_batch") else variant
                     start = time.perf_counter()
-                    step(batch if hasattr(variant, "train_micro_batch") else batch["pixel_values"])
+                    variant(batch if name.startswith("script") else batch["pixel_values"])
                     times[name].append(time.perf_counter() - start)
             best = {name: min(values[1:]) for name, values in times.items()}
             print(

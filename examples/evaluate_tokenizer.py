@@ -22,7 +22,7 @@ from accelerate.logging import get_logger
 from datasets import load_dataset
 
 from vit_vqgan_hf import VitVqganModel
-from vit_vqgan_hf.cli import check_launch, load_pretrained, prepare_output_dir
+from vit_vqgan_hf.cli import check_launch, in_flag_terms, load_pretrained, prepare_output_dir
 from vit_vqgan_hf.evaluation import (
     USAGE_GROUP_SIZE,
     DatasetImageSet,
@@ -263,4 +263,7 @@ def main(args):
 
 if __name__ == "__main__":
     with command_line_errors():
-        main(parse_args())
+        args = parse_args()
+        # The library's errors name its arguments; the user reads the flags.
+        with in_flag_terms(args, {"feature_network": "--inception_model", "lpips": "--lpips_model"}):
+            main(args)

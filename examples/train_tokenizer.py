@@ -67,10 +67,18 @@ from vit_vqgan_hf.training.data import (
     load_training_images,
 )
 from vit_vqgan_hf.training.loop import (
-    FINAL_OUTPUTS_PARTIAL,
     TrainingLoop,
+    TrainingStepOutput,
+    clip_and_guard_gradients,
+    not_finite,
     prepare_train_dataloader,
     save_train_results,
+)
+from vit_vqgan_hf.training.run import (
+    QuantizerOptions,
+    TokenizerTrainingRun,
+    TrainingData,
+    TrainingSchedule,
     steps_from_ratio,
 )
 from vit_vqgan_hf.utils.file_writes import report_write_errors
@@ -266,19 +274,18 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig | No
         raise ValueError(
             f"--model_config has num_channels={config.num_channels}; this script trains on RGB images (3 channels)."
         )
-    args.resolution = config.image_size
     if args.adversarial_weight == 0:
         return config, None
     if args.discriminator_config in DISCRIMINATOR_PRESETS:
         discriminator_config = VitVqganDiscriminatorConfig.from_preset(
-            args.discriminator_config, image_size=args.resolution
+            args.discriminator_config, image_size=config.image_size
         )
     else:
         discriminator_config = cli.load_pretrained(
             VitVqganDiscriminatorConfig.from_pretrained,
             args.discriminator_config,
             expected=f"a preset ({', '.join(DISCRIMINATOR_PRESETS)}), a config.json, a folder with one, or a Hub id",
-            image_size=args.resolution,
+            image_size=config.image_size,
         )
         discriminator_config.validate_architecture()
     return config, discriminator_config
@@ -295,8 +302,9 @@ def build_models(args, config, discriminator_config):
     return tokenizer.train(), discriminator, ema
 
 
-def build_datasets(args, accelerator):
-    """Training dataset (augmented) and validation dataset (center crops, at most --max_validation_samples)."""
+def build_datasets(args, accelerator, resolution: int):
+    """Training dataset (augmented) and validation dataset (center crops, at most --max_validation_samples) at
+    `resolution`, and what the validation images are."""
     splits = load_training_images(args, accelerator)
     validation = splits.get(args.validation_split)
     if args.validation_data_dir is not None:
@@ -310,21 +318,22 @@ def build_datasets(args, accelerator):
             )
         names = list(validation_splits)
         validation = validation_splits[args.validation_split if args.validation_split in names else names[0]]
-    args.validation_source = "held-out images"
+    validation_source = "held-out images"
     if validation is None:
         logger.warning(
             f"No validation split {args.validation_split!r}: validation metrics use the first training images."
         )
-        args.validation_source = "the first training images"
+        validation_source = "the first training images"
         validation = splits[args.train_split]
-    train_dataset = augmented_images(args, splits[args.train_split])
-    return train_dataset, held_out_images(args, validation, args.max_validation_samples)
+    train_dataset = augmented_images(args, splits[args.train_split], resolution)
+    validation_dataset = held_out_images(args, validation, args.max_validation_samples, resolution)
+    return train_dataset, validation_dataset, validation_source
 
 
-def build_optimizers(args, accelerator, models, max_train_steps):
+def build_optimizers(args, run: TokenizerTrainingRun, accelerator, models):
     """AdamW and a warm-up + decay schedule for each network (the paper uses the same optimizer for both)."""
     optimizers, schedulers = [], []
-    learning_rates = (args.learning_rate, args.discriminator_learning_rate)
+    learning_rates = (args.learning_rate, run.discriminator_learning_rate)
     for model, learning_rate in zip(models, learning_rates):
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -340,8 +349,8 @@ def build_optimizers(args, accelerator, models, max_train_steps):
         scheduler = get_scheduler(
             args.lr_scheduler,
             optimizer,
-            num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-            num_training_steps=max_train_steps * accelerator.num_processes,
+            num_warmup_steps=run.schedule.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=run.schedule.max_train_steps * accelerator.num_processes,
             scheduler_specific_kwargs=specific,
         )
         optimizers.append(optimizer)
@@ -469,14 +478,14 @@ def log_validation(args, accelerator, tokenizer, ema, validation_dataset, global
     return metrics
 
 
-def validation_results(args, config, metrics: dict, state: TrainingState) -> dict:
+def validation_results(args, run: TokenizerTrainingRun, config, metrics: dict, state: TrainingState) -> dict:
     """The final validation metrics as a results dict of `vit_vqgan_hf.evaluation` (for the file and the card)."""
     if args.validation_data_dir is not None or args.train_data_dir is not None:
         # The folder's name only: an absolute path would name the training machine in a public card.
         source = {"kind": "imagefolder", "path": Path(args.validation_data_dir or args.train_data_dir).name}
     else:
         source = {"kind": "hub", "name": args.dataset_name, "config": args.dataset_config_name}
-    held_out = args.validation_source == "held-out images"
+    held_out = run.data.validation == "held-out images"
     source["split"] = args.validation_split if held_out else args.train_split
     return build_results(
         "image-reconstruction",
@@ -493,37 +502,35 @@ def validation_results(args, config, metrics: dict, state: TrainingState) -> dic
         model={"class": "VitVqganModel", "weights": "EMA" if args.use_ema else "trained", "step": state.global_step},
         data={
             "source": source,
-            "images": args.validation_source,
+            "images": run.data.validation,
             "unreadable_images_skipped": metrics["unreadable_images"],
         },
         codebook_usage={"scope": "code counts of the whole validation set, summed over processes"},
-        distributed={"num_processes": args.num_processes},
+        distributed={"num_processes": run.schedule.num_processes},
         training={"global_step": state.global_step, "skipped_images": state.skipped_images},
     )
 
 
-def save_outputs(args, accelerator, tokenizer, discriminator, ema, validation_dataset, state):
+def save_outputs(args, run: TokenizerTrainingRun, accelerator, parts: "TokenizerTrainingParts", state):
     """Final validation, then the tokenizer, the discriminator, the model card and train_results.json."""
-    metrics = log_validation(args, accelerator, tokenizer, ema, validation_dataset, state.global_step)
-    metrics["source"] = args.validation_source
+    tokenizer, discriminator, ema = parts.tokenizer, parts.discriminator, parts.ema
+    metrics = log_validation(args, accelerator, tokenizer, ema, parts.validation_dataset, state.global_step)
     if accelerator.is_main_process:
         export = export_tokenizer(accelerator, tokenizer, ema)
         weights = [os.path.join(args.output_dir, name) for name in ("model.safetensors", "discriminator")]
-        with report_write_errors(args.output_dir, "the tokenizer", FINAL_OUTPUTS_PARTIAL, remove=weights):
+        with report_write_errors(args.output_dir, "the tokenizer", cli.FINAL_OUTPUTS_PARTIAL, remove=weights):
             export.save_pretrained(args.output_dir)
             create_image_processor(export.config).save_pretrained(args.output_dir)
             if discriminator is not None:
                 accelerator.unwrap_model(discriminator).save_pretrained(os.path.join(args.output_dir, "discriminator"))
-        results = validation_results(args, export.config, metrics, state)
+        results = validation_results(args, run, export.config, metrics, state)
         card_path = os.path.join(args.output_dir, "README.md")
-        with report_write_errors(card_path, "the model card", FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
+        with report_write_errors(card_path, "the model card", cli.FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
             save_results(results, os.path.join(args.output_dir, VALIDATION_RESULTS_FILE))
-            card = create_model_card(export.config, args, results=results, repo_id=args.hub_model_id)
+            card = create_model_card(export.config, run.card_arguments(), results=results, repo_id=args.hub_model_id)
             card.save(card_path)
-        results = {name: value for name, value in metrics.items() if name != "source"}
-        schedule = ("max_train_steps", "lr_warmup_steps", "discriminator_start_step")
-        results = {**results, "loss_terms": loss_terms(args), "quantizer": quantizer_options(args)}
-        save_train_results(args, state, results, schedule, "the tokenizer")
+        results = {**metrics, "loss_terms": dict(run.loss_terms), "quantizer": run.quantizer.as_record()}
+        save_train_results(run, state, results, "the tokenizer")
     return metrics
 
 
@@ -543,12 +550,20 @@ class TokenizerTrainingParts:
 
 
 def prepare_parts(
-    args, accelerator, config, discriminator_config, perceptual, train_dataset, train_dataloader, validation_dataset
+    args,
+    run,
+    accelerator,
+    config,
+    discriminator_config,
+    perceptual,
+    train_dataset,
+    train_dataloader,
+    validation_dataset,
 ):
     """Build the models and optimizers and prepare them with accelerate (only `TokenizerTrainingParts` holds the wrappers)."""
     tokenizer, discriminator, ema = build_models(args, config, discriminator_config)
     models = [tokenizer] if discriminator is None else [tokenizer, discriminator]
-    optimizers, schedulers = build_optimizers(args, accelerator, models, args.max_train_steps)
+    optimizers, schedulers = build_optimizers(args, run, accelerator, models)
     count = len(models)
     prepared = accelerator.prepare(*models, *optimizers, *schedulers)
     models, optimizers, schedulers = prepared[:count], prepared[count : 2 * count], prepared[2 * count :]
@@ -575,94 +590,98 @@ class CodebookWindow:
     start_step: int
 
 
-class TokenizerTrainingLoop(TrainingLoop):
-    """Generator and discriminator steps, codebook statistics and dead-code restarts in the shared training loop."""
+class TokenizerTrainer:
+    """
+    The tokenizer's part of the training loop ([`TrainingLoop`]): its training step, the codebook statistics of a
+    logging window, and validation; also the codebook's k-means initialization and dead-code restarts.
+    """
 
-    examples_name = "images"
-    progress_logs = {"loss": "train/total", "usage": "train/codebook_usage"}
-
-    def __init__(self, args, accelerator, parts: TokenizerTrainingParts):
-        super().__init__(args, accelerator, parts)
+    def __init__(self, args, run: TokenizerTrainingRun, accelerator, parts: TokenizerTrainingParts):
+        self.args, self.run, self.accelerator, self.parts = args, run, accelerator, parts
         codebook_size = accelerator.unwrap_model(parts.tokenizer).config.codebook_size
         # Code counts of the logging window, on the device.
         self.code_counts = torch.zeros(codebook_size, dtype=torch.long, device=accelerator.device)
+        # Code counts since the last dead-code restart; started at the first step this process trains, so that after
+        # a resume the first restart waits for a full window of counts.
         self.codebook_window = None
         # --codebook_init kmeans acts once, on the first batch of a fresh run; a resumed run has its codes already.
-        self.codebook_init_pending = False
+        self.codebook_init_pending = run.quantizer.codebook_init == "kmeans"
 
-    def train(self):
-        self.codebook_init_pending = self.args.codebook_init == "kmeans" and self.state.global_step == 0
-        if self.args.codebook_restart_steps:
-            # After a resume the first restart waits for a full window of counts.
-            self.codebook_window = CodebookWindow(torch.zeros_like(self.code_counts), self.state.global_step)
-        super().train()
-
-    def train_micro_batch(self, batch) -> dict:
-        """Generator then discriminator forward/backward on one micro-batch; optimizer steps when gradients sync."""
-        args, accelerator, parts = self.args, self.accelerator, self.parts
-        adversarial_active = (
-            parts.discriminator is not None and self.state.global_step >= args.discriminator_start_step
-        )
+    def training_step(self, batch: dict, global_step: int) -> TrainingStepOutput:
+        """
+        One micro-batch at optimizer step `global_step`: the generator's forward and backward (the discriminator
+        frozen), the discriminator's (once it started), and when gradients sync the clipped optimizer steps of both
+        networks, their schedules, the EMA and a due dead-code restart. Reads nothing back from the device.
+        """
+        args, run, accelerator, parts = self.args, self.run, self.accelerator, self.parts
+        pixel_values = batch["pixel_values"]
         if self.codebook_init_pending:
-            self.initialize_codebook(batch["pixel_values"])
+            if global_step == 0:
+                self.initialize_codebook(pixel_values)
+            self.codebook_init_pending = False
+        if run.quantizer.restart_steps and self.codebook_window is None:
+            self.codebook_window = CodebookWindow(torch.zeros_like(self.code_counts), global_step)
+        adversarial_active = parts.discriminator is not None and global_step >= run.discriminator_start_step
         with accelerator.accumulate(*self.models):
+            # The generator: VQ, pixel, perceptual and (once the discriminator started) adversarial terms.
             loss, generator_logs, output = generator_forward_backward(
                 args, accelerator, parts.tokenizer, parts.discriminator, parts.perceptual, batch, adversarial_active
             )
-            self.record_loss(loss)
+            # What the step counts as non-finite: its losses and gradient norms (0-dim tensors, on the device).
+            checked = [loss]
             logs = {f"train/{name}": value for name, value in generator_logs.items()}
+            # The discriminator, on real and detached reconstructed images; the lazy R1 penalty every r1_interval steps.
             if adversarial_active:
-                apply_r1 = self.state.global_step % args.r1_interval == 0
+                apply_r1 = global_step % args.r1_interval == 0
                 loss, discriminator_logs = discriminator_forward_backward(
-                    args, accelerator, parts.discriminator, batch["pixel_values"], output.reconstruction, apply_r1
+                    args, accelerator, parts.discriminator, pixel_values, output.reconstruction, apply_r1
                 )
-                self.record_loss(loss)
+                checked.append(loss)
                 logs.update({f"discriminator/{name}": value for name, value in discriminator_logs.items()})
             self.code_counts += output.code_counts
             if self.codebook_window is not None:
                 self.codebook_window.code_counts += output.code_counts
-            if accelerator.sync_gradients:
-                logs.update(self.step_optimizers())
-                if self.restart_due(self.state.global_step + 1):
-                    logs["train/restarted_codes"] = self.restart_codes(batch["pixel_values"])
-        return logs
+            if not accelerator.sync_gradients:
+                return TrainingStepOutput(not_finite(*checked))
+            # The optimizer steps: each network's gradients clipped (zeros when their norm is not finite), then its
+            # AdamW step and schedule. Before the discriminator's start it has no gradients and its step changes nothing.
+            for prefix, model, optimizer, scheduler in zip(
+                ("train", "discriminator"), self.models, parts.optimizers, parts.schedulers
+            ):
+                grad_norm, grad_nonfinite = clip_and_guard_gradients(accelerator, model, run.schedule.max_grad_norm)
+                checked.append(grad_nonfinite)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                logs[f"{prefix}/grad_norm"] = grad_norm
+                logs[f"{prefix}/learning_rate"] = scheduler.get_last_lr()[0]
+            if parts.ema is not None:
+                parts.ema.step(accelerator.unwrap_model(parts.tokenizer).parameters())
+            if self.restart_due(global_step + 1):
+                logs["train/restarted_codes"] = self.restart_codes(pixel_values, global_step + 1)
+        return TrainingStepOutput(not_finite(*checked), logs)
 
     @property
     def models(self) -> list[torch.nn.Module]:
         """The tokenizer, and the discriminator when the adversarial term is on."""
         return [model for model in (self.parts.tokenizer, self.parts.discriminator) if model is not None]
 
-    def step_optimizers(self) -> dict:
-        """Clip (zeroing non-finite gradients) and step the optimizers and their schedules, then the EMA."""
-        parts = self.parts
-        logs = {}
-        # Before --discriminator_start_step the discriminator has no gradients, and its step changes nothing.
-        for prefix, model, optimizer, scheduler in zip(
-            ("train", "discriminator"), self.models, parts.optimizers, parts.schedulers
-        ):
-            logs[f"{prefix}/grad_norm"] = self.clip_gradients(model)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            logs[f"{prefix}/learning_rate"] = scheduler.get_last_lr()[0]
-        if parts.ema is not None:
-            parts.ema.step(self.accelerator.unwrap_model(parts.tokenizer).parameters())
-        return logs
-
     def restart_due(self, step: int) -> bool:
         """Whether optimizer step `step` ends a full dead-code restart window (never the last step: a code moved there
         would be exported without the decoder ever having seen it)."""
-        if self.codebook_window is None or step >= self.args.max_train_steps:
+        max_train_steps = self.run.schedule.max_train_steps
+        if self.codebook_window is None or step >= max_train_steps:
             return False
-        if step > self.args.codebook_restart_until * self.args.max_train_steps:
+        if step > self.run.quantizer.restart_until * max_train_steps:
             return False
-        every = self.args.codebook_restart_steps
+        every = self.run.quantizer.restart_steps
         return step % every == 0 and step - self.codebook_window.start_step >= every
 
-    def restart_codes(self, pixel_values: torch.Tensor) -> int:
-        """Dead-code restart: the codes no process picked since the last restart move onto latents of this step's
-        batches, the same way on every process (same counts, same gathered latents, same seeded generator)."""
-        accelerator, step = self.accelerator, self.state.global_step + 1
+    def restart_codes(self, pixel_values: torch.Tensor, step: int) -> int:
+        """Dead-code restart at the end of optimizer step `step`: the codes no process picked since the last restart
+        move onto latents of this step's batches, the same way on every process (same counts, same gathered latents,
+        same seeded generator)."""
+        accelerator = self.accelerator
         model = accelerator.unwrap_model(self.parts.tokenizer)
         code_counts = accelerator.reduce(self.codebook_window.code_counts.clone(), "sum")
         latents = lookup_latents(model, pixel_values)
@@ -694,7 +713,6 @@ class TokenizerTrainingLoop(TrainingLoop):
             # The EMA starts from the initialized codes, as it would have had they been there when it was built.
             for shadow, parameter in zip(self.parts.ema.shadow_params, model.parameters()):
                 shadow.copy_(parameter.detach())
-        self.codebook_init_pending = False
         logger.info(f"Codebook initialized on k-means++ centers of {latents.shape[0]} latents of the first batch.")
 
     def window_logs(self, examples: int) -> dict:
@@ -703,18 +721,10 @@ class TokenizerTrainingLoop(TrainingLoop):
         self.code_counts.zero_()
         return {"train/codebook_usage": usage, "train/codebook_perplexity": perplexity}
 
-    def validate(self):
+    def validate(self, global_step: int):
+        """Validation metrics and the reconstruction grid at `global_step`."""
         parts = self.parts
-        log_validation(
-            self.args, self.accelerator, parts.tokenizer, parts.ema, parts.validation_dataset, self.state.global_step
-        )
-
-
-def build_dataloader(args, accelerator, train_dataset) -> DataLoader:
-    """The prepared training dataloader; also fills in --max_train_steps and the schedule's step counts."""
-    dataloader = prepare_train_dataloader(args, accelerator, train_dataset, collate_images)
-    resolve_schedule(args)
-    return dataloader
+        log_validation(self.args, self.accelerator, parts.tokenizer, parts.ema, parts.validation_dataset, global_step)
 
 
 def loss_terms(args) -> dict:
@@ -728,42 +738,69 @@ def loss_terms(args) -> dict:
     return {"vq": 1.0, **{name: weight or None for name, weight in weights.items()}}
 
 
-def quantizer_options(args) -> dict:
-    """How the codebook trained: the recipe and the options it resolved to, and restarts."""
-    names = ("quantizer_recipe", "quantizer_gradient", "codebook_map", "codebook_init", "codebook_restart_steps")
-    options = {name: getattr(args, name) for name in names}
-    if args.codebook_restart_steps:
-        options["codebook_restart_until"] = args.codebook_restart_until
-    return options
-
-
-def resolve_schedule(args):
-    """The discriminator's start step, unless --discriminator_start_step set it: a fraction of --max_train_steps (at
-    the paper's 500k steps, 50k). `prepare_train_dataloader` resolves the warm-up alike (--lr_warmup_ratio)."""
-    if args.adversarial_weight == 0:
-        args.discriminator_start_step = None  # no discriminator is built
-    else:
-        args.discriminator_start_step = steps_from_ratio(
-            args.discriminator_start_step, DISCRIMINATOR_START_RATIO, args.max_train_steps
+def resolve_run(
+    args, num_processes: int, num_batches: int | None, resolution: int, validation_source: str
+) -> TokenizerTrainingRun:
+    """
+    The run as it trains: the schedule (--max_train_steps from --num_train_epochs of `num_batches` micro-batches, the
+    warm-up from --lr_warmup_ratio, the discriminator's start from 10% of the run unless --discriminator_start_step
+    sets it: at the paper's 500k steps, 50k), the data, the loss terms and the quantizer's options.
+    """
+    schedule = TrainingSchedule.resolve(args, num_batches, num_processes)
+    discriminator_start_step = None  # no discriminator is built without the adversarial term
+    if args.adversarial_weight != 0:
+        discriminator_start_step = steps_from_ratio(
+            args.discriminator_start_step, DISCRIMINATOR_START_RATIO, schedule.max_train_steps
         )
-    # For the model card's table of arguments: which terms trained the model.
-    args.loss_terms = ", ".join(
-        f"{name} {'off' if weight is None else weight}" for name, weight in loss_terms(args).items()
+    quantizer = QuantizerOptions(
+        recipe=args.quantizer_recipe,
+        gradient=args.quantizer_gradient,
+        codebook_map=args.codebook_map,
+        codebook_init=args.codebook_init,
+        restart_steps=args.codebook_restart_steps,
+        restart_until=args.codebook_restart_until,
+    )
+    return TokenizerTrainingRun(
+        output_dir=args.output_dir,
+        seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        schedule=schedule,
+        data=TrainingData(
+            resolution=resolution,
+            source=args.dataset_name or args.train_data_dir,
+            hub_id=args.dataset_name,
+            validation=validation_source,
+        ),
+        arguments=vars(args),
+        loss_terms=loss_terms(args),
+        quantizer=quantizer,
+        discriminator_start_step=discriminator_start_step,
+        discriminator_learning_rate=args.discriminator_learning_rate,
     )
 
 
 def main(args):
     """Train the tokenizer (and its discriminator), then save it with its model card and optionally push it."""
     accelerator, checkpoint = cli.start_training_run(args, fsdp_refusal=FSDP_REFUSAL)
-    args.num_processes = accelerator.num_processes
     set_seed(args.seed)
     # The perceptual network first: a wrong --perceptual_model fails before the data is read.
     perceptual = load_lpips(args.perceptual_model).to(accelerator.device) if args.perceptual_weight > 0 else None
     config, discriminator_config = load_configs(args)
-    train_dataset, validation_dataset = build_datasets(args, accelerator)
-    train_dataloader = build_dataloader(args, accelerator, train_dataset)
+    train_dataset, validation_dataset, validation_source = build_datasets(args, accelerator, config.image_size)
+    train_dataloader = prepare_train_dataloader(
+        accelerator,
+        train_dataset,
+        collate_images,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        num_workers=args.dataloader_num_workers,
+        seed=args.seed,
+    )
+    num_batches = None if args.streaming else len(train_dataloader)
+    run = resolve_run(args, accelerator.num_processes, num_batches, config.image_size, validation_source)
     parts = prepare_parts(
         args,
+        run,
         accelerator,
         config,
         discriminator_config,
@@ -772,12 +809,23 @@ def main(args):
         train_dataloader,
         validation_dataset,
     )
-    loop = TokenizerTrainingLoop(args, accelerator, parts)
+    trainer = TokenizerTrainer(args, run, accelerator, parts)
+    loop = TrainingLoop(
+        run,
+        accelerator,
+        parts,
+        trainer.training_step,
+        window_logs=trainer.window_logs,
+        validate=trainer.validate,
+        examples_name="images",
+        progress_logs={"loss": "train/total", "usage": "train/codebook_usage"},
+    )
     loop.start("train_tokenizer", checkpoint, parts.ema)
-    logger.info(f"Loss terms: {args.loss_terms}; the adversarial term from step {args.discriminator_start_step}.")
+    terms = run.card_arguments()["loss_terms"]
+    logger.info(f"Loss terms: {terms}; the adversarial term from step {run.discriminator_start_step}.")
     loop.train()
     accelerator.wait_for_everyone()
-    save_outputs(args, accelerator, parts.tokenizer, parts.discriminator, parts.ema, validation_dataset, loop.state)
+    save_outputs(args, run, accelerator, parts, loop.state)
     # Creates the repository when missing; checkpoints and logs stay local (`hub.UPLOAD_IGNORE_PATTERNS`).
     cli.push_training_outputs(
         args, accelerator, f"ViT-VQGAN tokenizer ({args.model_config}), {loop.state.global_step} steps"
@@ -787,4 +835,7 @@ def main(args):
 
 if __name__ == "__main__":
     with cli.command_line_errors():
-        main(parse_args())
+        args = parse_args()
+        # The library's errors name its arguments; the user reads the flags.
+        with cli.in_flag_terms(args):
+            main(args)

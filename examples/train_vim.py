@@ -84,12 +84,14 @@ from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.training.checkpointing import TrainingState
 from vit_vqgan_hf.training.data import augmented_images, collate_images, held_out_images, load_training_images
 from vit_vqgan_hf.training.loop import (
-    FINAL_OUTPUTS_PARTIAL,
     TrainingLoop,
+    TrainingStepOutput,
+    clip_and_guard_gradients,
+    not_finite,
     prepare_train_dataloader,
     save_train_results,
-    steps_from_ratio,
 )
+from vit_vqgan_hf.training.run import TrainingData, TrainingSchedule, VimTrainingRun, steps_from_ratio
 from vit_vqgan_hf.training.tokens import (
     TOKENS_METADATA_FILE,
     check_tokenizer_fingerprint,
@@ -325,30 +327,31 @@ def collate_tokens(examples: list[dict], label_column: str) -> dict:
     return batch
 
 
-def build_datasets(args, accelerator, tokenizer):
+def build_datasets(args, accelerator, tokenizer, resolution: int):
     """
-    The training dataset (tokens or images), the held-out dataset of the validation loss (None without a
-    --validation_split in the data), the collate function and the class names; sets the data description. Token ids
-    and labels are checked here, once, so that training steps need not check them.
+    The training dataset (tokens or images at `resolution`), the held-out dataset of the validation loss (None without
+    a --validation_split in the data), the collate function, the class names and the description of the data. Token
+    ids and labels are checked here, once, so that training steps need not check them.
     """
     if args.pretokenized_dataset is not None:
         raw, dataset, validation, metadata = load_pretokenized(args, tokenizer)
         names = label_names(args, raw)
         check_pretokenized(args, tokenizer, names, {args.train_split: raw, args.validation_split: validation})
         source = metadata.get("source", {})
-        args.data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
-        # The Hub dataset behind the tokens (for the card): the images' dataset, else a token dataset on the Hub.
-        args.data_hub_id = source.get("dataset_name") or (
-            None if os.path.isdir(args.pretokenized_dataset) else args.pretokenized_dataset
-        )
+        data_source = source.get("dataset_name") or source.get("train_data_dir") or args.pretokenized_dataset
         copies = metadata["preprocessing"]["num_augmented_copies"]
-        args.data_description = f"{len(raw)} token sequences pretokenized from {public_name(args.data_source)}" + (
-            f" ({copies} augmented copies per image besides the center crop)" if copies else " (center crops)"
+        data = TrainingData(
+            resolution=resolution,
+            source=data_source,
+            # The Hub dataset behind the tokens (for the card): the images' dataset, else a token dataset on the Hub.
+            hub_id=source.get("dataset_name")
+            or (None if os.path.isdir(args.pretokenized_dataset) else args.pretokenized_dataset),
+            description=f"{len(raw)} token sequences pretokenized from {public_name(data_source)}"
+            + (f" ({copies} augmented copies per image besides the center crop)" if copies else " (center crops)"),
         )
         collate_fn = partial(collate_tokens, label_column=args.label_column)
-        return dataset, validation_or_none(args, validation), collate_fn, names
-    args.data_source = args.dataset_name or args.train_data_dir
-    args.data_hub_id = args.dataset_name
+        return dataset, validation_or_none(args, validation), collate_fn, names, data
+    data_source = args.dataset_name or args.train_data_dir
     splits = load_training_images(args, accelerator)
     raw = splits[args.train_split]
     names = label_names(args, raw)
@@ -361,15 +364,20 @@ def build_datasets(args, accelerator, tokenizer):
     elif args.conditioning == "class" and names:
         for split, images in ((args.train_split, raw), (args.validation_split, validation)):
             if images is not None:
-                check_labels(args, images, names, f"The images of {args.data_source!r}, split {split!r}")
+                check_labels(args, images, names, f"The images of {data_source!r}, split {split!r}")
     if validation is not None:
         # Center crops, as the pretokenized validation split.
-        validation = held_out_images(args, validation, args.max_validation_sequences)
-    dataset = augmented_images(args, raw)
+        validation = held_out_images(args, validation, args.max_validation_sequences, resolution)
+    dataset = augmented_images(args, raw, resolution)
     augmentation = "random resized crop" if args.random_crop else "center crop"
     augmentation += " + horizontal flip" if args.random_flip else ""
-    args.data_description = f"images of {public_name(args.data_source)} ({augmentation}, encoded on the fly)"
-    return dataset, validation, collate_fn, names
+    data = TrainingData(
+        resolution=resolution,
+        source=data_source,
+        hub_id=args.dataset_name,
+        description=f"images of {public_name(data_source)} ({augmentation}, encoded on the fly)",
+    )
+    return dataset, validation, collate_fn, names, data
 
 
 def check_pretokenized(args, tokenizer, names: list[str] | None, splits: dict):
@@ -488,14 +496,19 @@ def build_optimizer(args, model):
     )
 
 
-def build_scheduler(args, optimizer, num_processes: int):
+def build_scheduler(args, run: VimTrainingRun, optimizer):
     """The paper's schedule ([`vim_lr_lambda`]) as a LambdaLR."""
     # A prepared scheduler advances `num_processes` times per optimizer step (accelerate's convention).
     end_ratio = args.lr_end / args.learning_rate
+    schedule = run.schedule
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: vim_lr_lambda(
-            step / num_processes, args.lr_warmup_steps, args.lr_decay_start, args.max_train_steps, end_ratio
+            step / schedule.num_processes,
+            schedule.lr_warmup_steps,
+            run.lr_decay_start,
+            schedule.max_train_steps,
+            end_ratio,
         ),
     )
 
@@ -601,7 +614,9 @@ def log_validation(args, accelerator, model, tokenizer, global_step: int) -> np.
     return grid
 
 
-def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, state: TrainingState, losses: dict):
+def save_model_card(
+    args, run: VimTrainingRun, config: VimConfig, tokenizer_config, state: TrainingState, losses: dict
+):
     """Write `README.md` with the package's VIM card template (`vit_vqgan_hf.hub.create_model_card`)."""
     # Only Hub ids go into the card's metadata: a local tokenizer or data folder says nothing to a reader.
     base_model = args.tokenizer if not os.path.isdir(args.tokenizer) else None
@@ -609,7 +624,7 @@ def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, 
         config,
         # The run's arguments, plus how far it went: the training loss is not an evaluation, so no results file.
         {
-            **vars(args),
+            **run.card_arguments(),
             "trained_steps": state.global_step,
             "final_training_loss": losses["final_loss"],
             "final_validation_loss": losses["validation_loss"],
@@ -618,9 +633,9 @@ def save_model_card(args, output_dir: str, config: VimConfig, tokenizer_config, 
         tokenizer_config=tokenizer_config,
         repo_id=args.hub_model_id,
         base_model=base_model,
-        dataset=args.data_hub_id,
+        dataset=run.data.hub_id,
     )
-    card.save(os.path.join(output_dir, "README.md"))
+    card.save(os.path.join(run.output_dir, "README.md"))
 
 
 @dataclass
@@ -653,7 +668,9 @@ def best_transformer(args, best: BestValidation) -> VimForCausalLM | None:
     return VimForCausalLM.from_pretrained(folder)
 
 
-def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, losses: dict, best: BestValidation):
+def save_outputs(
+    args, run: VimTrainingRun, accelerator, model, tokenizer, state: TrainingState, losses: dict, best: BestValidation
+):
     """
     The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json; `losses`
     holds the last logged training loss (`final_loss`) and the final `validation_loss` (None without one). The
@@ -664,14 +681,13 @@ def save_outputs(args, accelerator, model, tokenizer, state: TrainingState, loss
         if args.save_best_model and best.step is not None:
             transformer = best_transformer(args, best) or transformer
         weights = [os.path.join(args.output_dir, name, "model.safetensors") for name in ("transformer", "vqgan")]
-        with report_write_errors(args.output_dir, "the VIM pipeline", FINAL_OUTPUTS_PARTIAL, remove=weights):
+        with report_write_errors(args.output_dir, "the VIM pipeline", cli.FINAL_OUTPUTS_PARTIAL, remove=weights):
             VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
             create_image_processor(tokenizer.config).save_pretrained(os.path.join(args.output_dir, "vqgan"))
         card_path = os.path.join(args.output_dir, "README.md")
-        with report_write_errors(card_path, "the model card", FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
-            save_model_card(args, args.output_dir, transformer.config, tokenizer.config, state, losses)
-        schedule = ("max_train_steps", "lr_warmup_steps", "lr_decay_start")
-        save_train_results(args, state, losses, schedule, "the VIM pipeline")
+        with report_write_errors(card_path, "the model card", cli.FINAL_OUTPUTS_PARTIAL, remove=[card_path]):
+            save_model_card(args, run, transformer.config, tokenizer.config, state, losses)
+        save_train_results(run, state, losses, "the VIM pipeline")
     accelerator.wait_for_everyone()
 
 
@@ -691,13 +707,14 @@ class VimTrainingParts:
     ema: EMAModel | None
 
 
-def prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn) -> VimTrainingParts:
-    """The data loaders, the optimizer and its schedule, prepared with the model (only `VimTrainingParts` holds the
-    wrappers)."""
-    dataloader = build_dataloader(args, accelerator, dataset, collate_fn)
+def prepare_parts(
+    args, run, accelerator, model, tokenizer, dataset, dataloader, validation_dataset, collate_fn
+) -> VimTrainingParts:
+    """The validation data loader, the optimizer and its schedule, prepared with the model (only `VimTrainingParts`
+    holds the wrappers)."""
     validation_dataloader = build_validation_dataloader(args, accelerator, validation_dataset, collate_fn)
     optimizer = build_optimizer(args, model)
-    scheduler = build_scheduler(args, optimizer, accelerator.num_processes)
+    scheduler = build_scheduler(args, run, optimizer)
     config = model.config
     ema = EMAModel(model.parameters(), decay=args.ema_decay) if args.use_ema else None
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -735,36 +752,40 @@ def exported_weights(accelerator, parts: VimTrainingParts):
         parts.ema.restore(parameters)
 
 
-class VimTrainingLoop(TrainingLoop):
-    """Next-token steps of the VIM, its window's mean loss and its validation in the shared training loop."""
+class VimTrainer:
+    """The VIM's part of the training loop ([`TrainingLoop`]): its training step, the mean loss of a logging window,
+    and validation."""
 
-    examples_name = "sequences"
-    progress_logs = {"loss": "train/loss", "lr": "train/learning_rate"}
-
-    def __init__(self, args, accelerator, parts: VimTrainingParts):
-        super().__init__(args, accelerator, parts)
+    def __init__(self, args, run: VimTrainingRun, accelerator, parts: VimTrainingParts):
+        self.args, self.run, self.accelerator, self.parts = args, run, accelerator, parts
         # The window's micro-batch losses, each times its number of sequences, on the device.
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
 
-    def train_micro_batch(self, batch) -> dict | None:
-        """Forward and backward of one micro-batch; clip (zeroing non-finite gradients) and step when gradients sync."""
-        parts, accelerator = self.parts, self.accelerator
+    def training_step(self, batch: dict, global_step: int) -> TrainingStepOutput:
+        """
+        One micro-batch: the next-token loss of `[prefix, image tokens]` (images encoded now by the frozen tokenizer
+        when not pretokenized) and its backward; when gradients sync, the clipped optimizer step (zeros when the
+        gradient norm is not finite), the schedule and the EMA. Reads nothing back from the device.
+        """
+        accelerator, parts = self.accelerator, self.parts
         input_ids = batch_input_ids(batch, parts.tokenizer, parts.config, accelerator)
         with accelerator.accumulate(parts.model):
             with accelerator.autocast():
                 loss = parts.model(input_ids=input_ids, labels=input_ids, use_cache=False).loss
             accelerator.backward(loss)
-            self.record_loss(loss)
             self.loss_sum += loss.detach().double() * input_ids.shape[0]
             if not accelerator.sync_gradients:
-                return None
-            grad_norm = self.clip_gradients(parts.model)
+                return TrainingStepOutput(not_finite(loss))
+            grad_norm, grad_nonfinite = clip_and_guard_gradients(
+                accelerator, parts.model, self.run.schedule.max_grad_norm
+            )
             parts.optimizer.step()
             parts.optimizer.zero_grad(set_to_none=True)
             parts.scheduler.step()
             if parts.ema is not None:
                 parts.ema.step(accelerator.unwrap_model(parts.model).parameters())
-        return {"train/grad_norm": grad_norm, "train/learning_rate": parts.scheduler.get_last_lr()[0]}
+        logs = {"train/grad_norm": grad_norm, "train/learning_rate": parts.scheduler.get_last_lr()[0]}
+        return TrainingStepOutput(not_finite(loss, grad_nonfinite), logs)
 
     def window_logs(self, examples: int) -> dict:
         """The mean next-token loss of the window's sequences (nats per image token), over all processes."""
@@ -772,11 +793,11 @@ class VimTrainingLoop(TrainingLoop):
         self.loss_sum = torch.zeros_like(self.loss_sum)
         return {"train/loss": loss}
 
-    def validate(self):
-        step = self.state.global_step
+    def validate(self, global_step: int):
+        """The validation loss (and, with --save_best_model, the best transformer) and the sample grid."""
         with exported_weights(self.accelerator, self.parts):
-            log_validation_loss(self.args, self.accelerator, self.parts, step)
-            log_validation(self.args, self.accelerator, self.parts.model, self.parts.tokenizer, step)
+            log_validation_loss(self.args, self.accelerator, self.parts, global_step)
+            log_validation(self.args, self.accelerator, self.parts.model, self.parts.tokenizer, global_step)
 
 
 @torch.no_grad()
@@ -829,31 +850,36 @@ def load_tokenizer(args, device) -> VitVqganModel:
     """The frozen tokenizer, in eval mode on every process; --resolution must be its image size."""
     tokenizer = cli.load_pretrained(VitVqganModel.from_pretrained, args.tokenizer)
     tokenizer = tokenizer.eval().requires_grad_(False).to(device)
-    if args.resolution is None:
-        args.resolution = tokenizer.config.image_size
-    if args.resolution != tokenizer.config.image_size:
+    if args.resolution is not None and args.resolution != tokenizer.config.image_size:
         raise ValueError(
             f"--resolution {args.resolution} differs from the tokenizer's image size {tokenizer.config.image_size}."
         )
     return tokenizer
 
 
-def resolve_schedule(args):
-    """The decay's start step, unless --lr_decay_start set it: a fraction of --max_train_steps (at the paper's 450k
-    steps, 80k). `prepare_train_dataloader` resolves the warm-up alike (--lr_warmup_ratio: 5k of 450k)."""
-    args.lr_decay_start = steps_from_ratio(args.lr_decay_start, args.lr_decay_start_ratio, args.max_train_steps)
-
-
-def build_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
-    """The prepared dataloader; also fills in --max_train_steps from --num_train_epochs."""
-    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate_fn)
-    resolve_schedule(args)
-    if args.lr_decay_start >= args.max_train_steps:
+def resolve_run(args, num_processes: int, num_batches: int | None, data: TrainingData) -> VimTrainingRun:
+    """
+    The run as it trains: the schedule (--max_train_steps from --num_train_epochs of `num_batches` micro-batches, the
+    warm-up from --lr_warmup_ratio: 5k of 450k, the decay's start from --lr_decay_start_ratio unless --lr_decay_start
+    sets it: at the paper's 450k steps, 80k) and the data.
+    """
+    schedule = TrainingSchedule.resolve(args, num_batches, num_processes)
+    lr_decay_start = steps_from_ratio(args.lr_decay_start, args.lr_decay_start_ratio, schedule.max_train_steps)
+    if lr_decay_start >= schedule.max_train_steps:
         logger.warning(
-            f"--lr_decay_start {args.lr_decay_start} is not before the last step {args.max_train_steps}: the learning "
+            f"--lr_decay_start {lr_decay_start} is not before the last step {schedule.max_train_steps}: the learning "
             "rate stays constant after the warm-up."
         )
-    return dataloader
+    return VimTrainingRun(
+        output_dir=args.output_dir,
+        seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        schedule=schedule,
+        data=data,
+        arguments=vars(args),
+        lr_decay_start=lr_decay_start,
+        on_the_fly=args.on_the_fly,
+    )
 
 
 def main(args):
@@ -863,7 +889,8 @@ def main(args):
     )
     accelerator, checkpoint = cli.start_training_run(args, fsdp_refusal=fsdp_refusal if args.use_ema else None)
     tokenizer = load_tokenizer(args, accelerator.device)
-    dataset, validation_dataset, collate_fn, names = build_datasets(args, accelerator, tokenizer)
+    resolution = tokenizer.config.image_size
+    dataset, validation_dataset, collate_fn, names, data = build_datasets(args, accelerator, tokenizer, resolution)
     if args.save_best_model and validation_dataset is None:
         raise ValueError(
             f"--save_best_model chooses by validation loss, but the data has no usable {args.validation_split!r} "
@@ -878,8 +905,30 @@ def main(args):
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     set_seed(args.seed, device_specific=True)
-    parts = prepare_parts(args, accelerator, model, tokenizer, dataset, validation_dataset, collate_fn)
-    loop = VimTrainingLoop(args, accelerator, parts)
+    dataloader = prepare_train_dataloader(
+        accelerator,
+        dataset,
+        collate_fn,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        num_workers=args.dataloader_num_workers,
+        seed=args.seed,
+    )
+    run = resolve_run(args, accelerator.num_processes, None if args.streaming else len(dataloader), data)
+    parts = prepare_parts(
+        args, run, accelerator, model, tokenizer, dataset, dataloader, validation_dataset, collate_fn
+    )
+    trainer = VimTrainer(args, run, accelerator, parts)
+    loop = TrainingLoop(
+        run,
+        accelerator,
+        parts,
+        trainer.training_step,
+        window_logs=trainer.window_logs,
+        validate=trainer.validate,
+        examples_name="sequences",
+        progress_logs={"loss": "train/loss", "lr": "train/learning_rate"},
+    )
     loop.start("train_vim", checkpoint, parts.best_validation, parts.ema)
     grid = f"{config.token_grid_size}x{config.token_grid_size}"
     logger.info(
@@ -897,11 +946,14 @@ def main(args):
             losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
         if args.validation_steps:
             log_validation(args, accelerator, parts.model, tokenizer, loop.state.global_step)
-        save_outputs(args, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
+        save_outputs(args, run, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
     cli.push_training_outputs(args, accelerator, f"VIM ({args.model_config}, {args.conditioning})")
     loop.end_training()
 
 
 if __name__ == "__main__":
     with cli.command_line_errors():
-        main(parse_args())
+        args = parse_args()
+        # The library's errors name its arguments; the user reads the flags.
+        with cli.in_flag_terms(args, {"strict=False": "--ignore_tokenizer_mismatch"}):
+            main(args)

@@ -94,3 +94,17 @@ def test_the_repository_id_is_resolved_before_training(accelerator, monkeypatch)
     cli.check_hub_repo(args, accelerator)
     # The model card and the final push use the full id; by default the name of --output_dir.
     assert args.hub_model_id == "someone/vim"
+
+
+def test_library_errors_name_the_flags_of_the_script():
+    args = argparse.Namespace(resume_from_checkpoint=None, output_dir="out", skip_unreadable_images=False)
+    with pytest.raises(ValueError) as raised:
+        with cli.in_flag_terms(args, {"strict=False": "--ignore_tokenizer_mismatch"}):
+            raise ValueError(
+                "Continue it with `resume_from_checkpoint=latest`, or choose a new `output_dir`; `lpips` stays; "
+                "or check with `strict=False`; or skip them (`skip_unreadable_images=True`)."
+            )
+    assert str(raised.value) == (
+        "Continue it with --resume_from_checkpoint latest, or choose a new --output_dir; `lpips` stays; "
+        "or check with --ignore_tokenizer_mismatch; or skip them (--skip_unreadable_images)."
+    )

@@ -98,7 +98,7 @@ def test_tokenizer_evaluation_on_one_and_two_processes(tmp_path, pytorch_fid_wei
     expected_metrics = {"psnr", "ssim", "lpips", "l1", "l2", "logit_laplace", "rfid", "inception_score"}
     assert expected_metrics <= one["metrics"].keys() and not one["skipped"]
     assert two["skipped"] == {
-        name: "no feature network given (--inception_model)" for name in ("rfid", "inception_score")
+        name: "no feature network given (`feature_network`)" for name in ("rfid", "inception_score")
     }
     without_inception = {name: value for name, value in one["metrics"].items() if name not in two["skipped"]}
     without_inception.pop("inception_score_std")

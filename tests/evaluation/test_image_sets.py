@@ -34,7 +34,7 @@ def test_empty_and_missing_folders_raise(tmp_path):
 
 def test_mixed_sizes_need_a_resolution(tmp_path):
     write_image_folder(tmp_path, {"a": [(16, 16), (16, 16), (20, 12)]})
-    with pytest.raises(ValueError, match=r"2 different sizes \(16x16: 2 images.*20x12: 1 images.*--resolution"):
+    with pytest.raises(ValueError, match=r"2 different sizes \(16x16: 2 images.*20x12: 1 images.*`resolution`"):
         ImageFolderSet(tmp_path)
     assert len(ImageFolderSet(tmp_path, resolution=8)) == 3
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -126,9 +127,17 @@ def test_vim_trains_saves_and_resumes_under_fsdp(vim_data, tmp_path):
     )
     assert resumed_results == results
 
+
+@pytest.mark.slow  # evidence (two more two-process runs): FSDP training itself is covered by the test above
+def test_fsdp_and_ddp_end_with_the_same_weights_up_to_rounding(vim_data, tmp_path):
     # The same run with DDP ends with the same weights up to rounding: FSDP sums the squared gradient norm of the
     # clipping shard by shard, so the clipping factor can differ in its last bit (without clipping, --max_grad_norm 0,
     # the two runs agree bit for bit); an update of the learning rate's size is 1e5 times larger than the tolerance.
+    output_dir = tmp_path / "vim"
+    arguments = resume_scenario_arguments(vim_data, tmp_path, output_dir)
+    run_fsdp("train_vim.py", arguments, tmp_path, vim_data.hf_home)
+    expected = load_file(output_dir / "transformer" / "model.safetensors")
+    results = json.loads((output_dir / "train_results.json").read_text())
     ddp_dir = tmp_path / "ddp"
     ddp_arguments = [ddp_dir if argument == output_dir else argument for argument in arguments]
     run_example("train_vim.py", ddp_arguments, vim_data.hf_home, num_processes=2)

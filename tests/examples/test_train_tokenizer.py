@@ -1,6 +1,7 @@
 """End-to-end tests of examples/train_tokenizer.py, run as subprocesses on a generated image folder, offline, on CPU."""
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -19,7 +20,6 @@ from vit_vqgan_hf import VitVqganConfig, VitVqganModel
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 from vit_vqgan_hf.training.checkpointing import is_complete
-from vit_vqgan_hf.training.loop import steps_from_ratio
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_tokenizer.py"
@@ -116,7 +116,7 @@ def test_two_processes_train_save_and_load(image_folder, tmp_path):
     assert not (output_dir / "checkpoints").exists()
 
 
-def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path):
+def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp_path, run_in_process, caplog):
     # Gradient accumulation over 17 images in batches of 4 makes steps of 2, 2, 1 micro-batches per epoch, so the
     # checkpoint of step 2 is mid-epoch and the rest of the run crosses an epoch boundary; the discriminator, R1,
     # the EMA and dead-code restarts (after steps 1, 2 and 3: one of them in the resumed part) are all active.
@@ -124,7 +124,7 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     extra += ["--random_flip", "--checkpointing_steps", "1", "--checkpoints_total_limit", "3"]
     extra += ["--codebook_restart_steps", "1"]
     full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
-    assert_success(run_script(tiny_args(image_folder, full_dir, tmp_path / "cache", *extra), tmp_path))
+    run_in_process("train_tokenizer.py", tiny_args(image_folder, full_dir, tmp_path / "cache", *extra))
     assert checkpoint_names(full_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
 
     # An interrupted run leaves its last checkpoint behind; resuming from it must end where the full run ended. This
@@ -134,10 +134,10 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     partial.mkdir()
     shutil.copy(full_dir / "checkpoints" / "checkpoint_3" / "model.safetensors", partial)
     arguments = tiny_args(image_folder, resumed_dir, tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest")
-    result = run_script(arguments, tmp_path)
-    assert_success(result)
-    assert "Skipping" in result.stderr and "checkpoint_3: its save did not finish" in result.stderr
-    assert "Resumed from" in result.stderr and "checkpoint_2 at step 2" in result.stderr
+    caplog.set_level(logging.INFO)
+    run_in_process("train_tokenizer.py", arguments)
+    assert "Skipping" in caplog.text and "checkpoint_3: its save did not finish" in caplog.text
+    assert "Resumed from" in caplog.text and "checkpoint_2 at step 2" in caplog.text
     assert checkpoint_names(resumed_dir) == {"checkpoint_2", "checkpoint_3", "checkpoint_4"}
     assert all(is_complete(path) for path in (resumed_dir / "checkpoints").iterdir())
 
@@ -150,27 +150,31 @@ def test_resume_matches_uninterrupted_run_and_checkpoint_limit(image_folder, tmp
     assert json.loads((resumed_dir / "train_results.json").read_text()) == full_results
 
 
-def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path):
+def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path, run_in_process):
     # A learning rate of 1e30 blows the weights up after the first step; every later loss is NaN.
     output_dir = tmp_path / "out"
     extra = ["--max_train_steps", "10", "--learning_rate", "1e30", "--lr_end", "0", "--lr_warmup_steps", "0"]
     extra += ["--discriminator_start_step", "100", "--max_nonfinite_steps", "2"]
-    result = run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path)
-    assert result.returncode != 0
-    assert "had a non-finite loss or gradient, so training stopped" in result.stderr
+    with pytest.raises(RuntimeError, match="had a non-finite loss or gradient, so training stopped") as error:
+        run_in_process("train_tokenizer.py", tiny_args(image_folder, output_dir, tmp_path / "cache", *extra))
+    # The library names its argument (the script's command line names the flag: `cli.in_flag_terms`).
+    assert "(`max_nonfinite_steps=2`, checked at logging steps)" in str(error.value)
     assert checkpoint_names(output_dir) == {"checkpoint_3"}
     assert not (output_dir / "model.safetensors").exists()
 
     # Resuming with another model (here a larger image size) names the mismatch instead of listing every tensor.
     arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", *extra, "--resolution", "64")
-    result = run_script([*arguments, "--resume_from_checkpoint", "latest"], tmp_path)
-    assert result.returncode != 0
-    assert "checkpoint_3 was saved from a model of another configuration (size mismatch for " in result.stderr
+    with pytest.raises(
+        ValueError, match="checkpoint_3 was saved from a model of another configuration .size mismatch"
+    ):
+        run_in_process("train_tokenizer.py", [*arguments, "--resume_from_checkpoint", "latest"])
     # A new run over these checkpoints is refused before any compute: `latest` would later resume the old run.
     result = run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path)
     assert (
         result.returncode != 0 and "holds checkpoints of an earlier run (checkpoint_3 is the newest)" in result.stderr
     )
+    # The library names its arguments; the script's error names the flags.
+    assert "continue it with --resume_from_checkpoint latest, or choose a new --output_dir." in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +182,9 @@ def train_tokenizer_module():
     return load_script(SCRIPT)
 
 
-def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(train_tokenizer_module, image_folder, tmp_path):
+def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(
+    train_tokenizer_module, image_folder, tmp_path, run_in_process
+):
     args = train_tokenizer_module.parse_args(["--train_data_dir", "images"])
     assert args.perceptual_weight == 0.1 and args.perceptual_model == "lpips-vgg16"
     assert args.dataset_name is None and args.discriminator_learning_rate == args.learning_rate
@@ -187,25 +193,44 @@ def test_the_perceptual_loss_defaults_to_the_named_lpips_vgg16(train_tokenizer_m
         arg for arg in tiny_args(image_folder, tmp_path / "out", tmp_path / "cache") if arg != "--perceptual_weight"
     ]
     arguments.remove("0")
-    result = run_script(arguments, tmp_path)
-    assert result.returncode != 0 and "`lpips-vgg16` takes the" in result.stderr
+    with pytest.raises(OSError, match="`lpips-vgg16` takes the"):
+        run_in_process("train_tokenizer.py", arguments)
     assert not (tmp_path / "cache").exists()
 
 
 def test_the_paper_length_resolves_to_the_paper_schedule(train_tokenizer_module):
-    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--max_train_steps", "500000"])
-    assert args.lr_warmup_steps is None and args.discriminator_start_step is None
-    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 50_000
-    train_tokenizer_module.resolve_schedule(args)
-    assert args.discriminator_start_step == 50_000
+    def resolve(*arguments):
+        args = train_tokenizer_module.parse_args(["--train_data_dir", "images", *arguments])
+        return train_tokenizer_module.resolve_run(args, 1, None, 256, "held-out images")
+
+    run = resolve("--max_train_steps", "500000")
+    assert run.arguments["lr_warmup_steps"] is None and run.arguments["discriminator_start_step"] is None
+    assert (run.schedule.lr_warmup_steps, run.discriminator_start_step) == (50_000, 50_000)
     # A short run gets the same shape of schedule; explicit step flags override the fractions.
-    args = train_tokenizer_module.parse_args(["--train_data_dir", "images", "--discriminator_start_step", "7"])
-    args.max_train_steps = 1000
-    train_tokenizer_module.resolve_schedule(args)
-    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 100 and args.discriminator_start_step == 7
+    run = resolve("--max_train_steps", "1000", "--discriminator_start_step", "7")
+    assert (run.schedule.lr_warmup_steps, run.discriminator_start_step) == (100, 7)
+    assert run.schedule_steps() == {"max_train_steps": 1000, "lr_warmup_steps": 100, "discriminator_start_step": 7}
+    # Without the adversarial term there is no discriminator to start.
+    assert resolve("--max_train_steps", "1000", "--adversarial_weight", "0").discriminator_start_step is None
 
 
-def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path):
+def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(image_folder, tmp_path, run_in_process):
+    # The run's description holds what was resolved (steps from epochs and ratios, the image size, the loss terms);
+    # the parsed arguments stay as they were, and the card shows the resolved values.
+    output_dir = tmp_path / "out"
+    arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", "--num_train_epochs", "1")
+    arguments += ["--train_batch_size", "16", "--discriminator_start_step", "2", "--lr_warmup_steps", "0"]
+    args, parsed = run_in_process("train_tokenizer.py", arguments)
+    assert vars(args) == parsed and args.max_train_steps is None and args.resolution is None
+    results = json.loads((output_dir / "train_results.json").read_text())
+    # 17 files in batches of 16: two steps of one epoch.
+    assert results["schedule"] == {"max_train_steps": 2, "lr_warmup_steps": 0, "discriminator_start_step": 2}
+    card = ModelCard.load(output_dir / "README.md").text
+    assert "| `max_train_steps` | 2 |" in card and "| `resolution` | 32 |" in card
+    assert "| `validation_source` | the first training images |" in card
+
+
+def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp_path, run_in_process):
     output_dir = tmp_path / "out"
     extra = [
         "--adversarial_weight",
@@ -217,7 +242,7 @@ def test_a_loss_of_weight_zero_builds_and_saves_nothing_for_it(image_folder, tmp
         "--checkpointing_steps",
         "2",
     ]
-    assert_success(run_script(tiny_args(image_folder, output_dir, tmp_path / "cache", *extra), tmp_path))
+    run_in_process("train_tokenizer.py", tiny_args(image_folder, output_dir, tmp_path / "cache", *extra))
     assert not (output_dir / "discriminator").exists()
     # The checkpoint holds one model and one optimizer: no discriminator was built or trained.
     checkpoint_files = {path.name for path in (output_dir / "checkpoints" / "checkpoint_2").iterdir()}
@@ -323,22 +348,25 @@ def test_quantizer_recipes_resolve_and_explicit_flags_win(train_tokenizer_module
     assert config.quantizer_gradient == "rotation" and args.codebook_init == "random"
 
 
-def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path):
+def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path, run_in_process, caplog):
     # The codes start on k-means++ centers of the first batch's latents (256 = the tiny codebook), then train under a
     # linear map with the rotation trick and restarts after step 1 (the frozen codes solved through the map).
     extra = ["--max_train_steps", "3", "--checkpointing_steps", "1", "--adversarial_weight", "0", "--use_ema"]
     extra += ["--codebook_init", "kmeans", "--codebook_map", "linear", "--quantizer_gradient", "rotation"]
     extra += ["--codebook_restart_steps", "1", "--codebook_restart_until", "0.5", "--seed", "3"]
     runs = {name: tmp_path / name for name in ("first", "second", "resumed")}
+    caplog.set_level(logging.INFO)
     for name in ("first", "second"):
-        assert_success(run_script(tiny_args(image_folder, runs[name], tmp_path / "cache", *extra), tmp_path))
+        run_in_process("train_tokenizer.py", tiny_args(image_folder, runs[name], tmp_path / "cache", *extra))
     shutil.copytree(runs["first"] / "checkpoints" / "checkpoint_1", runs["resumed"] / "checkpoints" / "checkpoint_1")
     arguments = tiny_args(
         image_folder, runs["resumed"], tmp_path / "cache", *extra, "--resume_from_checkpoint", "latest"
     )
-    result = run_script(arguments, tmp_path)
-    assert_success(result)
-    assert "Codebook initialized" not in result.stderr  # the resumed run has its codes from the checkpoint
+    assert "Codebook initialized" in caplog.text
+    caplog.clear()
+    run_in_process("train_tokenizer.py", arguments)
+    assert "Resumed from" in caplog.text
+    assert "Codebook initialized" not in caplog.text  # the resumed run has its codes from the checkpoint
 
     weights = {name: load_file(folder / "model.safetensors") for name, folder in runs.items()}
     for name in ("second", "resumed"):

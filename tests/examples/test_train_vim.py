@@ -1,6 +1,7 @@
 """End-to-end tests of examples/train_vim.py, run as subprocesses on generated data, offline, on CPU."""
 
 import json
+import logging
 import math
 import shutil
 
@@ -16,7 +17,7 @@ from vit_vqgan_hf import VimForCausalLM, VimPipeline
 from vit_vqgan_hf.hub import prepare_upload_folder
 from vit_vqgan_hf.training.checkpoint_files import load_training_states
 from vit_vqgan_hf.training.checkpointing import is_complete
-from vit_vqgan_hf.training.loop import steps_from_ratio
+from vit_vqgan_hf.training.run import TrainingData
 from vit_vqgan_hf.training.tokens import TOKENS_METADATA_FILE, vim_input_ids
 
 from .conftest import VIM_CLASSES, load_example, run_example
@@ -107,11 +108,11 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     assert not [path for path in uploaded if path.startswith(("checkpoints/", "logs/"))]
 
 
-def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
+def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     arguments = tiny_args(vim_data, output_dir, "--on_the_fly", "--train_data_dir", vim_data.image_folder)
     arguments += ["--random_crop", "--random_flip", "--max_train_steps", 4, "--validation_steps", 100]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     assert pipe.get_label_ids(["cat", "fish"]) == [0, 2]
@@ -121,11 +122,11 @@ def test_on_the_fly_encoding_from_an_image_folder(vim_data, tmp_path):
     assert results["validation_loss"] is None  # the folder has no validation split
 
 
-def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path):
+def test_unconditional_model_starts_every_sequence_with_the_null_token(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 2)
     arguments += ["--conditioning", "unconditional", "--validation_steps", 100, "--num_validation_images", 1]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     assert pipe.transformer.config.num_classes == 0
@@ -144,7 +145,7 @@ def resume_scenario_arguments(vim_data, tmp_path, output_dir) -> list:
     return arguments
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path):
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp_path, run_in_process, caplog):
     # Dropout and label dropout are on (config defaults), so the restored random states matter; gradient
     # accumulation and an epoch boundary (9 micro-batches per epoch) fall between the checkpoint and the end.
     # Validation (loss and samples) runs at step 3 before its checkpoint is saved, so the checkpoint holds the lowest
@@ -152,7 +153,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     # whose weights are validated and exported, is restored from the checkpoint too.
     output_dir = tmp_path / "vim"
     arguments = [*resume_scenario_arguments(vim_data, tmp_path, output_dir), "--use_ema", "--ema_decay", 0.9]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
     assert {path.name for path in (output_dir / "checkpoints").iterdir()} == {"checkpoint_3", "checkpoint_6"}
 
     # The same run, interrupted after its step-3 checkpoint, then resumed; its best transformer folder is the final one
@@ -161,8 +162,9 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     shutil.copytree(output_dir / "checkpoints" / "checkpoint_3", resumed_dir / "checkpoints" / "checkpoint_3")
     shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
     resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
-    result = run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
-    assert "Resumed from" in result.stderr and "at step 3" in result.stderr
+    caplog.set_level(logging.INFO)
+    run_in_process("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"])
+    assert "Resumed from" in caplog.text and "at step 3" in caplog.text
 
     expected = load_file(output_dir / "transformer" / "model.safetensors")
     resumed = load_file(resumed_dir / "transformer" / "model.safetensors")
@@ -177,13 +179,13 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(vim_data, tmp
     assert resumed_results["best_validation_loss"] == results["best_validation_loss"]
 
 
-def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
+def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path, run_in_process):
     output_dir = tmp_path / "vim"
     validation = tokens_with_validation_split(vim_data, tmp_path / "tokens", num_sequences=5)
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 4)
     arguments += ["--use_ema", "--ema_decay", 0.9, "--checkpointing_steps", 4, "--validation_steps", 100]
     arguments += ["--num_validation_images", 1, "--learning_rate", 0.01]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     pipe = VimPipeline.from_pretrained(output_dir)
     exported = load_file(output_dir / "transformer" / "model.safetensors")
@@ -207,6 +209,22 @@ def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path):
     assert "| `use_ema` | True |" in (output_dir / "README.md").read_text()
 
 
+def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(vim_data, tmp_path, run_in_process, caplog):
+    caplog.set_level(logging.INFO)
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--num_train_epochs", 1)
+    args, parsed = run_in_process("train_vim.py", [*arguments, "--train_batch_size", 16])
+    assert vars(args) == parsed and args.max_train_steps is None and args.resolution is None
+    results = json.loads((output_dir / "train_results.json").read_text())
+    # 36 sequences (12 images, 3 copies each) in batches of 16: three steps of one epoch.
+    assert results["schedule"] == {"max_train_steps": 3, "lr_warmup_steps": 1, "lr_decay_start": 2}
+    card = ModelCard.load(output_dir / "README.md").text
+    assert "| `max_train_steps` | 3 |" in card and "| `resolution` | 16 |" in card
+    assert "token sequences pretokenized from" in card
+    # In this process the script's logs are captured (the tests of the checks before training rely on it).
+    assert "Training a" in caplog.text
+
+
 def test_paper_learning_rate_schedule():
     schedule = load_example("train_vim.py").vim_lr_lambda
     warmup, decay_start, total, end_ratio = 5000, 80_000, 450_000, 1e-5 / 4.5e-4
@@ -223,18 +241,24 @@ def test_paper_learning_rate_schedule():
 
 def test_the_paper_length_resolves_to_the_paper_schedule():
     train_vim = load_example("train_vim.py")
-    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "450000"])
-    assert args.lr_warmup_steps is None and args.lr_decay_start is None
-    assert steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps) == 5000
-    train_vim.resolve_schedule(args)
-    assert args.lr_decay_start == 80_000
+    data = TrainingData(resolution=16)
+
+    def resolve(*arguments):
+        args = train_vim.parse_args(["--tokenizer", "t", *arguments])
+        return train_vim.resolve_run(args, num_processes=1, num_batches=None, data=data)
+
+    run = resolve("--max_train_steps", "450000")
+    assert run.arguments["lr_warmup_steps"] is None and run.arguments["lr_decay_start"] is None
+    assert (run.schedule.lr_warmup_steps, run.lr_decay_start) == (5000, 80_000)
     # A 1000-step run on a user's data gets the same shape of schedule; explicit step flags override the fractions.
-    args = train_vim.parse_args(["--tokenizer", "t", "--max_train_steps", "1000", "--lr_decay_start", "500"])
-    train_vim.resolve_schedule(args)
-    assert steps_from_ratio(None, args.lr_warmup_ratio, 1000) == 11 and args.lr_decay_start == 500
-    args.lr_decay_start = None
-    train_vim.resolve_schedule(args)
-    assert args.lr_decay_start == 178
+    run = resolve("--max_train_steps", "1000", "--lr_decay_start", "500")
+    assert (run.schedule.lr_warmup_steps, run.lr_decay_start) == (11, 500)
+    assert resolve("--max_train_steps", "1000").lr_decay_start == 178
+    # Epochs count micro-batches of each process, accumulated into optimizer steps.
+    args = train_vim.parse_args(["--tokenizer", "t", "--num_train_epochs", "3", "--gradient_accumulation_steps", "2"])
+    run = train_vim.resolve_run(args, num_processes=2, num_batches=5, data=data)
+    assert run.schedule.max_train_steps == 9 and run.card_arguments()["max_train_steps"] == 9
+    assert args.max_train_steps is None
 
 
 def test_images_are_encoded_on_the_fly_without_pretokenized_data():
@@ -272,7 +296,7 @@ def test_invalid_arguments_are_reported(arguments, message):
         train_vim.parse_args(["--tokenizer", "t", *arguments])
 
 
-def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(vim_data, tmp_path):
+def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(vim_data, tmp_path, run_in_process):
     # A learning rate too high for this model: the validation loss falls until step 5 (2.82 nats), then rises at step 6
     # (2.88), so the best step is neither the first nor the last. A checkpoint at every step keeps each step's weights.
     output_dir = tmp_path / "vim"
@@ -280,7 +304,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", tmp_path / "tokens", "--max_train_steps", 6)
     arguments += ["--learning_rate", 0.05, "--lr_end", 0.05, "--validation_steps", 1, "--num_validation_images", 1]
     arguments += ["--checkpointing_steps", 1, "--save_best_model", "--dropout", 0, "--class_dropout_prob", 0.1]
-    run_example("train_vim.py", arguments, vim_data.hf_home)
+    run_in_process("train_vim.py", arguments)
 
     results = json.loads((output_dir / "train_results.json").read_text())
     best_step = results["best_step"]
@@ -307,7 +331,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
     shutil.copytree(output_dir / "checkpoints" / checkpoint, resumed_dir / "checkpoints" / checkpoint)
     shutil.copytree(output_dir / "best_transformer", resumed_dir / "best_transformer")
     resumed_arguments = [resumed_dir if argument == output_dir else argument for argument in arguments]
-    run_example("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"], vim_data.hf_home)
+    run_in_process("train_vim.py", [*resumed_arguments, "--resume_from_checkpoint", "latest"])
     resumed_results = json.loads((resumed_dir / "train_results.json").read_text())
     assert (resumed_results["best_step"], resumed_results["best_validation_loss"]) == (
         best_step,
@@ -331,12 +355,15 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
         (["--conditioning", "unconditional", "--validation_guidance_scale", "2"], "it needs --conditioning class"),
     ],
 )
-def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data, tmp_path, extra, message):
+def test_arguments_that_depend_on_the_data_are_checked_before_training(
+    vim_data, tmp_path, extra, message, run_in_process, caplog
+):
     # The fixture's tokens have no validation split and the classes cat, dog, fish.
     arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", vim_data.tokens, *extra)
-    with pytest.raises(AssertionError, match=message) as error:
-        run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
-    assert "Training a" not in str(error.value)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ValueError, match=message):
+        run_in_process("train_vim.py", [*arguments, "--max_train_steps", 1])
+    assert "Training a" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -344,7 +371,7 @@ def test_arguments_that_depend_on_the_data_are_checked_before_training(vim_data,
     [("validation", "image_tokens", 24, "24, outside [0, 24)"), ("train", "label", -1, "-1, outside [0, 3)")],
 )
 def test_token_ids_and_labels_out_of_range_are_refused_where_the_data_is_loaded(
-    vim_data, tmp_path, split, column, value, bad
+    vim_data, tmp_path, split, column, value, bad, run_in_process, caplog
 ):
     # Training steps do not check the ids (the model checks values only outside training): the data is checked once,
     # when it is loaded. The fixture's codebook has 24 codes, its labels 3 classes; example 2 gets an id out of range.
@@ -360,12 +387,13 @@ def test_token_ids_and_labels_out_of_range_are_refused_where_the_data_is_loaded(
     splits.save_to_disk(tmp_path / "corrupt")
     shutil.copy(vim_data.tokens / TOKENS_METADATA_FILE, tmp_path / "corrupt" / TOKENS_METADATA_FILE)
     arguments = tiny_args(vim_data, tmp_path / "vim", "--pretokenized_dataset", tmp_path / "corrupt")
-    with pytest.raises(AssertionError, match="split") as error:
-        run_example("train_vim.py", [*arguments, "--max_train_steps", 1], vim_data.hf_home)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ValueError, match="split") as error:
+        run_in_process("train_vim.py", [*arguments, "--max_train_steps", 1])
     message = (
         f"The pretokenized dataset '{tmp_path / 'corrupt'}', split '{split}': the column '{column}' holds the value"
     )
-    assert f"{message} {bad}" in str(error.value) and "Training a" not in str(error.value)
+    assert f"{message} {bad}" in str(error.value) and "Training a" not in caplog.text
 
 
 def test_a_push_that_cannot_reach_the_hub_stops_every_process_before_training(vim_data, tmp_path):

@@ -45,7 +45,9 @@ def test_an_explicit_checkpoint_must_exist_and_be_complete(tmp_path):
 def test_a_new_run_never_mixes_with_the_checkpoints_of_another(tmp_path):
     make_checkpoints(tmp_path, complete_steps=(2, 4, 6), partial_steps=(8,))
     # A fresh start over an earlier run's checkpoints: `latest` would later resume the earlier run.
-    with pytest.raises(ValueError, match="holds checkpoints of an earlier run .checkpoint_6 is the newest.: pass "):
+    with pytest.raises(
+        ValueError, match="earlier run .checkpoint_6 is the newest.: continue it with `resume_from_checkpoint=latest`"
+    ):
         resolve_checkpoint(None, tmp_path)
     # Resuming an older checkpoint of the same folder would leave newer ones of the abandoned continuation behind.
     with pytest.raises(ValueError, match="holds checkpoints newer than checkpoint_2 .checkpoint_4, checkpoint_6.: "):

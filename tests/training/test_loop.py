@@ -12,10 +12,13 @@ from torch.utils.data import DataLoader
 from vit_vqgan_hf.training.checkpointing import list_checkpoints
 from vit_vqgan_hf.training.loop import (
     TrainingLoop,
+    TrainingStepOutput,
     clip_and_guard_gradients,
+    not_finite,
     prepare_train_dataloader,
     read_logs,
 )
+from vit_vqgan_hf.training.run import TrainingData, TrainingRun, TrainingSchedule
 
 
 # The calls that read a tensor's value back to the host (a host-device sync on an accelerator).
@@ -76,29 +79,43 @@ def collate(examples: list[torch.Tensor]) -> dict:
     return {"inputs": torch.stack(examples), "skipped": 1}
 
 
+def training_run(args) -> TrainingRun:
+    schedule = TrainingSchedule.resolve(args, num_batches=None, num_processes=1)
+    data = TrainingData(resolution=1)
+    return TrainingRun(
+        output_dir=args.output_dir, seed=0, mixed_precision=None, schedule=schedule, data=data, arguments=vars(args)
+    )
+
+
+def linear_dataloader(args, accelerator, dataset) -> DataLoader:
+    return prepare_train_dataloader(accelerator, dataset, collate, args.train_batch_size, True, 0, args.seed)
+
+
 class LinearLoop(TrainingLoop):
-    """Least squares with SGD (a zero-gradient step changes nothing); the steps in `nonfinite_steps` get a NaN loss."""
+    """Least squares with SGD (a zero-gradient step changes nothing); the steps in `nonfinite_steps` get a NaN loss.
+    Records the weights and the host reads of each optimizer step."""
 
     def __init__(self, args, accelerator, parts, nonfinite_steps=(), host_reads=None):
-        super().__init__(args, accelerator, parts)
+        super().__init__(training_run(args), accelerator, parts, self.linear_step)
         self.nonfinite_steps = set(nonfinite_steps)
         self.host_reads = host_reads
         self.weights = []  # after each optimizer step
         self.step_reads = []  # host reads of each step, micro-batch and bookkeeping
 
-    def train_micro_batch(self, batch):
+    def linear_step(self, batch, global_step):
         reads = len(self.host_reads) if self.host_reads is not None else 0
         parts = self.parts
         loss = parts.model(batch["inputs"]).pow(2).mean()
-        if self.state.global_step + 1 in self.nonfinite_steps:
+        if global_step + 1 in self.nonfinite_steps:
             loss = loss * float("nan")
         self.accelerator.backward(loss)
-        self.record_loss(loss)
-        grad_norm = self.clip_gradients(parts.model)
+        grad_norm, grad_nonfinite = clip_and_guard_gradients(self.accelerator, parts.model, 1.0)
         parts.optimizer.step()
         parts.optimizer.zero_grad(set_to_none=True)
         self.reads_before_bookkeeping = reads
-        return {"train/loss": loss.detach(), "train/grad_norm": grad_norm}
+        return TrainingStepOutput(
+            not_finite(loss, grad_nonfinite), {"train/loss": loss.detach(), "train/grad_norm": grad_norm}
+        )
 
     def after_optimizer_step(self, step_logs):
         super().after_optimizer_step(step_logs)
@@ -113,7 +130,7 @@ def build_linear_loop(args, accelerator, **loop_kwargs) -> LinearLoop:
     model = torch.nn.Linear(3, 1, bias=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     dataset = list(torch.randn(16, 3))
-    dataloader = prepare_train_dataloader(args, accelerator, dataset, collate)
+    dataloader = linear_dataloader(args, accelerator, dataset)
     model, optimizer = accelerator.prepare(model, optimizer)
     return LinearLoop(args, accelerator, Parts(model, optimizer, dataset, dataloader), **loop_kwargs)
 
@@ -178,7 +195,7 @@ def test_the_training_data_loader_draws_nothing_from_the_global_generator(tmp_pa
     # A checkpoint restores the global generator's state before the resumed run starts an epoch anew: the loader must
     # not draw from it (dropout and dead-code restarts would then differ from the uninterrupted run).
     args = training_args(tmp_path)
-    dataloader = prepare_train_dataloader(args, accelerator_for(args), list(torch.randn(16, 3)), collate)
+    dataloader = linear_dataloader(args, accelerator_for(args), list(torch.randn(16, 3)))
     orders = []
     for epoch in (0, 1, 0):
         dataloader.set_epoch(epoch)

@@ -202,6 +202,6 @@ def test_the_named_lpips_vgg16_says_what_is_missing(lpips_vgg16_sources):
 @pytest.mark.skipif(importlib.util.find_spec("lpips") is not None, reason="the lpips package is installed here")
 def test_the_named_lpips_vgg16_without_the_lpips_package():
     with pytest.raises(
-        FileNotFoundError, match=r"`lpips` package, which is not installed.*pip install --no-deps lpips"
+        FileNotFoundError, match=r"`lpips` package, which is not installed.*pip install lpips. with pip's no-deps"
     ):
         load_lpips("lpips-vgg16")

@@ -18,6 +18,7 @@ from .common import (
     check_hub_repo,
     check_launch,
     command_line_errors,
+    in_flag_terms,
     load_pretrained,
     prepare_output_dir,
 )
@@ -32,6 +33,7 @@ from .sampling import (
     sampling_settings,
 )
 from .training import (
+    FINAL_OUTPUTS_PARTIAL,
     add_image_data_args,
     add_optimization_args,
     add_output_args,
@@ -43,6 +45,7 @@ from .training import (
 
 __all__ = [
     "EXPECTED_CLASSIFIER",
+    "FINAL_OUTPUTS_PARTIAL",
     "InputError",
     "add_hub_args",
     "add_image_data_args",
@@ -56,6 +59,7 @@ __all__ = [
     "check_sampling_args",
     "check_shared_training_args",
     "command_line_errors",
+    "in_flag_terms",
     "load_image_classifier",
     "load_pretrained",
     "load_sampling_engine",

@@ -9,6 +9,9 @@ error reporting (`command_line_errors`, `InputError`) in `vit_vqgan_hf.utils.err
 import argparse
 import logging
 import os
+import re
+from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from accelerate.utils import DistributedType, broadcast_object_list
@@ -150,6 +153,45 @@ def check_hub_repo(args: argparse.Namespace, accelerator):
         raise ValueError(message)
 
 
+@contextmanager
+def in_flag_terms(args: argparse.Namespace, terms: Mapping[str, str] | None = None):
+    """
+    Inside, an exception whose message names an argument of the library in backticks, as `` `name` `` or
+    `` `name=value` `` where `name` is a flag of the script (a name in `args`), names the flag instead: `--name` (also
+    for `name=True`, a switch) or `--name value`. The library (`vit_vqgan_hf.training`, `vit_vqgan_hf.evaluation`) speaks of its functions'
+    arguments; a user of a script reads the flags they typed.
+
+    Args:
+        args (`argparse.Namespace`):
+            The script's parsed arguments: their names are the flags mapped.
+        terms (`Mapping[str, str]`, *optional*):
+            More backticked terms and their flags, e.g. `{"strict=False": "--ignore_tokenizer_mismatch"}`.
+    """
+    flags = set(vars(args))
+    terms = dict(terms or {})
+
+    def flag(match: re.Match) -> str:
+        term, name, value = match.group(0)[1:-1], match.group(1), match.group(2)
+        if term in terms:
+            return terms[term]
+        if name not in flags:
+            return match.group(0)
+        value = None if value is None else value.strip("'\"")
+        # `name=True` of a boolean argument is its switch.
+        return f"--{name}" if value in (None, "True") else f"--{name} {value}"
+
+    try:
+        yield
+    except Exception as error:
+        if error.args and isinstance(error.args[0], str):
+            error.args = (_BACKTICKED.sub(flag, error.args[0]), *error.args[1:])
+        raise
+
+
+# A backticked name or `name=value` in an error message.
+_BACKTICKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
 def check_flag(args: argparse.Namespace, name: str, valid: bool, expected: str):
     """Raise a `ValueError` naming `--name`, its value and what was `expected` unless `valid`."""
     if not valid:
@@ -164,6 +206,7 @@ __all__ = [
     "check_hub_repo",
     "check_launch",
     "command_line_errors",
+    "in_flag_terms",
     "load_pretrained",
     "prepare_output_dir",
 ]

@@ -16,6 +16,9 @@ from .common import add_hub_args, check_flag, check_hub_repo, check_launch, prep
 
 logger = logging.getLogger(__name__)
 
+# What a failed write of a run's final outputs leaves: `OutputWriteError`'s note in the training scripts.
+FINAL_OUTPUTS_PARTIAL = "The checkpoints are intact: free some space and resume with --resume_from_checkpoint latest."
+
 
 def add_image_data_args(parser: argparse.ArgumentParser, validation_help: str, description: str | None = None):
     """
@@ -193,6 +196,7 @@ def push_training_outputs(args: argparse.Namespace, accelerator, commit_message:
 
 
 __all__ = [
+    "FINAL_OUTPUTS_PARTIAL",
     "add_image_data_args",
     "add_optimization_args",
     "add_output_args",

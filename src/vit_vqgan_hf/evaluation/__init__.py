@@ -11,7 +11,7 @@
 - `evaluators`: batch-by-batch accumulation across accelerate processes.
 - `image_sets`: image folders, `.npz` files and `datasets` splits as `uint8` tensors, with clear errors.
 - `results`: results files and their model-card `model-index` entries.
-- `classifier`: the image classifier of classifier rejection sampling (`--acceptance_rate`, `--classifier`).
+- `classifier`: the image classifier of classifier rejection sampling (`acceptance_rate`, `classifier`).
 - `sampling`: the sampling engine of examples/sample.py and examples/evaluate_generation.py (plan, seeds, calls).
 - `evaluate_metrics/`: `evaluate` modules (`codebook_usage`, `reconstruction`, `fid`), see [`evaluate_metric_path`].
 

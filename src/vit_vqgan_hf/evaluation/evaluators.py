@@ -243,11 +243,11 @@ class TokenizerEvaluator:
         metrics = {name: total / self.num_images for name, total in self._sums.items()}
         skipped = {}
         if "lpips" not in metrics:
-            skipped["lpips"] = "no LPIPS network given (--lpips_model)"
+            skipped["lpips"] = "no LPIPS network given (`lpips`)"
         if "logit_laplace" not in metrics:
             skipped["logit_laplace"] = "the tokenizer has no logit-Laplace output (use_logit_laplace=False)"
         if self.feature_network is None:
-            skipped["rfid"] = skipped["inception_score"] = "no feature network given (--inception_model)"
+            skipped["rfid"] = skipped["inception_score"] = "no feature network given (`feature_network`)"
         elif self.num_images < 2:
             skipped["rfid"] = skipped["inception_score"] = "fewer than two images"
         else:

@@ -371,7 +371,7 @@ class ReferenceStatistics:
     def load(cls, path: str | os.PathLike) -> "ReferenceStatistics":
         """
         Read statistics written by [`ReferenceStatistics.save`], or a foreign `.npz` with `mu` and `sigma` (e.g.
-        pytorch-fid's `--save-stats`), which then has no metadata and fails
+        pytorch-fid's save-stats option), which then has no metadata and fails
         [`ReferenceStatistics.check_feature_network`] unless unverified statistics are allowed.
         """
         path = Path(path)
@@ -414,8 +414,8 @@ class ReferenceStatistics:
             raise ValueError(
                 f"{source!r} does not record which feature network computed it (no metadata), so FID against it may "
                 "compare features of different networks. Recompute the statistics with this package "
-                "(`--save_reference_stats`), or accept them explicitly (`--allow_unverified_reference_stats`, "
-                "`allow_unverified=True`)."
+                "([`ReferenceStatistics`] of this package's feature network), or accept them explicitly "
+                "(`allow_unverified=True`)."
             )
         same_name = recorded.get("name") == feature_network.get("name")
         if not same_name or recorded.get("weights_sha256") != feature_network.get("weights_sha256"):
@@ -424,7 +424,7 @@ class ReferenceStatistics:
                 f"{recorded.get('weights_sha256')}), but this evaluation uses {feature_network.get('name')!r} (weights "
                 f"sha256 {feature_network.get('weights_sha256')}). Distances between features of different networks "
                 "are meaningless: recompute the reference statistics with the same feature network "
-                "(`--save_reference_stats` with the same `--inception_model`)."
+                "(`feature_network`)."
             )
         if self.mu.numel() != (feature_network.get("num_features") or self.mu.numel()):
             raise ValueError(

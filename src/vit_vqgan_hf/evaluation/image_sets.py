@@ -100,7 +100,7 @@ def _check_sizes(sizes: list[tuple[int, int]], names: list[str], resolution: int
     )
     raise ValueError(
         f"The images in {source} have {len(counts)} different sizes ({summary}). Metrics compare images of one size: "
-        "pass a resolution to resize them to (`--resolution` in the example scripts, `resolution=` in the API)."
+        "pass a resolution to resize them to (`resolution`)."
     )
 
 
@@ -208,8 +208,7 @@ class ImageFolderSet(torch.utils.data.Dataset):
             raise ValueError(
                 f"{len(unreadable)} of {len(candidates)} files in {str(self.folder)!r} cannot be read as images: "
                 f"{_list_names(f'{path.relative_to(self.folder)} ({type(error).__name__})' for path, error in unreadable)}"
-                ". Remove them, or skip them and record their names in the results (`--skip_unreadable_images`, "
-                "`skip_unreadable_images=True`)."
+                ". Remove them, or skip them and record their names in the results (`skip_unreadable_images=True`)."
             )
         if not self.files:
             raise ValueError(f"None of the {len(candidates)} files in {str(self.folder)!r} is a readable image.")

@@ -96,7 +96,7 @@ def load_training_states(folder: str | Path, states: dict):
                     f" (it has {', '.join(pickled)}: pickled states, which are never loaded because unpickling "
                     "can run any code)."
                     if pickled
-                    else ": it was saved by a run with other options (e.g. without --use_ema)."
+                    else ": it was saved by a run with other options (e.g. without an EMA)."
                 )
             )
         tensors = load_file(tensor_file) if tensor_file.is_file() else {}

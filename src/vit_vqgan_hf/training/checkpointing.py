@@ -11,7 +11,7 @@ resuming from someone else's checkpoint runs none of their code.
 
 A save can be interrupted at any point without losing the last complete checkpoint: accelerate writes straight into
 the new folder, [`save_checkpoint`] then syncs its files to the disk and writes [`CHECKPOINT_COMPLETE_FILE`] last,
-and only then deletes the checkpoints beyond `--checkpoints_total_limit`. `"latest"` skips folders without the
+and only then deletes the checkpoints beyond `checkpoints_total_limit`. `"latest"` skips folders without the
 marker, and saving the same step again replaces them.
 """
 
@@ -176,7 +176,8 @@ def remove_old_checkpoints(output_dir: str, total_limit: int):
 
 def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> Path | None:
     """
-    The checkpoint folder named by a `--resume_from_checkpoint` value, checked before any compute.
+    The checkpoint folder named by a `resume_from_checkpoint` value, checked before any compute. Its errors name
+    the arguments in backticks (`cli.in_flag_terms` turns them into the flags of a script).
 
     Args:
         resume_from_checkpoint (`str`, *optional*):
@@ -200,7 +201,7 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
         if checkpoints:
             raise ValueError(
                 f"{Path(output_dir, CHECKPOINTS_FOLDER)} holds checkpoints of an earlier run ({checkpoints[-1].name} "
-                "is the newest): pass --resume_from_checkpoint latest to continue it, or choose a new --output_dir."
+                "is the newest): continue it with `resume_from_checkpoint=latest`, or choose a new `output_dir`."
             )
         return None
     if resume_from_checkpoint == "latest":
@@ -208,31 +209,31 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
         if partial and not checkpoints:
             # The run made progress but never finished a save: a fresh start would silently redo it all.
             raise ValueError(
-                f"--resume_from_checkpoint latest: {Path(output_dir, CHECKPOINTS_FOLDER)} holds only incomplete "
+                f"`resume_from_checkpoint=latest`: {Path(output_dir, CHECKPOINTS_FOLDER)} holds only incomplete "
                 f"checkpoints ({', '.join(path.name for path in partial)}: their saves did not finish), so the run "
                 "reached that step but cannot resume from it. To start it over, delete those folders or choose a "
-                "new --output_dir."
+                "new `output_dir`."
             )
         for path in partial:
             if _step(path) > _step(checkpoints[-1]):
                 logger.warning(f"Skipping {path}: its save did not finish (the run was stopped while saving).")
         if not checkpoints:
             logger.warning(
-                f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir, CHECKPOINTS_FOLDER)} yet, "
+                f"Resuming from the latest checkpoint: none in {Path(output_dir, CHECKPOINTS_FOLDER)} yet, "
                 "starting a new training run."
             )
         return checkpoints[-1] if checkpoints else None
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
         raise ValueError(
-            f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a folder; pass `latest` or one of "
+            f"`resume_from_checkpoint` {resume_from_checkpoint!r} is not a folder; pass `latest` or one of "
             f"{[str(path) for path in checkpoints] or 'the checkpoint folders of a run'}."
         )
     if not is_complete(path):
         raise ValueError(
-            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: it has no "
+            f"`resume_from_checkpoint` {resume_from_checkpoint!r} is incomplete: it has no "
             f"{CHECKPOINT_COMPLETE_FILE}, so its save did not finish. Resume from an earlier checkpoint "
-            f"({[str(path) for path in checkpoints] or 'none in --output_dir'}) or with `latest`."
+            f"({[str(path) for path in checkpoints] or 'none in `output_dir`'}) or with `latest`."
         )
     # A checkpoint of this run's own folder (one copied elsewhere, or named otherwise, has no newer ones to clash with).
     in_output_dir = path.resolve().parent == Path(output_dir, CHECKPOINTS_FOLDER).resolve()
@@ -240,10 +241,10 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> P
     newer = [checkpoint for checkpoint in checkpoints if in_output_dir and _step(checkpoint) > _step(path)]
     if newer:
         raise ValueError(
-            f"--output_dir {output_dir!r} holds checkpoints newer than {path.name} "
+            f"`output_dir` {output_dir!r} holds checkpoints newer than {path.name} "
             f"({', '.join(checkpoint.name for checkpoint in newer)}): "
             "the resumed run would replace them one by one, and an interrupted one would resume from them with "
-            "`latest`. Move or delete them, or copy the checkpoint into a new --output_dir and resume there."
+            "`latest`. Move or delete them, or copy the checkpoint into a new `output_dir` and resume there."
         )
     return path
 
@@ -253,7 +254,7 @@ def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState, states:
     Check that `checkpoint` runs no code of its own when loaded
     ([`~training.checkpoint_files.check_checkpoint_files`]), `accelerator.load_state(checkpoint)`, restore `states`
     from their JSON and safetensors files, then log where the run resumes; with an error that says what went wrong
-    when the checkpoint's model does not match the run's model (a different `--model_config`), instead of the
+    when the checkpoint's model does not match the run's model (another model configuration), instead of the
     parameter-by-parameter size mismatches.
 
     Args:
@@ -279,7 +280,7 @@ def load_checkpoint(accelerator, checkpoint: Path, state: TrainingState, states:
         first_mismatch = str(error).strip().splitlines()[-1].strip()
         raise ValueError(
             f"{checkpoint} was saved from a model of another configuration ({first_mismatch}). Resume with the model "
-            "configuration of the run that saved it, or start a new run in a new --output_dir."
+            "configuration of the run that saved it, or start a new run in a new `output_dir`."
         ) from error
     load_training_states(checkpoint, states or {})
     if accelerator.is_main_process:

@@ -6,8 +6,8 @@ The paper keeps ~96% of 8192 codes in use with l2-normalized, factorized codes a
 On small or low-entropy data (a few thousand images, large uniform backgrounds) the encoder's latents still collapse
 onto a handful of codes within the first hundred steps, whatever the learning rate: a code that no latent picks gets
 no gradient and stays unused for ever. Two remedies act on the codes directly: placing them on the encoder's first
-latents by k-means (`--codebook_init kmeans`), and restarting unused codes on latents of the current batch, as
-Jukebox and SoundStream do (`--codebook_restart_steps N`). The model-side remedies (the rotation trick, a learned
+latents by k-means ([`kmeans_codes`]), and restarting unused codes on latents of the current batch, as
+Jukebox and SoundStream do ([`restart_dead_codes`]). The model-side remedies (the rotation trick, a learned
 linear map of the codes) are options of `VitVqganConfig`.
 """
 

@@ -405,9 +405,9 @@ def collate_images(examples: list[dict]) -> dict:
 
 def load_training_images(args, accelerator) -> dict:
     """
-    Every split of the training script's `--dataset_name` or `--train_data_dir` ([`load_image_dataset`], images
-    undecoded, `--streaming`, `--cache_dir`, `--image_column`), loaded by the main process first so that the others
-    read its cache; refuses data without `--train_split`.
+    Every split of the training script's `args.dataset_name` or `args.train_data_dir` ([`load_image_dataset`], images
+    undecoded, with `args.streaming`, `args.cache_dir`, `args.image_column`), loaded by the main process first so that
+    the others read its cache; refuses data without the split `args.train_split`.
     """
     with accelerator.main_process_first():
         splits = load_image_dataset(
@@ -424,24 +424,25 @@ def load_training_images(args, accelerator) -> dict:
     return splits
 
 
-def augmented_images(args, dataset) -> ImageTrainingDataset | ImageStreamingDataset:
-    """The training images of a split, augmented as the script's flags say; a stream is shuffled in a buffer."""
-    transform = ImageTransform(args.resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
+def augmented_images(args, dataset, resolution: int) -> ImageTrainingDataset | ImageStreamingDataset:
+    """The training images of a split at `resolution`, augmented as the script's arguments say; a stream is shuffled in
+    a buffer."""
+    transform = ImageTransform(resolution, args.random_crop, args.random_flip, tuple(args.random_crop_scale))
     if args.streaming:
         dataset = dataset.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
         return ImageStreamingDataset(dataset, transform, args.image_column, args.label_column, seed=args.seed)
     return ImageTrainingDataset(dataset, transform, args.image_column, args.label_column, seed=args.seed)
 
 
-def held_out_images(args, dataset, num_images: int) -> ImageTrainingDataset:
-    """The first `num_images` images of a split, center-cropped; a stream's are materialized (still undecoded) so that
+def held_out_images(args, dataset, num_images: int, resolution: int) -> ImageTrainingDataset:
+    """The first `num_images` images of a split, center-cropped to `resolution`; a stream's are materialized (still undecoded) so that
     every process can index them."""
     if args.streaming:
         dataset = ArrowDataset.from_list(list(dataset.take(num_images)), features=dataset.features)
     else:
         dataset = dataset.select(range(min(len(dataset), num_images)))
     return ImageTrainingDataset(
-        dataset, ImageTransform(args.resolution), args.image_column, args.label_column, seed=args.seed
+        dataset, ImageTransform(resolution), args.image_column, args.label_column, seed=args.seed
     )
 
 

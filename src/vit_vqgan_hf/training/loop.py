@@ -1,11 +1,12 @@
 # Copyright 2026 The vit-vqgan-hf Authors. Licensed under the Apache License, Version 2.0.
 """The training loop of `examples/train_tokenizer.py` and `examples/train_vim.py`.
 
-[`TrainingLoop`] runs optimizer steps until `--max_train_steps`: it seeds each epoch, resumes inside an epoch with
-`accelerator.skip_first_batches`, counts skipped images and non-finite steps, logs, validates and checkpoints when
-due, stops a run whose steps stay non-finite, and ends the run. A script subclasses it with its micro-batch step
-(forward, backward and, when gradients sync, the optimizer steps), the statistics of its logging window and its
-validation.
+[`TrainingLoop`] runs optimizer steps until the last step of the run's schedule (`training.run.TrainingSchedule`): it
+seeds each epoch, resumes inside an epoch with `accelerator.skip_first_batches`, counts skipped images and non-finite
+steps, logs, validates and checkpoints when due, stops a run whose steps stay non-finite, and ends the run. The model's
+own work is a plain function of the script, its training step: one micro-batch's forward and backward and, when
+gradients sync, the optimizer steps, top to bottom in one place ([`TrainingStepOutput`]); the statistics of its logging
+window and its validation are plain functions too.
 
 A training step reads nothing back from the device. What the steps count (examples and skipped images, from the data
 loader, on the host; whether each step was non-finite, and the scripts' sums, on the device) is read at logging steps,
@@ -20,8 +21,9 @@ Non-finite steps are handled on the device ([`clip_and_guard_gradients`]):
 - Under fp16, the gradient scaler skips a step with non-finite gradients by itself and needs to see them to lower its
   scale: the gradients are left as they are.
 - A step counts as non-finite when a loss of one of its micro-batches (on any process) or, outside fp16, its gradient
-  norm was not finite. When the counters are read and `--max_nonfinite_steps` steps in a row were non-finite, the run
-  saves a checkpoint and stops with a `RuntimeError`, at most `--logging_steps - 1` steps after the limit was reached.
+  norm was not finite ([`not_finite`]). When the counters are read and `max_nonfinite_steps` steps in a row were
+  non-finite, the run saves a checkpoint and stops with a `RuntimeError`, at most `logging_steps - 1` steps after the
+  limit was reached.
 """
 
 import dataclasses
@@ -46,9 +48,6 @@ from .checkpointing import CHECKPOINTS_FOLDER, TrainingState, load_checkpoint, s
 
 logger = get_logger(__name__, log_level="INFO")
 
-# What a failed write of a run's final outputs leaves: `OutputWriteError`'s note in the training scripts.
-FINAL_OUTPUTS_PARTIAL = "The checkpoints are intact: free some space and resume with --resume_from_checkpoint latest."
-
 
 def build_accelerator(args) -> Accelerator:
     """
@@ -65,7 +64,7 @@ def build_accelerator(args) -> Accelerator:
         whose epoch `e` is shuffled with `seed + e` in every process.
     """
     # No `total_limit`: accelerate would delete old checkpoints before writing the new one, so a crash while saving
-    # could leave none; `save_checkpoint` applies `--checkpoints_total_limit` once the new one is complete.
+    # could leave none; `save_checkpoint` applies `checkpoints_total_limit` once the new one is complete.
     project_config = ProjectConfiguration(
         project_dir=args.output_dir,
         logging_dir=os.path.join(args.output_dir, args.logging_dir),
@@ -84,58 +83,44 @@ def build_accelerator(args) -> Accelerator:
     )
 
 
-def prepare_train_dataloader(args, accelerator, dataset, collate_fn) -> DataLoader:
+def prepare_train_dataloader(
+    accelerator, dataset, collate_fn, batch_size: int, shuffle: bool, num_workers: int, seed: int
+) -> DataLoader:
     """
-    The prepared training data loader; fills in `args.max_train_steps` from `args.num_train_epochs` when unset, and
-    `args.lr_warmup_steps` from `args.lr_warmup_ratio` ([`steps_from_ratio`]).
+    The prepared training data loader.
 
-    The loader has its own generator, seeded with `args.seed`: starting an epoch's iterator draws a base seed from the
+    The loader has its own generator, seeded with `seed`: starting an epoch's iterator draws a base seed from the
     loader's generator, and drawing it from the global one (whose state a checkpoint restores, and which dropout, label
     dropout and dead-code restarts may use) would make a resumed run draw once more than the uninterrupted one.
 
     Args:
-        args (`argparse.Namespace`):
-            With `train_batch_size`, `streaming`, `dataloader_num_workers`, `max_train_steps`, `num_train_epochs`,
-            `gradient_accumulation_steps`, `lr_warmup_steps`, `lr_warmup_ratio` and `seed`.
         accelerator (`accelerate.Accelerator`):
             The run's accelerator.
         dataset (`torch.utils.data.Dataset`):
-            The training examples (shuffled unless streamed).
+            The training examples.
         collate_fn (`Callable`):
             Makes a batch, with a `skipped` count, of a list of examples.
+        batch_size (`int`):
+            Examples per process and micro-batch.
+        shuffle (`bool`):
+            Whether to shuffle (not a streamed dataset, which shuffles itself).
+        num_workers (`int`):
+            Data-loader worker processes.
+        seed (`int`):
+            The seed of the loader's generator.
 
     Returns:
         `torch.utils.data.DataLoader`: prepared by accelerate.
-
-    Raises:
-        `ValueError`: when the dataset is empty and the run counts epochs.
     """
     dataloader = DataLoader(
         dataset,
-        batch_size=args.train_batch_size,
-        shuffle=not args.streaming,
+        batch_size=batch_size,
+        shuffle=shuffle,
         collate_fn=collate_fn,
-        num_workers=args.dataloader_num_workers,
-        generator=torch.Generator().manual_seed(args.seed),
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
     )
-    dataloader = accelerator.prepare(dataloader)
-    if args.max_train_steps is None:
-        if len(dataloader) == 0:
-            raise ValueError("The training dataset is empty.")
-        args.max_train_steps = args.num_train_epochs * math.ceil(len(dataloader) / args.gradient_accumulation_steps)
-    args.lr_warmup_steps = steps_from_ratio(args.lr_warmup_steps, args.lr_warmup_ratio, args.max_train_steps)
-    if args.lr_warmup_steps > args.max_train_steps:
-        logger.warning(f"--lr_warmup_steps {args.lr_warmup_steps} exceeds the {args.max_train_steps} training steps.")
-    return dataloader
-
-
-def steps_from_ratio(steps: int | None, ratio: float, max_train_steps: int) -> int:
-    """
-    A schedule's step count: `steps` when given (an explicit flag), else `ratio` of the run's `max_train_steps`,
-    rounded. The scripts' defaults are the paper's steps divided by the paper's run length, so the paper's command
-    gets the paper's steps and a run of any other length gets the same shape of schedule.
-    """
-    return steps if steps is not None else round(ratio * max_train_steps)
+    return accelerator.prepare(dataloader)
 
 
 def clip_and_guard_gradients(
@@ -254,34 +239,87 @@ class LoggingWindow:
     examples: int = 0
 
 
+@dataclass
+class TrainingStepOutput:
+    """
+    What one micro-batch step of a training script returns to [`TrainingLoop`].
+
+    Args:
+        nonfinite (`torch.Tensor`):
+            0-dim boolean tensor, on the device: whether a loss or a gradient norm of the micro-batch was not finite.
+        logs (`dict`, *optional*):
+            The logs of the optimizer step the micro-batch ended (tensors stay on the device); `None` when gradients
+            did not sync.
+    """
+
+    nonfinite: torch.Tensor
+    logs: dict | None = None
+
+
+def not_finite(*values: torch.Tensor | None) -> torch.Tensor:
+    """Whether any of the tensors (losses, or flags of [`clip_and_guard_gradients`]; `None` skipped) is not finite, as a
+    0-dim boolean tensor on their device: no value is read back to the host."""
+    flags = [
+        value if value.dtype == torch.bool else ~torch.isfinite(value.detach())
+        for value in values
+        if value is not None
+    ]
+    flag = flags[0].reshape(())
+    for other in flags[1:]:
+        flag = flag | other.reshape(())
+    return flag
+
+
 class TrainingLoop:
     """
-    The optimizer-step loop of a training script, subclassed by each script with [`~TrainingLoop.train_micro_batch`],
-    and optionally [`~TrainingLoop.window_logs`] and [`~TrainingLoop.validate`]. Register the states to checkpoint and
-    resume with [`~TrainingLoop.start`], then call [`~TrainingLoop.train`] and, after the outputs are saved,
+    The optimizer-step loop of a training script: epochs, resuming inside an epoch, the step counters, logging,
+    validation, checkpoints and the stop after too many non-finite steps. The model's own work comes in as plain
+    functions: `training_step` (one micro-batch: forward, backward and, when gradients sync, the optimizer steps),
+    and optionally `window_logs` and `validate`. Register the states to checkpoint and resume with
+    [`~TrainingLoop.start`], then call [`~TrainingLoop.train`] and, after the outputs are saved,
     [`~TrainingLoop.end_training`].
 
     Args:
-        args (`argparse.Namespace`):
-            The script's arguments: `max_train_steps`, `train_batch_size`, `gradient_accumulation_steps`,
-            `logging_steps`, `checkpointing_steps`, `validation_steps`, `max_nonfinite_steps`, `max_grad_norm` and
-            `output_dir`.
+        run ([`~training.run.TrainingRun`]):
+            The resolved run: its `schedule` and `output_dir`.
         accelerator (`accelerate.Accelerator`):
             From [`build_accelerator`].
         parts (`dataclass`):
             The prepared objects of the run, among them `train_dataset` and `train_dataloader` (from
             [`prepare_train_dataloader`]); [`~TrainingLoop.end_training`] releases them all.
+        training_step (`Callable[[dict, int], TrainingStepOutput]`):
+            One micro-batch at optimizer step `global_step` (the steps done so far), inside `accelerator.accumulate`.
+        window_logs (`Callable[[int], dict]`, *optional*):
+            The statistics of the logging window, summed over the processes (every process calls it at a logging step),
+            given the window's number of examples over all processes. Tensors are read by the loop.
+        validate (`Callable[[int], None]`, *optional*):
+            Validation at a step (every process calls it every `validation_steps` steps but the last).
+        examples_name (`str`, *optional*, defaults to `"examples"`):
+            The name of the examples in the throughput log `train/<examples_name>_per_second`.
+        progress_logs (`dict[str, str]`, *optional*):
+            Progress-bar entries: short name -> log name; by default the loss `train/loss`.
     """
 
-    # The name of the examples in the throughput log `train/<examples_name>_per_second`.
-    examples_name = "examples"
-    # Progress-bar entries: short name -> log name.
-    progress_logs = {"loss": "train/loss"}
-
-    def __init__(self, args, accelerator, parts):
-        self.args = args
+    def __init__(
+        self,
+        run,
+        accelerator,
+        parts,
+        training_step,
+        window_logs=None,
+        validate=None,
+        examples_name: str = "examples",
+        progress_logs: dict[str, str] | None = None,
+    ):
+        self.run = run
+        self.schedule = run.schedule
         self.accelerator = accelerator
         self.parts = parts
+        self.training_step = training_step
+        self.window_logs = window_logs or (lambda examples: {})
+        self.validate = validate
+        self.examples_name = examples_name
+        self.progress_logs = progress_logs if progress_logs is not None else {"loss": "train/loss"}
         self.state = TrainingState()
         self.counters = StepCounters()
         self.window = LoggingWindow()
@@ -295,7 +333,8 @@ class TrainingLoop:
         """
         Take the training state and `states` (`None` entries, optional states that are off, left out) into every
         checkpoint, each under its class name in snake case (saved as JSON and safetensors, never pickled), start the
-        trackers with the arguments as their config, and resume from `checkpoint` (`None`: a fresh start).
+        trackers with the run's arguments (resolved values in place) as their config, and resume from `checkpoint`
+        (`None`: a fresh start).
         """
         for state in (self.state, *states):
             if state is not None:
@@ -305,57 +344,28 @@ class TrainingLoop:
                 self.checkpoint_states[name] = state
         config = {
             name: value if isinstance(value, (int, float, str, bool)) else str(value)
-            for name, value in vars(self.args).items()
+            for name, value in self.run.card_arguments().items()
         }
         self.accelerator.init_trackers(project_name, config=config)
         if checkpoint is not None:
             load_checkpoint(self.accelerator, checkpoint, self.state, self.checkpoint_states)
 
-    def train_micro_batch(self, batch: dict) -> dict | None:
-        """
-        Forward and backward of one micro-batch inside `accelerator.accumulate`; when gradients sync, clip them with
-        [`~TrainingLoop.clip_gradients`] and step the optimizers. Pass each loss to [`~TrainingLoop.record_loss`].
-        Returns the logs of the optimizer step it ended (tensors stay on the device), or `None`.
-        """
-        raise NotImplementedError
-
-    def window_logs(self, examples: int) -> dict:
-        """
-        The script's statistics of the logging window, summed over the processes (every process calls it at a logging
-        step); `examples` is the window's number of examples over all processes. Tensors are read by the caller.
-        """
-        return {}
-
-    def validate(self):
-        """Validate at `state.global_step` (every process calls it every `--validation_steps` steps but the last)."""
-
-    def record_loss(self, loss: torch.Tensor):
-        """Count the current optimizer step as non-finite if `loss` is not finite (on the device)."""
-        self.counters.add_nonfinite(~torch.isfinite(loss.detach()))
-
-    def clip_gradients(self, model: torch.nn.Module) -> torch.Tensor:
-        """[`clip_and_guard_gradients`] with `--max_grad_norm`, counting a non-finite norm; returns the norm."""
-        grad_norm, nonfinite = clip_and_guard_gradients(self.accelerator, model, self.args.max_grad_norm)
-        if nonfinite is not None:
-            self.counters.add_nonfinite(nonfinite)
-        return grad_norm
-
     def train(self):
-        """Run optimizer steps until `--max_train_steps`, resuming inside an epoch where the checkpoint left off."""
-        args, accelerator, state, parts = self.args, self.accelerator, self.state, self.parts
+        """Run optimizer steps until the schedule's last, resuming inside an epoch where the checkpoint left off."""
+        schedule, accelerator, state, parts = self.schedule, self.accelerator, self.state, self.parts
         self.progress = tqdm(
-            total=args.max_train_steps,
+            total=schedule.max_train_steps,
             initial=state.global_step,
             desc="steps",
             disable=not accelerator.is_main_process,
         )
         logger.info(
-            f"Training {args.max_train_steps} optimizer steps of {args.train_batch_size} {self.examples_name} x "
-            f"{accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulated micro-batches"
+            f"Training {schedule.max_train_steps} optimizer steps of {schedule.train_batch_size} {self.examples_name} x "
+            f"{accelerator.num_processes} processes x {schedule.gradient_accumulation_steps} accumulated micro-batches"
             + (f", from step {state.global_step}." if state.global_step else ".")
         )
         self.window = LoggingWindow()
-        while state.global_step < args.max_train_steps:
+        while state.global_step < schedule.max_train_steps:
             # Order and augmentation of epoch e depend on (seed, e) only; both are set before the iterator starts.
             parts.train_dataloader.set_epoch(state.epoch)
             if hasattr(parts.train_dataset, "set_epoch"):
@@ -367,10 +377,11 @@ class TrainingLoop:
                 state.batches_in_epoch += 1
                 self.counters.examples += next(value for value in batch.values() if torch.is_tensor(value)).shape[0]
                 self.counters.skipped_images += batch["skipped"]
-                step_logs = self.train_micro_batch(batch)
+                output = self.training_step(batch, state.global_step)
+                self.counters.add_nonfinite(output.nonfinite)
                 if accelerator.sync_gradients:
-                    self.after_optimizer_step(step_logs)
-                    if state.global_step >= args.max_train_steps:
+                    self.after_optimizer_step(output.logs)
+                    if state.global_step >= schedule.max_train_steps:
                         break
             else:
                 state.epoch += 1
@@ -379,32 +390,33 @@ class TrainingLoop:
 
     def after_optimizer_step(self, step_logs: dict):
         """Count the step; read the counters, log, validate and checkpoint when due."""
-        args, state = self.args, self.state
+        schedule, state = self.schedule, self.state
         state.global_step += 1
         self.progress.update(1)
         self.counters.end_step(self.accelerator.device)
-        last = state.global_step >= args.max_train_steps
-        logging_due = state.global_step % args.logging_steps == 0 or last
-        checkpoint_due = bool(args.checkpointing_steps) and state.global_step % args.checkpointing_steps == 0
+        last = state.global_step >= schedule.max_train_steps
+        logging_due = state.global_step % schedule.logging_steps == 0 or last
+        checkpoint_due = bool(schedule.checkpointing_steps) and state.global_step % schedule.checkpointing_steps == 0
         if logging_due or checkpoint_due:
             self.read_counters()
         if logging_due:
             self.log(step_logs)
         # Validation first: the checkpoint of the same step then holds what it changed (random states, the best loss so
         # far), which a run resumed from that checkpoint would not compute again. The last step is validated after.
-        if args.validation_steps and state.global_step % args.validation_steps == 0 and not last:
-            self.validate()
+        validation_due = schedule.validation_steps and state.global_step % schedule.validation_steps == 0
+        if validation_due and not last and self.validate is not None:
+            self.validate(state.global_step)
         if checkpoint_due:
             self.save_checkpoint()
 
     def save_checkpoint(self):
-        """Checkpoint the run at its current step, keeping at most `--checkpoints_total_limit` checkpoints."""
-        limit = self.args.checkpoints_total_limit
+        """Checkpoint the run at its current step, keeping at most `checkpoints_total_limit` checkpoints."""
+        limit = self.schedule.checkpoints_total_limit
         save_checkpoint(self.accelerator, self.state.global_step, self.checkpoint_states, limit)
 
     def read_counters(self):
         """Add every process's counters to the training state; stop when too many steps in a row were non-finite."""
-        args, state = self.args, self.state
+        state = self.state
         examples, skipped_images, nonfinite = self.counters.read(self.accelerator)
         self.window.examples += examples
         state.skipped_images += skipped_images
@@ -418,15 +430,15 @@ class TrainingLoop:
             logger.warning(f"Non-finite loss or gradient at step {step}: its gradients were not applied.")
             if state.consecutive_nonfinite_steps >= streak:
                 streak, streak_end = state.consecutive_nonfinite_steps, step
-        if streak >= args.max_nonfinite_steps:
+        if streak >= self.schedule.max_nonfinite_steps:
             self.save_checkpoint()
             self.end_training()
             raise RuntimeError(
                 f"{streak} optimizer steps in a row (up to step {streak_end}) had a non-finite loss or gradient, so "
-                f"training stopped at step {state.global_step} (--max_nonfinite_steps {args.max_nonfinite_steps}, "
+                f"training stopped at step {state.global_step} (`max_nonfinite_steps={self.schedule.max_nonfinite_steps}`, "
                 f"checked at logging steps). Its checkpoint is in "
-                f"{os.path.join(args.output_dir, CHECKPOINTS_FOLDER)}; lower --learning_rate, clip with "
-                "--max_grad_norm, or use --mixed_precision bf16 instead of fp16 before resuming."
+                f"{os.path.join(self.run.output_dir, CHECKPOINTS_FOLDER)}; lower the `learning_rate`, clip the "
+                "gradients (`max_grad_norm`), or train in `mixed_precision=bf16` instead of fp16 before resuming."
             )
 
     def log(self, step_logs: dict):
@@ -452,28 +464,28 @@ class TrainingLoop:
         self.accelerator.end_training()
 
 
-def save_train_results(args, state, results: dict, schedule: tuple[str, ...], saved: str):
+def save_train_results(run, state, results: dict, saved: str):
     """
-    Write `train_results.json` into `args.output_dir`: the run's counters (`state.state_dict()`), `results`, and under
-    `schedule` the resolved step counts of the `args` it names; then log what was saved (`saved`) and how many reads
-    of unreadable images were skipped.
+    Write `train_results.json` into the run's `output_dir`: the run's counters (`state.state_dict()`), `results`, and
+    under `schedule` the step counts of the run's schedule as they ran; then log what was saved (`saved`) and how many
+    reads of unreadable images were skipped.
     """
-    record = {**state.state_dict(), **results, "schedule": {name: getattr(args, name) for name in schedule}}
-    Path(args.output_dir, "train_results.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = {**state.state_dict(), **results, "schedule": run.schedule_steps()}
+    Path(run.output_dir, "train_results.json").write_text(json.dumps(record, indent=2) + "\n")
     logger.info(
-        f"Saved {saved} to {args.output_dir}; {state.skipped_images} reads of unreadable images skipped (once per "
+        f"Saved {saved} to {run.output_dir}; {state.skipped_images} reads of unreadable images skipped (once per "
         "epoch for each such file)."
     )
 
 
 __all__ = [
-    "FINAL_OUTPUTS_PARTIAL",
     "StepCounters",
     "TrainingLoop",
+    "TrainingStepOutput",
     "build_accelerator",
     "clip_and_guard_gradients",
+    "not_finite",
     "prepare_train_dataloader",
     "read_logs",
     "save_train_results",
-    "steps_from_ratio",
 ]

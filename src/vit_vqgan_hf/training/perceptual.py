@@ -153,7 +153,8 @@ def _installed_lpips_heads() -> Path:
     if not folders:
         raise FileNotFoundError(
             f"`{LPIPS_VGG16}` takes the LPIPS heads from the `lpips` package, which is not installed. Install it without "
-            "its dependencies, `pip install --no-deps lpips` (they would install torchvision, which does not import "
+            "its dependencies, `pip install lpips` with pip's no-deps option (they would install torchvision, which does "
+            "not import "
             "next to this torch), or pass the path of LPIPS-VGG16 weights instead. Expected "
             f"{EXPECTED_LAYOUT}."
         )
@@ -178,7 +179,7 @@ def lpips_vgg16_files(revision: str | None = None) -> list[Path]:
             f"`{LPIPS_VGG16}` takes the VGG16 trunk from the Hub repository {VGG16_TRUNK_REPO} ({VGG16_TRUNK_FILE}), "
             f"which could not be downloaded{offline} ({type(error).__name__}: {error}). Download it once where the Hub "
             "can be reached (it is cached), or pass the path of LPIPS-VGG16 weights instead (or train without the "
-            "perceptual loss, --perceptual_weight 0)."
+            "perceptual loss, a perceptual weight of 0)."
         ) from error
     return [Path(trunk), heads]
 
@@ -190,7 +191,7 @@ def load_lpips(path_or_hub_id: str | os.PathLike | list, revision: str | None = 
     Nothing ships with this package: the VGG16 trunk (ImageNet-trained, from torchvision) and the LPIPS heads (inside
     the `lpips` wheel as `lpips/weights/v0.1/vgg.pth`) must be provided. `"lpips-vgg16"` takes both from their public
     sources ([`lpips_vgg16_files`]: the Hub repository `timm/vgg16.tv_in1k`, downloaded once, and the installed
-    `lpips` package, `pip install --no-deps lpips`). Accepted layouts otherwise:
+    `lpips` package, installed without its dependencies). Accepted layouts otherwise:
 
     ```
     lpips_vgg16/                   # a folder: every *.safetensors / *.pth / *.pt / *.bin in it is read and merged

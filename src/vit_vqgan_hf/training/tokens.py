@@ -106,7 +106,7 @@ def check_tokenizer_fingerprint(recorded: dict, tokenizer, strict: bool = True) 
         raise ValueError(
             f"The pretokenized dataset was made by tokenizer {recorded.get('name_or_path')!r}, not by the one given "
             f"({'; '.join(mismatches)}). Its token ids would decode to other images. Tokenize the images again with "
-            "this tokenizer, or pass --ignore_tokenizer_mismatch if you know the two are equivalent."
+            "this tokenizer, or check with `strict=False` if you know the two are equivalent."
         )
     return mismatches
 
