@@ -337,4 +337,7 @@ def main(args, feature_network: torch.nn.Module | None = None):
 
 if __name__ == "__main__":
     with cli.command_line_errors():
-        main(parse_args())
+        args = parse_args()
+        # The library's errors name its arguments; the user reads the flags.
+        with cli.in_flag_terms(args):
+            main(args)

@@ -64,6 +64,7 @@ from vit_vqgan_hf.cli import (
     add_sampling_args,
     check_launch,
     check_sampling_args,
+    in_flag_terms,
     load_sampling_engine,
     prepare_output_dir,
     sampling_settings,
@@ -252,4 +253,7 @@ def main(args):
 
 if __name__ == "__main__":
     with command_line_errors():
-        main(parse_args())
+        args = parse_args()
+        # The library's errors name its arguments; the user reads the flags.
+        with in_flag_terms(args):
+            main(args)

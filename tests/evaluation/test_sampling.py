@@ -43,9 +43,9 @@ def test_plan_in_class_order_and_its_errors():
     assert sampling_plan(config, 3) == [(2, 0), (2, 1), (0, 0), (0, 1)]
     assert sampling_plan(SamplingConfig(num_images_per_class=1), 2) == [(0, 0), (1, 0)]
     assert sampling_plan(SamplingConfig(unconditional=True, num_images=2), 3) == [(None, 0), (None, 1)]
-    with pytest.raises(ValueError, match=r"--class_ids \[3\] are out of range: the transformer knows 3 classes"):
+    with pytest.raises(ValueError, match=r"`class_ids` \[3\] are out of range: the transformer knows 3 classes"):
         sampling_plan(SamplingConfig(class_ids=[0, 3]), 3)
-    with pytest.raises(ValueError, match="unconditional: pass --unconditional.$"):
+    with pytest.raises(ValueError, match="unconditional: pass `unconditional=True`.$"):
         sampling_plan(SamplingConfig(), 0)
 
 
@@ -137,11 +137,11 @@ def test_completion_plan_takes_the_classes_of_the_folders_or_the_flags(pipe, tmp
     ]
     config = SamplingConfig(completion_images=str(folder), unconditional=True)
     assert completion_plan(config, inputs, pipe) == [("LABEL_2/0", None, 0), ("label_0/0", None, 0)]
-    with pytest.raises(ValueError, match=r"--class_ids \[3\] are out of range"):
+    with pytest.raises(ValueError, match=r"`class_ids` \[3\] are out of range"):
         completion_plan(SamplingConfig(completion_images=str(folder), class_ids=[3]), inputs, pipe)
 
     flat = CompletionInputs.from_folder(write_image_folder(tmp_path / "flat", {"": [(16, 16)]}), image_size=16)
-    with pytest.raises(ValueError, match="not all in class folders .*pass --class_ids .* or --unconditional"):
+    with pytest.raises(ValueError, match="not all in class folders .*pass `class_ids` .* or `unconditional=True`"):
         completion_plan(SamplingConfig(completion_images=str(tmp_path / "flat")), flat, pipe)
     (tmp_path / "flat" / "0.jpg").write_bytes((tmp_path / "flat" / "0.png").read_bytes())
     with pytest.raises(ValueError, match=r"differ in their suffix only would share output names: \['0'\]"):
@@ -184,7 +184,7 @@ def test_completions_are_the_pipeline_completions_of_the_inputs(pipe, tmp_path):
 
 def test_completion_sets_refuse_rejection_and_rows_beyond_the_grid(pipe, tmp_path):
     folder = write_image_folder(tmp_path / "images", {"label_0": [(16, 16)]})
-    with pytest.raises(ValueError, match="does not apply to --completion_images"):
+    with pytest.raises(ValueError, match="does not apply to `completion_images`"):
         SamplingEngine(pipe, SamplingConfig(completion_images=str(folder), acceptance_rate=0.5), torch.nn.Identity())
-    with pytest.raises(ValueError, match=r"--num_prefix_rows must lie in \[0, 4\]"):
+    with pytest.raises(ValueError, match=r"`num_prefix_rows` must lie in \[0, 4\]"):
         SamplingEngine(pipe, SamplingConfig(completion_images=str(folder), num_prefix_rows=5))

@@ -16,7 +16,7 @@ from accelerate.state import AcceleratorState
 from tests.conftest import fill_disk
 from tests.testing_utils import PIPELINE_NUM_CLASSES, load_script, tiny_pipeline, write_image_folder
 from vit_vqgan_hf import VimPipeline
-from vit_vqgan_hf.cli import load_image_classifier
+from vit_vqgan_hf.cli import in_flag_terms, load_image_classifier
 from vit_vqgan_hf.evaluation.sampling import image_seed
 from vit_vqgan_hf.models.vit_vqgan import create_image_processor
 from vit_vqgan_hf.utils.file_writes import OutputWriteError
@@ -183,8 +183,11 @@ def classifier_dir(tmp_path_factory):
 
 def run_in_this_process(arguments):
     script = load_script(SCRIPT)
+    args = script.parse_args(arguments)
     try:
-        script.main(script.parse_args(arguments))
+        # As the script's entry point does: the library's errors name the flags.
+        with in_flag_terms(args):
+            script.main(args)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
 

@@ -175,12 +175,12 @@ def sampling_plan(config: SamplingConfig, num_classes: int) -> list[Item]:
     if config.unconditional:
         return [(None, index) for index in range(config.num_images)]
     if num_classes == 0:
-        hint = " (and no --acceptance_rate: it ranks samples by their class)" if config.uses_rejection else ""
-        raise ValueError(f"The pipeline's transformer is unconditional: pass --unconditional{hint}.")
+        hint = " (and no `acceptance_rate`: it ranks samples by their class)" if config.uses_rejection else ""
+        raise ValueError(f"The pipeline's transformer is unconditional: pass `unconditional=True`{hint}.")
     class_ids = list(range(num_classes)) if config.class_ids is None else list(config.class_ids)
     unknown = [class_id for class_id in class_ids if not 0 <= class_id < num_classes]
     if unknown:
-        raise ValueError(f"--class_ids {unknown} are out of range: the transformer knows {num_classes} classes.")
+        raise ValueError(f"`class_ids` {unknown} are out of range: the transformer knows {num_classes} classes.")
     return [(class_id, index) for class_id in class_ids for index in range(config.num_images_per_class)]
 
 
@@ -224,8 +224,8 @@ class CompletionInputs:
         if None in self.class_names.values():
             raise ValueError(
                 f"The images in {str(self.folder)!r} are not all in class folders (the imagefolder layout "
-                "<folder>/<class name>/<image>): pass --class_ids to complete them under those classes, or "
-                "--unconditional."
+                "<folder>/<class name>/<image>): pass `class_ids` to complete them under those classes, or "
+                "`unconditional=True`."
             )
         folders = sorted(set(self.class_names.values()))
         try:
@@ -233,7 +233,7 @@ class CompletionInputs:
         except ValueError as error:
             raise ValueError(
                 f"The class folders of {str(self.folder)!r} must be class names of the transformer (`id2label`): "
-                f"{error} Or pass --class_ids, or --unconditional."
+                f"{error} Or pass `class_ids`, or `unconditional=True`."
             ) from error
         return {name: ids[class_name] for name, class_name in self.class_names.items()}
 
@@ -339,7 +339,7 @@ class SamplingEngine:
         if config.uses_rejection and classifier is None:
             raise ValueError(f"Rejection sampling (acceptance rate {config.acceptance_rate}) needs a classifier.")
         if config.uses_rejection and config.completion_images is not None:
-            raise ValueError("Rejection sampling (--acceptance_rate < 1) does not apply to --completion_images.")
+            raise ValueError("Rejection sampling (`acceptance_rate` < 1) does not apply to `completion_images`.")
         self.pipeline = pipeline
         self.config = config
         self.classifier = classifier if config.uses_rejection else None
@@ -349,7 +349,7 @@ class SamplingEngine:
         else:
             grid = pipeline.token_grid_size
             if config.num_prefix_rows is not None and not 0 <= config.num_prefix_rows <= grid:
-                raise ValueError(f"--num_prefix_rows must lie in [0, {grid}] (the token grid is {grid}x{grid}).")
+                raise ValueError(f"`num_prefix_rows` must lie in [0, {grid}] (the token grid is {grid}x{grid}).")
             self.inputs = CompletionInputs.from_folder(config.completion_images, pipeline.vqgan.config.image_size)
             self.plan = completion_plan(config, self.inputs, pipeline)
 
