@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from vit_vqgan_hf import VimPipeline
+from vit_vqgan_hf.utils.errors import command_line_errors
 
 
 def parse_args(argv=None):
@@ -186,4 +187,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    with command_line_errors():
+        main(parse_args())

@@ -53,7 +53,7 @@ def test_quick_run_writes_the_rows_asked_for(tmp_path):
     assert list(results) == ["linear_map_rotation", "no_l2", "no_l2_seed1", "no_factorization"]
     assert results["no_l2_seed1"]["seed"] == 1 and "(seed 1)" in results["no_l2_seed1"]["row"]
     assert results["linear_map_rotation"]["quantizer"] == {
-        "quantizer_recipe": "default",
+        "quantizer_recipe": "paper",
         "quantizer_gradient": "rotation",
         "codebook_map": "linear",
         "codebook_init": "random",
