@@ -54,7 +54,8 @@ def kmeans_codes(
         generator (`torch.Generator`):
             A generator on the latents' device; it picks the seeds.
         spherical (`bool`, *optional*, defaults to `True`):
-            Cosine k-means on unit vectors (for l2-normalized codes): distances `1 - cos`, centers renormalized.
+            Cosine k-means on unit vectors (for l2-normalized codes): squared distances `2 - 2 cos`, centers
+            renormalized.
         iterations (`int`, *optional*, defaults to 10):
             Lloyd iterations after the seeding; a cluster that loses all its points keeps its center.
 
