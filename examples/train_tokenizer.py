@@ -95,13 +95,24 @@ LR_SCHEDULERS += SCHEDULERS_WITH_MIN_LR
 PAPER_STEPS, PAPER_WARMUP_STEPS = 500_000, 50_000
 DISCRIMINATOR_START_RATIO = 0.1
 # The quantizer's training recipes (`--quantizer_recipe`): the paper's, and the default, the combination that kept the
-# most codes in use across the small data sets of `benchmarks/reproduce_tokenizer_ablations.py` (README, Results):
-# codes that are a learned linear map of frozen ones (SimVQ), started on k-means++ centers of the first batch's latents.
+# most codes in use, on every seed, at no cost in reconstruction on the small data sets of
+# `benchmarks/reproduce_tokenizer_ablations.py` (README, Results): codes that are a learned linear map of frozen random
+# codes (SimVQ) and an entropy penalty on the tokens' soft assignments to them (weight 0.01).
 CODEBOOK_MAPS = ("none", "linear")
 CODEBOOK_INITS = ("random", "kmeans")
 QUANTIZER_RECIPES = {
-    "paper": {"quantizer_gradient": "straight_through", "codebook_map": "none", "codebook_init": "random"},
-    "default": {"quantizer_gradient": "straight_through", "codebook_map": "linear", "codebook_init": "kmeans"},
+    "paper": {
+        "quantizer_gradient": "straight_through",
+        "codebook_map": "none",
+        "codebook_init": "random",
+        "codebook_entropy_weight": 0.0,
+    },
+    "default": {
+        "quantizer_gradient": "straight_through",
+        "codebook_map": "linear",
+        "codebook_init": "random",
+        "codebook_entropy_weight": 0.01,
+    },
 }
 # The final validation metrics and their protocol (`vit_vqgan_hf.evaluation.save_results`), also in the card.
 VALIDATION_RESULTS_FILE = "validation_results.json"
@@ -190,8 +201,8 @@ def add_codebook_args(parser):
         default="default",
         choices=sorted(QUANTIZER_RECIPES),
         help=(
-            "Defaults of the three flags below. 'paper': straight-through gradient, free codes, random init (paper "
-            "Sec. 3.2), which collapses to a few %% of the codes on small data sets; 'default': "
+            "Defaults of the four flags below. 'paper': straight-through gradient, free codes, random init, no entropy "
+            "penalty (paper Sec. 3.2), which collapses to a few %% of the codes on small data sets; 'default': "
             + ", ".join(f"{name} {value}" for name, value in QUANTIZER_RECIPES["default"].items())
             + ", which kept the most codes in use on the small data sets this repository measured (README, Results)."
         ),
@@ -211,6 +222,13 @@ def add_codebook_args(parser):
         choices=CODEBOOK_INITS,
         help="'kmeans': the codes start on k-means++ centers of the encoder's latents of the first batch (all "
         "processes). Default: from the recipe.",
+    )
+    codebook.add_argument(
+        "--codebook_entropy_weight",
+        type=float,
+        default=None,
+        help="Weight of the entropy penalty that spreads each batch's tokens over the codes "
+        "(`VitVqganConfig.codebook_entropy_weight`; 0: the paper's VQ loss). Default: from the recipe.",
     )
     codebook.add_argument(
         "--codebook_restart_steps",
@@ -244,6 +262,8 @@ def check_args(args):
     for name, value in QUANTIZER_RECIPES[args.quantizer_recipe].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.codebook_entropy_weight < 0:
+        raise ValueError(f"--codebook_entropy_weight must be at least 0, got {args.codebook_entropy_weight}.")
     if args.lr_scheduler in SCHEDULERS_WITH_MIN_LR and not 0 <= args.lr_end <= args.learning_rate:
         raise ValueError(f"--lr_end ({args.lr_end}) must lie in [0, --learning_rate ({args.learning_rate})].")
     if not 0.0 < args.ema_decay < 1.0:
@@ -259,6 +279,7 @@ def load_configs(args) -> tuple[VitVqganConfig, VitVqganDiscriminatorConfig | No
         "commitment_cost": args.commitment_cost,
         "quantizer_gradient": args.quantizer_gradient,
         "use_codebook_linear_map": args.codebook_map == "linear",
+        "codebook_entropy_weight": args.codebook_entropy_weight,
     }
     if args.logit_laplace_weight == 0:
         # Without the logit-Laplace loss nothing trains the decoder's scale outputs: it predicts pixels only.
@@ -758,6 +779,7 @@ def resolve_run(
         gradient=args.quantizer_gradient,
         codebook_map=args.codebook_map,
         codebook_init=args.codebook_init,
+        entropy_weight=args.codebook_entropy_weight,
         restart_steps=args.codebook_restart_steps,
         restart_until=args.codebook_restart_until,
     )

@@ -75,6 +75,8 @@ def test_folders_load_with_trust_remote_code_without_the_package(tmp_path):
         decoder_head_type="linear",
         quantizer_gradient="rotation",
         use_codebook_linear_map=True,
+        codebook_entropy_weight=0.01,
+        codebook_entropy_temperature=0.02,
     )
     transformer = tiny_transformer()
     # The component folders of a pipeline.

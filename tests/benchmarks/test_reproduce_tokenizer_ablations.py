@@ -41,7 +41,7 @@ def test_quick_run_writes_the_rows_asked_for(tmp_path):
     output_dir = tmp_path / "ablations"
     # Both kinds of configuration change, a flag-only row, and a second seed for one of them; each training costs a
     # start-up.
-    rows = ["no_l2", "no_factorization", "linear_map_rotation"]
+    rows = ["no_l2", "no_factorization", "linear_map_kmeans"]
     command = [sys.executable, str(SCRIPT), "--quick", "--datasets", "digits", "--output_dir", str(output_dir)]
     command += ["--rows", *rows, "--seeds", "0", "1", "--multi_seed_rows", "no_l2"]
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}
@@ -50,15 +50,19 @@ def test_quick_run_writes_the_rows_asked_for(tmp_path):
 
     table = (output_dir / "table.md").read_text()
     results = json.loads((output_dir / "results.json").read_text())["results"]["digits"]
-    assert list(results) == ["linear_map_rotation", "no_l2", "no_l2_seed1", "no_factorization"]
+    assert list(results) == ["linear_map_kmeans", "no_l2", "no_l2_seed1", "no_factorization"]
     assert results["no_l2_seed1"]["seed"] == 1 and "(seed 1)" in results["no_l2_seed1"]["row"]
-    assert results["linear_map_rotation"]["quantizer"] == {
+    assert results["linear_map_kmeans"]["quantizer"] == {
         "quantizer_recipe": "paper",
-        "quantizer_gradient": "rotation",
+        "quantizer_gradient": "straight_through",
         "codebook_map": "linear",
-        "codebook_init": "random",
+        "codebook_init": "kmeans",
+        "codebook_entropy_weight": 0.0,
         "codebook_restart_steps": None,
     }
+    # The paper's ablations train under the shipped default.
+    assert results["no_l2"]["quantizer"]["quantizer_recipe"] == "default"
+    assert results["no_l2"]["quantizer"]["codebook_entropy_weight"] > 0
     for row in (row for row in benchmark.ROWS if row.name in rows):
         assert f"| {row.description} |" in table
         result = results[row.name]

@@ -339,18 +339,25 @@ def test_quantizer_recipes_resolve_and_explicit_flags_win(train_tokenizer_module
     args, config = parse("--model_config", "tiny", "--quantizer_recipe", "paper")
     assert (args.quantizer_gradient, args.codebook_map, args.codebook_init) == ("straight_through", "none", "random")
     assert config.quantizer_gradient == "straight_through" and not config.use_codebook_linear_map
+    assert args.codebook_entropy_weight == config.codebook_entropy_weight == 0
     args, config = parse("--model_config", "tiny")
     recipe = train_tokenizer_module.QUANTIZER_RECIPES["default"]
     assert {name: getattr(args, name) for name in recipe} == recipe
     assert config.use_codebook_linear_map == (recipe["codebook_map"] == "linear")
     assert config.quantizer_gradient == recipe["quantizer_gradient"]
+    assert config.codebook_entropy_weight == recipe["codebook_entropy_weight"] > 0
     args, config = parse("--model_config", "tiny", "--quantizer_recipe", "paper", "--quantizer_gradient", "rotation")
     assert config.quantizer_gradient == "rotation" and args.codebook_init == "random"
+    args, config = parse("--model_config", "tiny", "--codebook_entropy_weight", "0")
+    assert config.codebook_entropy_weight == 0 and args.quantizer_recipe == "default"
+    with pytest.raises(ValueError, match="--codebook_entropy_weight must be at least 0"):
+        parse("--model_config", "tiny", "--codebook_entropy_weight", "-1")
 
 
 def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_path, run_in_process, caplog):
     # The codes start on k-means++ centers of the first batch's latents (256 = the tiny codebook), then train under a
-    # linear map with the rotation trick and restarts after step 1 (the frozen codes solved through the map).
+    # linear map with the rotation trick, the default recipe's entropy penalty and restarts after step 1 (the frozen
+    # codes solved through the map).
     extra = ["--max_train_steps", "3", "--checkpointing_steps", "1", "--adversarial_weight", "0", "--use_ema"]
     extra += ["--codebook_init", "kmeans", "--codebook_map", "linear", "--quantizer_gradient", "rotation"]
     extra += ["--codebook_restart_steps", "1", "--codebook_restart_until", "0.5", "--seed", "3"]
@@ -382,9 +389,13 @@ def test_kmeans_init_is_deterministic_and_resumes_bit_exact(image_folder, tmp_pa
         "quantizer_gradient": "rotation",
         "codebook_map": "linear",
         "codebook_init": "kmeans",
+        "codebook_entropy_weight": 0.01,
         "codebook_restart_steps": 1,
         "codebook_restart_until": 0.5,
     }
     card = ModelCard.load(runs["first"] / "README.md").text
     assert "| `codebook_init` | kmeans |" in card and "a learned linear map of frozen codes" in card
-    assert "rotation trick" in card
+    assert (
+        "rotation trick" in card
+        and "| Codebook entropy penalty | weight 0.01, temperature 0.01 (not in the paper) |" in card
+    )

@@ -1,10 +1,10 @@
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from tests.testing_utils import tiny_discriminator
+from vit_vqgan_hf import VitVqganModelOutput
 from vit_vqgan_hf.training import (
     LpipsVgg16,
     VitVqganLossWeights,
@@ -27,19 +27,25 @@ def random_images(seed: int) -> torch.Tensor:
     return torch.rand(BATCH_SIZE, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 2 - 1
 
 
-def fake_model_output(pixel_values: torch.Tensor, with_logit_laplace: bool = True) -> SimpleNamespace:
-    """The fields of `VitVqganModelOutput` that the losses read, with a graph back to `loc`."""
+def fake_model_output(
+    pixel_values: torch.Tensor, with_logit_laplace: bool = True, codebook_entropy_loss: torch.Tensor | None = None
+) -> VitVqganModelOutput:
+    """A `VitVqganModelOutput` with the fields the losses read, with a graph back to `loc`."""
     generator = torch.Generator().manual_seed(1)
     loc = torch.randn(pixel_values.shape, generator=generator).requires_grad_(True)
     log_scale = (torch.randn(pixel_values.shape, generator=generator) * 0.3 - 1).requires_grad_(True)
     codebook_loss, commitment_loss = torch.tensor(0.3), torch.tensor(0.4)
-    return SimpleNamespace(
+    vq_loss = codebook_loss + 0.25 * commitment_loss
+    if codebook_entropy_loss is not None:
+        vq_loss = vq_loss + 0.01 * codebook_entropy_loss
+    return VitVqganModelOutput(
         reconstruction=2 * torch.sigmoid(loc) - 1,
         logit_laplace_loc=loc if with_logit_laplace else None,
         logit_laplace_log_scale=log_scale if with_logit_laplace else None,
-        vq_loss=codebook_loss + 0.25 * commitment_loss,
+        vq_loss=vq_loss,
         codebook_loss=codebook_loss,
         commitment_loss=commitment_loss,
+        codebook_entropy_loss=codebook_entropy_loss,
     )
 
 
@@ -145,6 +151,14 @@ def test_generator_loss_total_is_the_weighted_sum():
     for name, value in terms.items():
         torch.testing.assert_close(logs[name], value.detach())
     assert all(not value.requires_grad for value in logs.values())
+
+    # The codebook entropy term is part of `vq_loss` already, and logged on its own when the model computed it.
+    entropic = fake_model_output(pixel_values, codebook_entropy_loss=torch.tensor(-2.0))
+    total_with_entropy, logs = generator_loss(
+        pixel_values, entropic, weights, perceptual=perceptual, discriminator=discriminator
+    )
+    torch.testing.assert_close(total_with_entropy, expected - 0.02)
+    assert logs["codebook_entropy"] == -2.0
     total.backward()
     assert output.logit_laplace_loc.grad is not None and output.logit_laplace_log_scale.grad is not None
 

@@ -47,8 +47,8 @@ def test_a_run_is_read_only_and_its_card_shows_the_resolved_values():
     args = schedule_args(learning_rate=1e-4)
     schedule = TrainingSchedule.resolve(args, num_batches=10, num_processes=1)
     quantizer = QuantizerOptions(
-        recipe="paper", gradient="straight_through", codebook_map="none", codebook_init="random", restart_steps=None,
-        restart_until=1.0,
+        recipe="paper", gradient="straight_through", codebook_map="none", codebook_init="random", entropy_weight=0.0,
+        restart_steps=None, restart_until=1.0,
     )  # fmt: skip
     run = TokenizerTrainingRun(
         output_dir="out",

@@ -205,6 +205,13 @@ def _tokenizer_variables(config: VitVqganConfig) -> dict:
             "Quantizer gradient",
             "rotation trick (Fifty et al. 2024)" if config.quantizer_gradient == "rotation" else "straight-through",
         ),
+        (
+            "Codebook entropy penalty",
+            f"weight {config.codebook_entropy_weight:g}, temperature {config.codebook_entropy_temperature:g} (not in the "
+            "paper)"
+            if config.codebook_entropy_weight > 0
+            else "none (as in the paper)",
+        ),
         *(
             (
                 stack.capitalize(),

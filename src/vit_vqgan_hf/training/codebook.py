@@ -8,7 +8,7 @@ onto a handful of codes within the first hundred steps, whatever the learning ra
 no gradient and stays unused for ever. Two remedies act on the codes directly: placing them on the encoder's first
 latents by k-means ([`kmeans_codes`]), and restarting unused codes on latents of the current batch, as
 Jukebox and SoundStream do ([`restart_dead_codes`]). The model-side remedies (the rotation trick, a learned
-linear map of the codes) are options of `VitVqganConfig`.
+linear map of the codes, the entropy penalty of `train_tokenizer.py`'s default recipe) are options of `VitVqganConfig`.
 """
 
 import torch

@@ -170,8 +170,8 @@ def generator_loss(
 
     Returns:
         `tuple(torch.FloatTensor, dict[str, torch.FloatTensor])`: the total loss (with graph), and detached scalar
-        tensors for logging under the keys `vq`, `codebook`, `commitment`, `l2`, `logit_laplace`, `perceptual`,
-        `adversarial` and `total`; keys of terms that were not computed are absent.
+        tensors for logging under the keys `vq`, `codebook`, `commitment`, `codebook_entropy`, `l2`, `logit_laplace`,
+        `perceptual`, `adversarial` and `total`; keys of terms that were not computed are absent.
     """
     reconstruction = model_output.reconstruction
     total = model_output.vq_loss.float()
@@ -180,6 +180,8 @@ def generator_loss(
         logs["codebook"] = model_output.codebook_loss
     if model_output.commitment_loss is not None:
         logs["commitment"] = model_output.commitment_loss
+    if model_output.codebook_entropy_loss is not None:
+        logs["codebook_entropy"] = model_output.codebook_entropy_loss
 
     if weights.l2_weight > 0:
         logs["l2"] = l2_loss(pixel_values, reconstruction)

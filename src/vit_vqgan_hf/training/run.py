@@ -199,6 +199,8 @@ class QuantizerOptions:
             `"none"` (free codes) or `"linear"` (a learned linear map of frozen random codes).
         codebook_init (`str`):
             `"random"` or `"kmeans"` (k-means++ centers of the first batch's latents).
+        entropy_weight (`float`):
+            Weight of the codebook entropy penalty (`VitVqganConfig.codebook_entropy_weight`; 0: none).
         restart_steps (`int`, *optional*):
             Steps between dead-code restarts; `None`: no restart.
         restart_until (`float`):
@@ -209,6 +211,7 @@ class QuantizerOptions:
     gradient: str
     codebook_map: str
     codebook_init: str
+    entropy_weight: float
     restart_steps: int | None
     restart_until: float
 
@@ -219,6 +222,7 @@ class QuantizerOptions:
             "quantizer_gradient": self.gradient,
             "codebook_map": self.codebook_map,
             "codebook_init": self.codebook_init,
+            "codebook_entropy_weight": self.entropy_weight,
             "codebook_restart_steps": self.restart_steps,
         }
         if self.restart_steps:

@@ -85,7 +85,7 @@ def test_nearest_code_matches_brute_force(use_l2_normalized_codes):
     model = make_model(use_l2_normalized_codes=use_l2_normalized_codes)
     quantizer = model.quantizer
     latents = torch.randn(2, 50, 6, generator=torch.Generator().manual_seed(3))
-    _, image_tokens, _, _, _ = quantizer(latents)
+    _, image_tokens, _, _, _, _ = quantizer(latents)
     codes = quantizer.embedding.weight.detach()
     if use_l2_normalized_codes:
         latents, codes = F.normalize(latents, dim=-1), F.normalize(codes, dim=-1)
@@ -102,7 +102,7 @@ def test_lookup_stays_float32_under_bf16_autocast():
     latents = torch.randn(2, 36, 6, generator=torch.Generator().manual_seed(4))
     reference = model.quantizer(latents)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        quantized, image_tokens, vq_loss, _, _ = model.quantizer(latents)
+        quantized, image_tokens, vq_loss, _, _, _ = model.quantizer(latents)
     assert quantized.dtype == torch.float32 and vq_loss.dtype == torch.float32
     assert torch.equal(image_tokens, reference[1])
     with torch.autocast("cpu", dtype=torch.bfloat16):

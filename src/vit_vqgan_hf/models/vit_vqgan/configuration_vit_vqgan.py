@@ -112,6 +112,14 @@ class VitVqganConfig(PreTrainedConfig):
             free vectors (the paper). Every step then moves the whole code space, so codes that no latent picks still
             follow the encoder: the remedy for codebook collapse on small data. Token ids keep their meaning; the map is
             part of the saved weights (`quantizer.codebook_map`).
+        codebook_entropy_weight (`float`, *optional*, defaults to 0.0):
+            Weight of a codebook entropy term added to the VQ loss in training: the mean entropy of each token's soft
+            assignment to the codes minus the entropy of their average over the batch, so tokens commit to one code
+            and the batch spreads over all of them (the entropy penalty of MaskGIT/MAGVIT tokenizers, Yu et al. 2023).
+            Not in the paper (0 turns it off): a remedy for codebook collapse on small data. Token ids are unchanged.
+        codebook_entropy_temperature (`float`, *optional*, defaults to 0.01):
+            Temperature of the soft assignment of the entropy term: a softmax over the cosine similarities (or the
+            negative squared distances without l2 normalization) divided by it.
         use_logit_laplace (`bool`, *optional*, defaults to `True`):
             Whether the decoder predicts a logit-space mean and a log-scale per pixel channel (for the logit-Laplace
             loss); the reconstruction is then the sigmoid of the mean. Without it the decoder predicts pixels directly.
@@ -174,6 +182,8 @@ class VitVqganConfig(PreTrainedConfig):
     commitment_cost: float | int = interval(min=0)(default=0.25)
     quantizer_gradient: str = "straight_through"
     use_codebook_linear_map: bool = False
+    codebook_entropy_weight: float | int = interval(min=0)(default=0.0)
+    codebook_entropy_temperature: float | int = interval(min=0, exclude_min=True)(default=0.01)
     use_logit_laplace: bool = True
     logit_laplace_eps: float = interval(min=0, max=0.5, exclude_max=True)(default=0.1)
     hidden_act: str = activation_fn_key(default="gelu")

@@ -35,7 +35,8 @@ class VitVqganEncoderOutput(ModelOutput):
         image_tokens (`torch.LongTensor` of shape `(batch_size, height, width)`):
             Index of the selected code for every token, in raster order.
         vq_loss (`torch.FloatTensor` of shape `()`):
-            `codebook_loss + commitment_cost * commitment_loss` (paper Eq. 1).
+            `codebook_loss + commitment_cost * commitment_loss` (paper Eq. 1), plus
+            `codebook_entropy_weight * codebook_entropy_loss` in training when that weight is set.
         codebook_loss (`torch.FloatTensor` of shape `()`):
             `||sg[z_e] - e||^2`, the term that moves the codes.
         commitment_loss (`torch.FloatTensor` of shape `()`):
@@ -46,6 +47,9 @@ class VitVqganEncoderOutput(ModelOutput):
             Fraction of the codebook used in this batch.
         codebook_perplexity (`torch.FloatTensor` of shape `()`):
             `exp` of the entropy of the code distribution in this batch (`codebook_size` when all are used equally).
+        codebook_entropy_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The entropy term (already in `vq_loss` with its weight); only in training with
+            `config.codebook_entropy_weight > 0`.
     """
 
     quantized: torch.FloatTensor | None = None
@@ -56,6 +60,7 @@ class VitVqganEncoderOutput(ModelOutput):
     code_counts: torch.LongTensor | None = None
     codebook_usage: torch.FloatTensor | None = None
     codebook_perplexity: torch.FloatTensor | None = None
+    codebook_entropy_loss: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -338,7 +343,8 @@ def rotate_onto_codes(latents: torch.Tensor, codes: torch.Tensor, eps: float = 1
 class VitVqganVectorQuantizer(nn.Module):
     """Factorized, l2-normalized codebook (paper §3.2): nearest code by cosine similarity in a low-dimensional lookup
     space, VQ loss of Eq. 1 and a straight-through estimator (or the rotation trick, `config.quantizer_gradient`). With
-    `config.use_codebook_linear_map` the codes are a learned linear map of the frozen `embedding` (SimVQ)."""
+    `config.use_codebook_linear_map` the codes are a learned linear map of the frozen `embedding` (SimVQ); with
+    `config.codebook_entropy_weight` the VQ loss of a training forward carries the entropy term."""
 
     # The nearest-code search scores at most this many (token, code) pairs at once, so 256 images x 1024 tokens
     # against 8192 codes never materializes the full 8.6 GB score matrix. A memory knob, not a model hyperparameter.
@@ -350,6 +356,8 @@ class VitVqganVectorQuantizer(nn.Module):
         self.commitment_cost = config.commitment_cost
         self.use_l2_normalized_codes = config.use_l2_normalized_codes
         self.quantizer_gradient = config.quantizer_gradient
+        self.entropy_weight = config.codebook_entropy_weight
+        self.entropy_temperature = config.codebook_entropy_temperature
         self.embedding = nn.Embedding(config.codebook_size, config.codebook_dim)
         self.codebook_map = None
         if config.use_codebook_linear_map:
@@ -403,15 +411,48 @@ class VitVqganVectorQuantizer(nn.Module):
             codebook_loss = F.mse_loss(codes, latents.detach())
             commitment_loss = F.mse_loss(latents, codes.detach())
             vq_loss = codebook_loss + self.commitment_cost * commitment_loss
+            entropy_loss = None
+            if self.entropy_weight > 0 and self.training:
+                entropy_loss = codebook_entropy_loss(
+                    latents.reshape(-1, latents.shape[-1]),
+                    codebook,
+                    self.entropy_temperature,
+                    self.use_l2_normalized_codes,
+                )
+                vq_loss = vq_loss + self.entropy_weight * entropy_loss
             # The forward value is exactly the code; the gradient reaches the encoder's latents unchanged
             # (straight-through) or rotated as the latent would be onto its code (the rotation trick).
             carrier = rotate_onto_codes(latents, codes) if self.quantizer_gradient == "rotation" else latents
             quantized = codes.detach() + (carrier - carrier.detach())
-        return quantized, image_tokens, vq_loss, codebook_loss, commitment_loss
+        return quantized, image_tokens, vq_loss, codebook_loss, commitment_loss, entropy_loss
 
     def embed_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:
         """Code vectors of `image_tokens` (any shape) -> `(*image_tokens.shape, codebook_dim)`."""
         return F.embedding(image_tokens, self.codebook())
+
+
+def codebook_entropy_loss(
+    latents: torch.Tensor, codebook: torch.Tensor, temperature: float, use_l2_normalized_codes: bool
+) -> torch.Tensor:
+    """
+    Mean entropy of each latent's soft assignment to the codes minus the entropy of the assignments averaged over the
+    latents (`codebook_entropy_weight` in [`VitVqganConfig`]): low when every latent sits near one code and the latents
+    spread over all codes. The average is over the latents given (under data parallelism, each process's batch, as
+    the VQ loss is). `latents` `(num_tokens, codebook_dim)`, `codebook` `(codebook_size, codebook_dim)`, both
+    normalized when `use_l2_normalized_codes`. It materializes `num_tokens x codebook_size` scores with their gradient
+    (paper scale, 8 images of 1024 tokens against 8192 codes: 268 MB per copy in float32).
+    """
+    if use_l2_normalized_codes:
+        scores = latents @ codebook.T
+    else:
+        # -||z - e||^2 up to the per-latent constant ||z||^2, which the softmax ignores.
+        scores = 2 * latents @ codebook.T - codebook.pow(2).sum(-1)
+    log_probabilities = (scores / temperature).log_softmax(dim=-1)
+    probabilities = log_probabilities.exp()
+    token_entropy = -(probabilities * log_probabilities).sum(-1).mean()
+    average = probabilities.mean(0)
+    batch_entropy = -(average * average.clamp(min=torch.finfo(average.dtype).tiny).log()).sum()
+    return token_entropy - batch_entropy
 
 
 # Slack for rounding in the caller's normalization (e.g. a float16 `x / 127.5 - 1`).
@@ -578,7 +619,7 @@ class VitVqganModel(VitVqganPreTrainedModel):
         height = pixel_values.shape[-2] // self.config.patch_size
         width = pixel_values.shape[-1] // self.config.patch_size
         latents = self.quant_proj(self.encoder(pixel_values, interpolate_pos_encoding))
-        quantized, image_tokens, vq_loss, codebook_loss, commitment_loss = self.quantizer(latents)
+        quantized, image_tokens, vq_loss, codebook_loss, commitment_loss, entropy_loss = self.quantizer(latents)
         image_tokens = image_tokens.reshape(-1, height, width)
         code_counts = code_counts_of(image_tokens, self.config.codebook_size)
         usage, perplexity = codebook_statistics(code_counts)
@@ -592,6 +633,7 @@ class VitVqganModel(VitVqganPreTrainedModel):
             code_counts=code_counts,
             codebook_usage=usage,
             codebook_perplexity=perplexity,
+            codebook_entropy_loss=entropy_loss,
         )
 
     def _decode_outputs(self, quantized: torch.Tensor, interpolate_pos_encoding: bool):
