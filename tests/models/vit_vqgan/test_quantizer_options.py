@@ -87,17 +87,20 @@ def test_the_linear_map_trains_the_map_and_keeps_the_stored_codes():
 def test_entropy_term_on_constructed_cases(use_l2_normalized_codes):
     # Four orthogonal unit codes and a temperature far below their separation: assignments are one-hot.
     codebook = torch.eye(4, dtype=torch.float64)
+    quantizer = tiny_tokenizer(use_l2_normalized_codes=use_l2_normalized_codes).quantizer
+
+    def entropy(latents):
+        return codebook_entropy_loss(quantizer.code_scores(latents, codebook), 1e-3)
+
     spread = codebook.repeat(3, 1)  # every code picked equally: token entropy 0, batch entropy log 4
-    loss = codebook_entropy_loss(spread, codebook, 1e-3, use_l2_normalized_codes)
+    loss = entropy(spread)
     torch.testing.assert_close(loss, -torch.log(torch.tensor(4.0, dtype=torch.float64)))
     collapsed = codebook[:1].repeat(12, 1)  # one code for every token: both entropies 0
-    torch.testing.assert_close(
-        codebook_entropy_loss(collapsed, codebook, 1e-3, use_l2_normalized_codes).abs().item(), 0.0
-    )
+    torch.testing.assert_close(entropy(collapsed).abs().item(), 0.0)
     # A latent halfway between two codes is split between them: token entropy log 2.
     between = F.normalize(codebook[0] + codebook[1], dim=0)[None]
     scale = 1.0 if use_l2_normalized_codes else between.norm()
-    loss = codebook_entropy_loss(between * scale, codebook, 1e-3, use_l2_normalized_codes)
+    loss = entropy(between * scale)
     torch.testing.assert_close(loss, torch.tensor(0.0, dtype=torch.float64), atol=1e-12, rtol=0)
 
 

@@ -377,20 +377,22 @@ class VitVqganVectorQuantizer(nn.Module):
             codes = codes @ self.codebook_map.float()
         return F.normalize(codes, dim=-1) if self.use_l2_normalized_codes else codes
 
+    def code_scores(self, latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """Score of every code for each row of `latents` `(num_tokens, codebook_dim)`, whose argmax is the nearest
+        code: `(num_tokens, codebook_size)`."""
+        if self.use_l2_normalized_codes:
+            return latents @ codebook.T  # cosine similarity
+        # -||z - e||^2 up to the per-row constant ||z||^2: argmin ||z - e||^2 = argmax (2 z.e - ||e||^2).
+        return torch.addmm(codebook.pow(2).sum(-1), latents, codebook.T, beta=-1, alpha=2)
+
     @torch.no_grad()
     def nearest_codes(self, latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code of each row of `latents` `(num_tokens, codebook_dim)`, in float32."""
-        # argmin ||z - e||^2 = argmax (2 z.e - ||e||^2); with unit vectors the norm term is constant (cosine).
-        code_norms = None if self.use_l2_normalized_codes else codebook.pow(2).sum(-1)
         chunk = max(1, self.max_scores_per_chunk // codebook.shape[0])
-        indices = []
-        for start in range(0, latents.shape[0], chunk):
-            rows = latents[start : start + chunk]
-            if code_norms is None:
-                scores = rows @ codebook.T
-            else:
-                scores = torch.addmm(code_norms, rows, codebook.T, beta=-1, alpha=2)
-            indices.append(scores.argmax(dim=-1))
+        indices = [
+            self.code_scores(latents[start : start + chunk], codebook).argmax(dim=-1)
+            for start in range(0, latents.shape[0], chunk)
+        ]
         return torch.cat(indices)
 
     def forward(self, latents: torch.Tensor):
@@ -401,7 +403,16 @@ class VitVqganVectorQuantizer(nn.Module):
             if self.use_l2_normalized_codes:
                 latents = F.normalize(latents, dim=-1)
             codebook = self.codebook()
-            image_tokens = self.nearest_codes(latents.reshape(-1, latents.shape[-1]), codebook)
+            rows = latents.reshape(-1, latents.shape[-1])
+            entropy_loss = None
+            if self.entropy_weight > 0 and self.training:
+                # The penalty needs every score with its gradient: the lookup takes its argmax instead of scoring the
+                # codes a second time.
+                scores = self.code_scores(rows, codebook)
+                image_tokens = scores.detach().argmax(dim=-1)
+                entropy_loss = codebook_entropy_loss(scores, self.entropy_temperature)
+            else:
+                image_tokens = self.nearest_codes(rows, codebook)
             image_tokens = image_tokens.reshape(latents.shape[:-1])
             codes = F.embedding(image_tokens, codebook)
 
@@ -411,14 +422,7 @@ class VitVqganVectorQuantizer(nn.Module):
             codebook_loss = F.mse_loss(codes, latents.detach())
             commitment_loss = F.mse_loss(latents, codes.detach())
             vq_loss = codebook_loss + self.commitment_cost * commitment_loss
-            entropy_loss = None
-            if self.entropy_weight > 0 and self.training:
-                entropy_loss = codebook_entropy_loss(
-                    latents.reshape(-1, latents.shape[-1]),
-                    codebook,
-                    self.entropy_temperature,
-                    self.use_l2_normalized_codes,
-                )
+            if entropy_loss is not None:
                 vq_loss = vq_loss + self.entropy_weight * entropy_loss
             # The forward value is exactly the code; the gradient reaches the encoder's latents unchanged
             # (straight-through) or rotated as the latent would be onto its code (the rotation trick).
@@ -431,22 +435,15 @@ class VitVqganVectorQuantizer(nn.Module):
         return F.embedding(image_tokens, self.codebook())
 
 
-def codebook_entropy_loss(
-    latents: torch.Tensor, codebook: torch.Tensor, temperature: float, use_l2_normalized_codes: bool
-) -> torch.Tensor:
+def codebook_entropy_loss(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     """
-    Mean entropy of each latent's soft assignment to the codes minus the entropy of the assignments averaged over the
-    latents (`codebook_entropy_weight` in [`VitVqganConfig`]): low when every latent sits near one code and the latents
-    spread over all codes. The average is over the latents given (under data parallelism, each process's batch, as
-    the VQ loss is). `latents` `(num_tokens, codebook_dim)`, `codebook` `(codebook_size, codebook_dim)`, both
-    normalized when `use_l2_normalized_codes`. It materializes `num_tokens x codebook_size` scores with their gradient
-    (paper scale, 8 images of 1024 tokens against 8192 codes: 268 MB per copy in float32).
+    Mean entropy of each latent's soft assignment to the codes, `softmax(scores / temperature)`, minus the entropy of
+    the assignments averaged over the latents (`codebook_entropy_weight` in [`VitVqganConfig`]): low when every latent
+    sits near one code and the latents spread over all codes. `scores` `(num_tokens, codebook_size)` are
+    [`VitVqganVectorQuantizer.code_scores`], all of them with their gradient (paper scale, 8 images of 1024 tokens
+    against 8192 codes: 268 MB per copy in float32). The average is over the latents given (under data parallelism,
+    each process's batch, as the VQ loss is).
     """
-    if use_l2_normalized_codes:
-        scores = latents @ codebook.T
-    else:
-        # -||z - e||^2 up to the per-latent constant ||z||^2, which the softmax ignores.
-        scores = 2 * latents @ codebook.T - codebook.pow(2).sum(-1)
     log_probabilities = (scores / temperature).log_softmax(dim=-1)
     probabilities = log_probabilities.exp()
     token_entropy = -(probabilities * log_probabilities).sum(-1).mean()
