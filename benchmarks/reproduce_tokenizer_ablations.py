@@ -459,15 +459,14 @@ def markdown_table(dataset: Dataset, results: dict) -> str:
 
 def plot_usage(datasets: dict[str, Dataset], results: dict, path: Path):
     """Codebook usage on the first 256 held-out images against the training step, one panel per dataset; a row keeps
-    its colour in every panel, and a row's second seed is dashed."""
+    its colour in every panel, and its later seeds are dashed."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    rows = list(
-        dict.fromkeys(
-            result["row"].removesuffix(" (seed 1)") for name in datasets for result in results[name].values()
-        )
-    )
+    def base_row(result: dict) -> str:  # the row's description without the " (seed N)" of a later seed
+        return result["row"].removesuffix(f" (seed {result['seed']})")
+
+    rows = list(dict.fromkeys(base_row(result) for name in datasets for result in results[name].values()))
     colors = {row: colormaps["tab20"](index % 20) for index, row in enumerate(rows)}
     figure = Figure(figsize=(6 * len(datasets), 6))
     axes = figure.subplots(1, len(datasets), squeeze=False)[0]
@@ -475,7 +474,7 @@ def plot_usage(datasets: dict[str, Dataset], results: dict, path: Path):
     for axis, (name, dataset) in zip(axes, datasets.items()):
         for result in results[name].values():
             steps, usage = zip(*result["usage_over_steps"]) if result["usage_over_steps"] else ((), ())
-            row = result["row"].removesuffix(" (seed 1)")
+            row = base_row(result)
             style = "--" if result["row"] != row else "-"
             (line,) = axis.plot(
                 steps, [100 * value for value in usage], style, marker=".", color=colors[row], label=result["row"]
