@@ -166,10 +166,10 @@ def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:
     elif args.random_init:
         torch.manual_seed(args.seed)
         transformer = VimForCausalLM(transformer.config)
-    if transformer is not None and transformer.config.num_classes > 0 and transformer.config.class_dropout_prob == 0:
+    if transformer is not None and not transformer.config.has_trained_null_token:
         logger.warning(
-            "This class-conditional VIM was trained without label dropout, so its null token was never trained; the "
-            "probe still uses it as the prefix, so as not to show the model the label."
+            "This class-conditional VIM was trained without label dropout and its null token was not fitted, so the "
+            "null token was never trained; the probe still uses it as the prefix, so as not to show the model the label."
         )
     for model in (tokenizer, transformer):
         if model is not None:

@@ -71,7 +71,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 from accelerate.logging import get_logger
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, send_to_device, set_seed
 from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
 from diffusers.training_utils import EMAModel
 from huggingface_hub import hf_hub_download
@@ -91,6 +91,7 @@ from vit_vqgan_hf.training.loop import (
     prepare_train_dataloader,
     save_train_results,
 )
+from vit_vqgan_hf.training.null_token import fit_null_token
 from vit_vqgan_hf.training.run import TrainingData, TrainingSchedule, VimTrainingRun, steps_from_ratio
 from vit_vqgan_hf.training.tokens import (
     TOKENS_METADATA_FILE,
@@ -182,6 +183,16 @@ def add_model_args(parser):
         help="Label dropout to the null token; default: the config's (0, the paper). 0.1 enables guidance.",
     )
     model.add_argument(
+        "--null_token_steps",
+        type=int,
+        default=0,
+        help="After training, fit the null token alone (the transformer frozen) for this many steps, which enables "
+        "guidance without label dropout (`fit_null_token`); 0: off.",
+    )
+    model.add_argument(
+        "--null_token_learning_rate", type=float, default=1e-2, help="Adam's learning rate of --null_token_steps."
+    )
+    model.add_argument(
         "--dropout", type=float, default=None, help="Residual/attention dropout; default: the config's (0.1)."
     )
     model.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations in backward.")
@@ -240,6 +251,20 @@ def check_args(args):
         raise ValueError(f"--lr_decay_start_ratio must lie in [0, 1], got {args.lr_decay_start_ratio}.")
     if not 0.0 < args.ema_decay < 1.0:
         raise ValueError(f"--ema_decay must lie in (0, 1), got {args.ema_decay}.")
+    check_null_token_args(args)
+
+
+def check_null_token_args(args):
+    """--null_token_steps fits the null token of a class-conditional model trained without label dropout."""
+    if args.null_token_steps < 0:
+        raise ValueError(f"--null_token_steps must be at least 0 (0: off), got {args.null_token_steps}.")
+    if not args.null_token_learning_rate > 0:
+        raise ValueError(f"--null_token_learning_rate must be > 0, got {args.null_token_learning_rate}.")
+    if args.null_token_steps and args.conditioning == "unconditional":
+        raise ValueError(
+            "--null_token_steps fits the null token of a class-conditional model; with --conditioning unconditional "
+            "it is the only prefix and trains with the model: drop the flag."
+        )
 
 
 def vim_lr_lambda(step: float, warmup_steps: int, decay_start: int, total_steps: int, end_ratio: float) -> float:
@@ -434,6 +459,7 @@ def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
     overrides = {
         "codebook_size": tokenizer.config.codebook_size,
         "token_grid_size": tokenizer.config.image_size // tokenizer.config.patch_size,
+        "null_token_fitted": False,  # a new model's null token is untrained, whatever the config file says
     }
     if args.conditioning == "class":
         if not names:
@@ -452,10 +478,16 @@ def build_config(args, tokenizer, names: list[str] | None) -> VimConfig:
     if args.dropout is not None:
         overrides.update(hidden_dropout_prob=args.dropout, attention_dropout=args.dropout)
     if args.model_config in MODEL_PRESETS:
-        return VimConfig.from_preset(args.model_config, **overrides)
-    expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
-    config = cli.load_pretrained(VimConfig.from_pretrained, args.model_config, expected=expected, **overrides)
-    config.validate_architecture()
+        config = VimConfig.from_preset(args.model_config, **overrides)
+    else:
+        expected = f"a preset ({', '.join(MODEL_PRESETS)}), a config.json, a folder with one, or a Hub id"
+        config = cli.load_pretrained(VimConfig.from_pretrained, args.model_config, expected=expected, **overrides)
+        config.validate_architecture()
+    if args.null_token_steps and config.class_dropout_prob > 0:
+        raise ValueError(
+            f"The model trains its null token by label dropout (class_dropout_prob {config.class_dropout_prob}), and "
+            "--null_token_steps fits it after training instead: pass --class_dropout_prob 0 or drop --null_token_steps."
+        )
     return config
 
 
@@ -554,7 +586,8 @@ def validation_class_ids(args, pipeline: VimPipeline) -> list[int] | None:
     if args.validation_guidance_scale > 1 and not pipeline.has_trained_null_class:
         raise ValueError(
             f"--validation_guidance_scale {args.validation_guidance_scale} needs a transformer trained with label "
-            "dropout: pass --class_dropout_prob 0.1 as well (the paper uses neither), or drop the flag."
+            "dropout: pass --class_dropout_prob 0.1 as well (the paper uses neither), or drop the flag (a null token "
+            "fitted by --null_token_steps exists only after training)."
         )
     if args.validation_guidance_scale > 1 and config.num_classes == 0:
         raise ValueError("--validation_guidance_scale > 1 guides towards a class: it needs --conditioning class.")
@@ -669,17 +702,23 @@ def best_transformer(args, best: BestValidation) -> VimForCausalLM | None:
 
 
 def save_outputs(
-    args, run: VimTrainingRun, accelerator, model, tokenizer, state: TrainingState, losses: dict, best: BestValidation
+    args, run: VimTrainingRun, accelerator, parts: "VimTrainingParts", collate_fn, state: TrainingState, losses: dict
 ):
     """
     The pipeline folder (model_index.json, vqgan/, transformer/), the model card and train_results.json; `losses`
     holds the last logged training loss (`final_loss`) and the final `validation_loss` (None without one). The
-    transformer is the last one, or with --save_best_model the one of the lowest validation loss.
+    transformer is the last one, or with --save_best_model the one of the lowest validation loss; with
+    --null_token_steps, its null token is fitted first (`collate_fn` batches the training data for it).
     """
-    transformer = export_transformer(accelerator, model)  # on every process: FSDP gathers the shards
+    tokenizer, best = parts.tokenizer, parts.best_validation
+    transformer = export_transformer(accelerator, parts.model)  # on every process: FSDP gathers the shards
     if accelerator.is_main_process:
         if args.save_best_model and best.step is not None:
             transformer = best_transformer(args, best) or transformer
+        if run.null_token_steps:
+            losses["null_token_loss"] = fit_transformer_null_token(
+                args, run, accelerator, transformer, parts, collate_fn
+            )
         weights = [os.path.join(args.output_dir, name, "model.safetensors") for name in ("transformer", "vqgan")]
         with report_write_errors(args.output_dir, "the VIM pipeline", cli.FINAL_OUTPUTS_PARTIAL, remove=weights):
             VimPipeline(vqgan=tokenizer, transformer=transformer).save_pretrained(args.output_dir)
@@ -689,6 +728,42 @@ def save_outputs(
             save_model_card(args, run, transformer.config, tokenizer.config, state, losses)
         save_train_results(run, state, losses, "the VIM pipeline")
     accelerator.wait_for_everyone()
+
+
+def fit_transformer_null_token(
+    args, run: VimTrainingRun, accelerator, transformer: VimForCausalLM, parts: "VimTrainingParts", collate_fn
+) -> float:
+    """
+    --null_token_steps: fit the output transformer's null token on shuffled training batches ([`fit_null_token`]), in
+    the main process alone (one embedding row: cheap next to the training). Returns the mean loss of its last steps.
+    """
+    shuffle = not args.streaming
+    loader = DataLoader(
+        parts.train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(args.seed) if shuffle else None,
+        collate_fn=collate_fn,
+    )
+
+    def image_token_batches():
+        while True:  # as many passes over the data as the steps take
+            empty = True
+            for batch in loader:
+                empty = False
+                batch = send_to_device(batch, accelerator.device)
+                yield batch_input_ids(batch, parts.tokenizer, transformer.config, accelerator)[:, 1:]
+            if empty:  # no data: `fit_null_token` says so
+                return
+
+    steps = run.null_token_steps
+    losses = fit_null_token(transformer, image_token_batches(), steps, args.null_token_learning_rate)
+    first, last = losses[: max(1, steps // 10)].mean().item(), losses[-max(1, steps // 10) :].mean().item()
+    logger.info(
+        f"Fitted the null token in {steps} steps, the transformer frozen: unconditional loss {first:.4f} -> {last:.4f} "
+        "nats per image token (means of the first and last tenth of the steps)."
+    )
+    return last
 
 
 @dataclass
@@ -879,6 +954,7 @@ def resolve_run(args, num_processes: int, num_batches: int | None, data: Trainin
         arguments=vars(args),
         lr_decay_start=lr_decay_start,
         on_the_fly=args.on_the_fly,
+        null_token_steps=args.null_token_steps,
     )
 
 
@@ -946,7 +1022,7 @@ def main(args):
             losses.update(best_step=parts.best_validation.step, best_validation_loss=parts.best_validation.loss)
         if args.validation_steps:
             log_validation(args, accelerator, parts.model, tokenizer, loop.state.global_step)
-        save_outputs(args, run, accelerator, parts.model, tokenizer, loop.state, losses, parts.best_validation)
+        save_outputs(args, run, accelerator, parts, collate_fn, loop.state, losses)
     cli.push_training_outputs(args, accelerator, f"VIM ({args.model_config}, {args.conditioning})")
     loop.end_training()
 

@@ -298,11 +298,16 @@ def test_local_training_data_is_described_by_the_flag_that_gave_it(arguments, ex
 
 
 @pytest.mark.parametrize(
-    "class_dropout_prob, expected",
-    [(0.0, "no label dropout (the paper), so no guidance"), (0.1, "probability 0.1 in training")],
+    "class_dropout_prob, null_token_fitted, expected",
+    [
+        (0.0, False, "no label dropout (the paper), so no guidance"),
+        (0.1, False, "probability 0.1 in training"),
+        (0.0, True, "null token fitted after training, the transformer frozen, for guidance"),
+    ],
 )
-def test_pipeline_card_says_whether_guidance_was_trained(class_dropout_prob, expected):
-    config = tiny_vim_config(class_dropout_prob=class_dropout_prob)
+def test_pipeline_card_says_whether_guidance_was_trained(class_dropout_prob, null_token_fitted, expected):
+    config = tiny_vim_config(class_dropout_prob=class_dropout_prob, null_token_fitted=null_token_fitted)
     text = check_card(create_model_card(config, tokenizer_config=tiny_tokenizer_config()))
-    assert expected in text and ("classifier-free guidance (`guidance_scale`)" in text) == (class_dropout_prob > 0)
-    assert ("or the null token." in text) == (class_dropout_prob > 0)
+    guidance = class_dropout_prob > 0 or null_token_fitted
+    assert expected in text and ("classifier-free guidance (`guidance_scale`)" in text) == guidance
+    assert ("or the null token." in text) == guidance

@@ -70,6 +70,10 @@ def test_without_label_dropout_no_guidance_and_no_unconditional(pipe):
     with pytest.raises(RequestError, match="cannot sample unconditionally"):
         check(no_dropout, UNCONDITIONAL)
     assert guidance_unavailable_reason(pipe) is None
+    # A null token fitted after training (`fit_null_token`) gives both back.
+    transformer.config.null_token_fitted = True
+    fitted = VimPipeline(vqgan=pipe.vqgan, transformer=transformer)
+    assert UNCONDITIONAL in class_choices(fitted) and guidance_unavailable_reason(fitted) is None
 
 
 def test_parallel_decoding_switch(pipe):

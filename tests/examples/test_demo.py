@@ -17,7 +17,8 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 def run_demo(output_dir, hf_home):
     command = [sys.executable, str(DEMO), "--output_dir", str(output_dir), "--tokenizer_steps", "2"]
-    command += ["--vim_steps", "2", "--samples_per_class", "2", "--completions_per_class", "3"]
+    command += ["--vim_steps", "2", "--null_token_steps", "2"]
+    command += ["--samples_per_class", "2", "--completions_per_class", "3"]
     # One process per stage: the scripts' two-process runs are tested on their own (test_train_*.py), and here a second
     # process per stage would only double the interpreters started on a 2-core machine.
     command += ["--num_processes", "1"]

@@ -90,7 +90,12 @@ def test_two_processes_on_pretokenized_data(vim_data, tmp_path):
     results = json.loads((output_dir / "train_results.json").read_text())
     assert results["global_step"] == 3
     # The schedule as it ran, in the results and the card.
-    assert results["schedule"] == {"max_train_steps": 3, "lr_warmup_steps": 1, "lr_decay_start": 2}
+    assert results["schedule"] == {
+        "max_train_steps": 3,
+        "lr_warmup_steps": 1,
+        "lr_decay_start": 2,
+        "null_token_steps": 0,
+    }
     assert "| `lr_decay_start` | 2 |" in card.text
     # The validation loss is the saved model's mean next-token loss over the 5 held-out sequences, each counted once.
     held_out = validation[:]
@@ -209,6 +214,31 @@ def test_ema_run_validates_and_exports_the_averaged_weights(vim_data, tmp_path, 
     assert "| `use_ema` | True |" in (output_dir / "README.md").read_text()
 
 
+def test_null_token_steps_fit_the_output_null_token_and_nothing_else(vim_data, tmp_path, run_in_process, caplog):
+    caplog.set_level(logging.INFO)
+    output_dir = tmp_path / "vim"
+    arguments = tiny_args(vim_data, output_dir, "--pretokenized_dataset", vim_data.tokens, "--max_train_steps", 3)
+    arguments += ["--checkpointing_steps", 3, "--null_token_steps", 6, "--null_token_learning_rate", 0.05]
+    run_in_process("train_vim.py", arguments)
+
+    pipe = VimPipeline.from_pretrained(output_dir)
+    config = pipe.transformer.config
+    assert config.null_token_fitted and config.class_dropout_prob == 0
+    exported = load_file(output_dir / "transformer" / "model.safetensors")
+    trained = load_file(output_dir / "checkpoints" / "checkpoint_3" / "model.safetensors")
+    assert exported.keys() == trained.keys()
+    for name in exported:
+        differs = (exported[name] != trained[name]).reshape(len(exported[name]), -1).any(dim=1)
+        expected = [config.null_class_token_id] if name.endswith("embed_tokens.weight") else []
+        assert differs.nonzero().flatten().tolist() == expected, name
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["schedule"]["null_token_steps"] == 6 and math.isfinite(results["null_token_loss"])
+    assert "Fitted the null token in 6 steps" in caplog.text
+    assert "null token fitted after training" in (output_dir / "README.md").read_text()
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe(class_labels=[0], guidance_scale=2.0, output_type="tokens").images.shape[0] == 1
+
+
 def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(vim_data, tmp_path, run_in_process, caplog):
     caplog.set_level(logging.INFO)
     output_dir = tmp_path / "vim"
@@ -217,7 +247,12 @@ def test_a_run_resolves_its_schedule_without_writing_to_its_arguments(vim_data, 
     assert vars(args) == parsed and args.max_train_steps is None and args.resolution is None
     results = json.loads((output_dir / "train_results.json").read_text())
     # 36 sequences (12 images, 3 copies each) in batches of 16: three steps of one epoch.
-    assert results["schedule"] == {"max_train_steps": 3, "lr_warmup_steps": 1, "lr_decay_start": 2}
+    assert results["schedule"] == {
+        "max_train_steps": 3,
+        "lr_warmup_steps": 1,
+        "lr_decay_start": 2,
+        "null_token_steps": 0,
+    }
     card = ModelCard.load(output_dir / "README.md").text
     assert "| `max_train_steps` | 3 |" in card and "| `resolution` | 16 |" in card
     assert "token sequences pretokenized from" in card
@@ -288,6 +323,9 @@ def test_images_are_encoded_on_the_fly_without_pretokenized_data():
         (["--lr_decay_start_ratio", "-0.1"], r"--lr_decay_start_ratio must lie in \[0, 1\]"),
         (["--on_the_fly", "--ema_decay", "1"], r"--ema_decay must lie in \(0, 1\), got 1.0"),
         (["--conditioning", "unconditional", "--validation_classes", "1"], "trains without classes"),
+        (["--null_token_steps", "-1"], r"--null_token_steps must be at least 0 \(0: off\), got -1"),
+        (["--null_token_learning_rate", "0"], "--null_token_learning_rate must be > 0, got 0.0"),
+        (["--conditioning", "unconditional", "--null_token_steps", "5"], "it is the only prefix"),
     ],
 )
 def test_invalid_arguments_are_reported(arguments, message):
@@ -353,6 +391,7 @@ def test_save_best_model_outputs_the_transformer_of_the_lowest_validation_loss(v
         # The paper's default, no label dropout, leaves the null token of guidance untrained.
         (["--validation_guidance_scale", "2"], "--validation_guidance_scale 2.0 needs a transformer trained with"),
         (["--conditioning", "unconditional", "--validation_guidance_scale", "2"], "it needs --conditioning class"),
+        (["--class_dropout_prob", "0.1", "--null_token_steps", "5"], "fits it after training instead"),
     ],
 )
 def test_arguments_that_depend_on_the_data_are_checked_before_training(

@@ -88,8 +88,9 @@ def guidance_unavailable_reason(pipeline) -> str | None:
         return "The transformer is unconditional (no classes), so there is nothing to guide towards."
     if not pipeline.has_trained_null_class:
         return (
-            "Guidance is off: this transformer was trained without label dropout (`class_dropout_prob` = 0), so it "
-            "has no unconditional model to guide against."
+            "Guidance is off: this transformer was trained without label dropout (`class_dropout_prob` = 0) and its "
+            "null token was not fitted after training (`null_token_fitted`), so it has no unconditional model to "
+            "guide against."
         )
     return None
 

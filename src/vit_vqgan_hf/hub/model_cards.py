@@ -255,18 +255,19 @@ def _pipeline_variables(config: VimConfig, tokenizer_config: VitVqganConfig) -> 
     tokenizer = _tokenizer_variables(tokenizer_config)
     if config.num_classes:
         conditioning = f"a class token (one of {config.num_classes} classes)"
-        if config.class_dropout_prob > 0:  # otherwise the null token was never trained
+        if config.has_trained_null_token:  # otherwise the null token was never trained
             conditioning += " or the null token"
         example_label = 207 if config.num_classes == 1000 else 0
         example_name = config.id2label.get(example_label, "")
         intended_use = "class-conditional image generation: images of chosen classes (`class_labels`)"
-        if config.class_dropout_prob > 0:
+        if config.has_trained_null_token:
             intended_use += ", optionally with classifier-free guidance (`guidance_scale`)"
-        conditioning_row = (
-            f"class-conditional, {config.num_classes} classes; class token replaced by the null token with "
-            f"probability {config.class_dropout_prob} in training"
+        conditioning_row = f"class-conditional, {config.num_classes} classes; " + (
+            f"class token replaced by the null token with probability {config.class_dropout_prob} in training"
             if config.class_dropout_prob > 0
-            else f"class-conditional, {config.num_classes} classes; no label dropout (the paper), so no guidance"
+            else "no label dropout (the paper); null token fitted after training, the transformer frozen, for guidance"
+            if config.null_token_fitted
+            else "no label dropout (the paper), so no guidance"
         )
     else:
         conditioning = "the null token (unconditional)"

@@ -19,6 +19,7 @@ from .losses import (
     lazy_r1_loss,
     r1_penalty,
 )
+from .null_token import fit_null_token
 from .perceptual import LPIPS_VGG16, LpipsVgg16, load_lpips
 
 
@@ -35,6 +36,7 @@ __all__ = [
     "VitVqganLossWeights",
     "discriminator_loss",
     "discriminator_step_loss",
+    "fit_null_token",
     "generator_adversarial_loss",
     "generator_loss",
     "l2_loss",

@@ -280,13 +280,20 @@ class VimTrainingRun(TrainingRun):
             The step at which the learning rate's exponential decay starts.
         on_the_fly (`bool`):
             Whether images are encoded by the frozen tokenizer in the loop (else: pretokenized ids).
+        null_token_steps (`int`, *optional*, defaults to 0):
+            Steps of fitting the null token after training, the transformer frozen ([`fit_null_token`]); 0: none.
     """
 
     lr_decay_start: int
     on_the_fly: bool
+    null_token_steps: int = 0
 
     def schedule_steps(self) -> dict[str, int | None]:
-        return {**super().schedule_steps(), "lr_decay_start": self.lr_decay_start}
+        return {
+            **super().schedule_steps(),
+            "lr_decay_start": self.lr_decay_start,
+            "null_token_steps": self.null_token_steps,
+        }
 
     def resolved_arguments(self) -> dict[str, Any]:
         return {

@@ -89,6 +89,12 @@ class VimConfig(PreTrainedConfig):
             Probability, in training mode only, of replacing a sequence's class token by the null token, so that one
             model learns the conditional and the unconditional distributions. 0 is the paper, which uses no guidance;
             classifier-free guidance needs it above 0 (DiT and LlamaGen use 0.1).
+        null_token_fitted (`bool`, *optional*, defaults to `False`):
+            Whether the null token's embedding was fitted to the unconditional distribution after training, with the
+            rest of the transformer frozen (`vit_vqgan_hf.training.fit_null_token`; `train_vim.py
+            --null_token_steps`). Not in the paper: it gives a model trained without label dropout an unconditional
+            prefix for classifier-free guidance and unconditional samples, and leaves its class-conditional
+            distributions exactly as trained.
         use_cache (`bool`, *optional*, defaults to `True`):
             Whether the model returns the key/value cache for incremental decoding.
 
@@ -119,6 +125,7 @@ class VimConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
     class_dropout_prob: float | int = probability(default=0.0)
+    null_token_fitted: bool = False
     use_cache: bool = True
 
     def __post_init__(self, **kwargs):
@@ -127,6 +134,12 @@ class VimConfig(PreTrainedConfig):
         if self.id2label is None:
             kwargs.setdefault("num_labels", self.num_classes)
         super().__post_init__(**kwargs)
+
+    @property
+    def has_trained_null_token(self) -> bool:
+        """Whether the null token models the unconditional distribution: an unconditional model's only prefix, or one
+        trained with label dropout or fitted after training (`null_token_fitted`)."""
+        return self.num_classes == 0 or self.class_dropout_prob > 0 or self.null_token_fitted
 
     @property
     def vocab_size(self) -> int:

@@ -75,8 +75,9 @@ class VimInputChecksMixin:
             raise ValueError("Classifier-free guidance (`guidance_scale > 1`) needs `class_labels`.")
         if guidance_scale > 1 and not self.has_trained_null_class:
             raise ValueError(
-                "Classifier-free guidance needs a transformer trained with label dropout "
-                "(`config.class_dropout_prob > 0`); this one never saw the null token."
+                "Classifier-free guidance needs a trained null token: a transformer trained with label dropout "
+                "(`config.class_dropout_prob > 0`) or whose null token was fitted after training "
+                "(`config.null_token_fitted`, see `fit_null_token`); this one never saw the null token."
             )
         if not temperature > 0:
             raise ValueError(
@@ -137,7 +138,7 @@ class VimInputChecksMixin:
             if not self.has_trained_null_class:
                 raise ValueError(
                     "Unconditional samples (`class_labels=None`) need the null token, which this class-conditional "
-                    "transformer was not trained on (`config.class_dropout_prob == 0`)."
+                    "transformer was not trained on (`config.class_dropout_prob == 0`, no `config.null_token_fitted`)."
                 )
             return
         if config.num_classes == 0:

@@ -104,8 +104,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
         config = self.transformer.config if getattr(self, "transformer", None) is not None else None
         self.token_grid_size = getattr(config, "token_grid_size", 32)
         self.num_image_tokens = self.token_grid_size**2
-        # The null token is trained only if the model is unconditional or was trained with label dropout.
-        self.has_trained_null_class = config is not None and (config.num_classes == 0 or config.class_dropout_prob > 0)
+        # The null token is trained only if the model is unconditional, was trained with label dropout or had it fitted.
+        self.has_trained_null_class = config is not None and config.has_trained_null_token
         self.labels, self._ambiguous_labels = label_maps(getattr(config, "id2label", None))
         self.image_processor = VaeImageProcessor(do_normalize=True)
         # Prepares the PIL images to complete as the image processor saved in the tokenizer's folder does.
@@ -424,8 +424,9 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
             guidance_scale (`float`, *optional*, defaults to 1.0):
                 Classifier-free guidance scale `s`: the next-token logits are `uncond + s * (cond - uncond)`, with the
                 null token as the unconditional prefix. 1 disables guidance; values > 1 trade diversity for class
-                fidelity and double the transformer's batch. Needs `class_labels` and a transformer trained with label
-                dropout (`config.class_dropout_prob > 0`).
+                fidelity and double the transformer's batch. Needs `class_labels` and a transformer whose null token is
+                trained: by label dropout (`config.class_dropout_prob > 0`) or fitted after training
+                (`config.null_token_fitted`).
             temperature (`float`, *optional*, defaults to 1.0):
                 Softmax temperature (> 0). For greedy decoding use `do_sample=False`.
             top_k (`int`, *optional*, defaults to `None`):
