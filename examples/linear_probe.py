@@ -169,7 +169,8 @@ def load_models(args) -> tuple[VitVqganModel | None, VimForCausalLM | None]:
     if transformer is not None and not transformer.config.has_trained_null_token:
         logger.warning(
             "This class-conditional VIM was trained without label dropout and its null token was not fitted, so the "
-            "null token was never trained; the probe still uses it as the prefix, so as not to show the model the label."
+            "null token was never trained; the probe still uses it as the prefix, so as not to show the model the "
+            "label."
         )
     for model in (tokenizer, transformer):
         if model is not None:

@@ -3,10 +3,10 @@
 
 Label dropout (`VimConfig.class_dropout_prob`) trains the unconditional distribution into the same weights as the
 class-conditional ones, which a small model pays for: on the digits demo, 0.1 of it lowered the class accuracy of
-unguided samples by 3-9 points at each of three seeds, at the same held-out loss (examples/README.md). Here the transformer is
-trained without it, then only the null token's embedding, one vector, is fitted to the unconditional next-token loss
-with every other weight frozen: the class-conditional distributions stay exactly as trained, and guidance and
-unconditional sampling get a prefix that the frozen network reads as "any class".
+unguided samples by 3-9 points at each of three seeds, at the same held-out loss (examples/README.md). Here the
+transformer is trained without it, then only the null token's embedding, one vector, is fitted to the unconditional
+next-token loss with every other weight frozen: the class-conditional distributions stay exactly as trained, and
+guidance and unconditional sampling get a prefix that the frozen network reads as "any class".
 """
 
 from collections.abc import Iterable
