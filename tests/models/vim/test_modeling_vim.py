@@ -235,6 +235,24 @@ def test_loss_covers_image_tokens_only():
             torch.testing.assert_close(model(input_ids, labels=labels).loss, manual)
 
 
+def test_residual_and_activation_dropout_only_in_training():
+    model = make_model(hidden_dropout_prob=0.5)
+    without_dropout = make_model(hidden_dropout_prob=0.0)
+    without_dropout.load_state_dict(model.state_dict())
+    sequences = make_sequences(model.config)
+    with torch.no_grad():
+        torch.testing.assert_close(model(sequences).logits, without_dropout(sequences).logits)
+        model.train()
+        torch.manual_seed(0)
+        first = model(sequences).logits
+        assert not torch.allclose(first, without_dropout(sequences).logits)
+        assert not torch.allclose(first, model(sequences).logits)  # a new draw each call
+        # The activation dropout of the MLP applies too: at p = 1 the outputs change again.
+        for block in model.model.layers:
+            block.mlp.dropout.p = 1.0
+        assert not torch.allclose(model(sequences).logits, first)
+
+
 def test_class_dropout_only_in_training():
     model = make_model(class_dropout_prob=1.0)
     config = model.config
