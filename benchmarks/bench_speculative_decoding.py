@@ -38,6 +38,14 @@ def parse_args(argv=None):
     parser.add_argument("--pipeline", required=True, help="A trained VimPipeline folder.")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 4, 16], help="Images sampled at once.")
     parser.add_argument("--windows", type=int, nargs="+", default=[8], help="Speculative windows to measure.")
+    parser.add_argument(
+        "--branches",
+        type=int,
+        nargs="+",
+        default=[0, 7],
+        help="Branches of the first draft to measure with every window (`jacobi_branches`; 0: plain speculative "
+        "Jacobi decoding, the pipeline's default).",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Alternated runs of every decoding per batch size.")
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (the paper's: 1).")
     parser.add_argument("--top_k", type=int, default=None, help="Top-k sampling (default: the full softmax).")
@@ -82,12 +90,13 @@ class CallCounter:
         return {}
 
 
-def sample(pipeline, counter: CallCounter, batch_size: int, seed: int, args, window: int | None):
-    """One timed batch: seconds, transformer calls, and the tokens per call of each image."""
+def sample(pipeline, counter: CallCounter, batch_size: int, seed: int, args, decoding: tuple):
+    """One timed batch of a `(window, branches)` decoding (`()`: sequential): seconds, transformer calls, and the
+    tokens per call of each image."""
     num_classes = max(pipeline.transformer.config.num_classes, 1)
     class_labels = [index % num_classes for index in range(batch_size)]
     generator = [torch.Generator().manual_seed(seed + index) for index in range(batch_size)]
-    decoding = {} if window is None else {"decoding": "speculative_jacobi", "jacobi_window": window}
+    decoding = decoding_arguments(decoding)
     counter.reset()
     synchronize(args.device)
     start = time.perf_counter()
@@ -108,26 +117,45 @@ def sample(pipeline, counter: CallCounter, batch_size: int, seed: int, args, win
     return seconds, counter.calls, float(tokens_per_call.mean())
 
 
+def decoding_arguments(decoding: tuple) -> dict:
+    """The pipeline's arguments of a `(window, branches)` decoding, `()` for sequential decoding."""
+    if not decoding:
+        return {}
+    window, branches = decoding
+    return {"decoding": "speculative_jacobi", "jacobi_window": window, "jacobi_branches": branches}
+
+
+def decoding_name(decoding: tuple) -> str:
+    if not decoding:
+        return "sequential"
+    window, branches = decoding
+    return f"speculative_jacobi, window {window}, {branches} branches"
+
+
 def measure(pipeline, args) -> list[dict]:
     counter = CallCounter(pipeline)
-    decodings = [None, *args.windows]
+    # Branches need a window of 3 or more (a second draft).
+    speculative = [(window, branches) for window in args.windows for branches in args.branches]
+    decodings = [(), *dict.fromkeys((window, branches if window >= 3 else 0) for window, branches in speculative)]
     rows = []
     for batch_size in args.batch_sizes:
-        for window in decodings:  # warm-up (and compilation) of every decoding at this batch size
-            sample(pipeline, counter, batch_size, args.seed, args, window)
-        results = {window: [] for window in decodings}
+        for decoding in decodings:  # warm-up (and compilation) of every decoding at this batch size
+            sample(pipeline, counter, batch_size, args.seed, args, decoding)
+        results = {decoding: [] for decoding in decodings}
         for repeat in range(args.repeats):
-            for window in decodings:
-                results[window].append(sample(pipeline, counter, batch_size, args.seed + 1000 * repeat, args, window))
-        sequential = statistics.median(seconds for seconds, _, _ in results[None])
-        for window in decodings:
-            seconds = statistics.median(result[0] for result in results[window])
+            for decoding in decodings:
+                results[decoding].append(
+                    sample(pipeline, counter, batch_size, args.seed + 1000 * repeat, args, decoding)
+                )
+        sequential = statistics.median(seconds for seconds, _, _ in results[()])
+        for decoding in decodings:
+            seconds = statistics.median(result[0] for result in results[decoding])
             rows.append(
                 {
                     "batch": batch_size,
-                    "decoding": "sequential" if window is None else f"speculative_jacobi, window {window}",
-                    "calls": statistics.mean(result[1] for result in results[window]),
-                    "tokens_per_call": statistics.mean(result[2] for result in results[window]),
+                    "decoding": decoding_name(decoding),
+                    "calls": statistics.mean(result[1] for result in results[decoding]),
+                    "tokens_per_call": statistics.mean(result[2] for result in results[decoding]),
                     "seconds": seconds,
                     "speedup": sequential / seconds,
                 }
@@ -150,7 +178,8 @@ def digits_accuracy(args):
     with tempfile.TemporaryDirectory() as folder:
         classifier, _ = demo.fit_classifier(demo.write_digits(Path(folder), args.seed))
         for seed in (args.seed, args.seed + 1):
-            for decoding in ({}, {"decoding": "speculative_jacobi", "jacobi_window": args.windows[0]}):
+            speculative = decoding_arguments((args.windows[0], args.branches[-1]))
+            for decoding in ({}, speculative):
                 start = time.perf_counter()
                 image_path = Path(folder) / "samples.png"
                 score = demo.sample_and_score(

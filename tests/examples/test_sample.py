@@ -383,7 +383,8 @@ def test_speculative_decoding_is_recorded_and_samples_what_the_pipeline_does(pip
     arguments += ["--decoding", "speculative_jacobi", "--jacobi_window", "3", "--output_dir", str(tmp_path / "out")]
     run_in_this_process(arguments)
     settings = json.loads((tmp_path / "out" / "sample_settings.json").read_text())
-    assert (settings["decoding"], settings["jacobi_window"]) == ("speculative_jacobi", 3)
+    recorded = (settings["decoding"], settings["jacobi_window"], settings["jacobi_branches"])
+    assert recorded == ("speculative_jacobi", 3, 0)
     pipeline = VimPipeline.from_pretrained(pipeline_dir)
     generator = [torch.Generator().manual_seed(image_seed(0, 1, index)) for index in range(2)]
     expected = pipeline(
@@ -394,12 +395,19 @@ def test_speculative_decoding_is_recorded_and_samples_what_the_pipeline_does(pip
     # Recorded settings name the decoding: a rerun with the other one is refused.
     with pytest.raises(ValueError, match="records other sampling settings"):
         run_in_this_process([*arguments[:-6], "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="records other sampling settings"):  # and its branches
+        run_in_this_process([*arguments, "--jacobi_branches", "2"])
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["--jacobi_window", "3"], "--jacobi_window sizes the window of --decoding speculative_jacobi"),
+        (["--jacobi_branches", "3"], "--jacobi_branches is an option of --decoding speculative_jacobi"),
+        (
+            ["--decoding", "speculative_jacobi", "--jacobi_window", "2", "--jacobi_branches", "1"],
+            "--jacobi_branches needs a --jacobi_window of 3 or more",
+        ),
         (["--decoding", "jacobi"], "invalid choice: 'jacobi'"),
     ],
 )

@@ -14,7 +14,7 @@ from ..evaluation.classifier import ImageClassifier, check_classifier_labels
 from ..evaluation.sampling import SamplingConfig, SamplingEngine, sampling_plan
 from ..pipelines import VimPipeline
 from ..pipelines.vim.input_checks import DECODINGS
-from ..pipelines.vim.jacobi_decoding import DEFAULT_JACOBI_WINDOW
+from ..pipelines.vim.jacobi_decoding import DEFAULT_JACOBI_BRANCHES, DEFAULT_JACOBI_WINDOW, VimJacobiDecodingMixin
 from .common import check_flag, load_pretrained
 
 
@@ -142,6 +142,13 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"Tokens per call at most with --decoding speculative_jacobi (default: {DEFAULT_JACOBI_WINDOW}).",
     )
+    group.add_argument(
+        "--jacobi_branches",
+        type=int,
+        default=None,
+        help="Alternatives of each call's first draft read with --decoding speculative_jacobi and a window of 3 or "
+        f"more (default: {DEFAULT_JACOBI_BRANCHES}; 0: none).",
+    )
     group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="Precision of the models.")
     group.add_argument(
         "--compile",
@@ -192,6 +199,11 @@ def check_sampling_args(args: argparse.Namespace, parser: argparse.ArgumentParse
     check_flag(args, "jacobi_window", args.jacobi_window is None or args.jacobi_window >= 1, "at least 1 when given")
     if args.jacobi_window is not None and args.decoding != "speculative_jacobi":
         usage_error("--jacobi_window sizes the window of --decoding speculative_jacobi; pass that decoding too.")
+    check_flag(args, "jacobi_branches", args.jacobi_branches is None or args.jacobi_branches >= 0, ">= 0 when given")
+    if args.jacobi_branches is not None and args.decoding != "speculative_jacobi":
+        usage_error("--jacobi_branches is an option of --decoding speculative_jacobi; pass that decoding too.")
+    if args.jacobi_branches and args.jacobi_window is not None and args.jacobi_window < 3:
+        usage_error("--jacobi_branches needs a --jacobi_window of 3 or more (a window with a second draft).")
     check_rejection_flags(args.acceptance_rate, args.classifier, args.unconditional)
 
 
@@ -202,7 +214,10 @@ COMPLETION_FLAGS = ("completion_images", "num_prefix_rows", "completions_per_ima
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     """The [`~vit_vqgan_hf.evaluation.SamplingConfig`] of flags checked by [`check_sampling_args`]."""
     names = ("num_images_per_class", "unconditional", "batch_size", "guidance_scale", "temperature", "top_k", "top_p")
-    config = {name: getattr(args, name) for name in (*names, "acceptance_rate", "seed", "decoding", "jacobi_window")}
+    config = {
+        name: getattr(args, name)
+        for name in (*names, "acceptance_rate", "seed", "decoding", "jacobi_window", "jacobi_branches")
+    }
     if args.class_ids not in ([], ["all"]):
         config["class_ids"] = [int(class_id) for class_id in args.class_ids]
     if args.num_images is not None:
@@ -225,8 +240,10 @@ def sampling_settings(args: argparse.Namespace) -> dict:
     settings["classifier"] = args.classifier if config.uses_rejection else None
     settings["candidates_per_class"] = config.num_candidates
     settings["decoding"] = config.decoding
-    if config.decoding == "speculative_jacobi":  # the window decides which images a seed gives
+    if config.decoding == "speculative_jacobi":  # the window and the branches decide which images a seed gives
         settings["jacobi_window"] = config.jacobi_window or DEFAULT_JACOBI_WINDOW
+        window = settings["jacobi_window"]
+        settings["jacobi_branches"] = VimJacobiDecodingMixin.jacobi_num_branches(window, config.jacobi_branches)
     if config.completion_images is not None:  # recorded for completions only: plain sets keep their settings
         settings.update({name: getattr(args, name) for name in COMPLETION_FLAGS})
     return settings

@@ -124,6 +124,8 @@ class SamplingConfig:
             transformer calls; other images for the same seeds).
         jacobi_window (`int`, *optional*, defaults to `None`):
             The window of speculative Jacobi decoding (`None`: the pipeline's default).
+        jacobi_branches (`int`, *optional*, defaults to `None`):
+            The branches of speculative Jacobi decoding's first draft (`None`: the pipeline's default).
     """
 
     num_images_per_class: int = 50
@@ -142,6 +144,7 @@ class SamplingConfig:
     completions_per_image: int = 1
     decoding: str = "sequential"
     jacobi_window: int | None = None
+    jacobi_branches: int | None = None
 
     @property
     def uses_rejection(self) -> bool:
@@ -439,6 +442,7 @@ class SamplingEngine:
             top_p=config.top_p,
             decoding=config.decoding,
             jacobi_window=config.jacobi_window,
+            jacobi_branches=config.jacobi_branches,
             output_type="pt",
         )
         images = (output.images.float() * 255).round().to(torch.uint8)

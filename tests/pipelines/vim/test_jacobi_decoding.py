@@ -11,7 +11,8 @@ from .test_interrupt import calls_during
 from .test_pipeline_vim import GRID, brightness_classifier, generators, no_forward_pass, tokens
 
 
-SPECULATIVE = {"decoding": "speculative_jacobi", "jacobi_window": 4}
+# With branches of the first draft, the loop's longer path (plain speculative decoding: `jacobi_branches=0`, below).
+SPECULATIVE = {"decoding": "speculative_jacobi", "jacobi_window": 4, "jacobi_branches": 3}
 
 
 def test_window_of_one_is_sequential_sampling(pipe):
@@ -26,11 +27,12 @@ def test_window_of_one_is_sequential_sampling(pipe):
 def test_greedy_decoding_gives_the_sequential_tokens(pipe, cache_implementation, guidance_scale):
     request = {"class_labels": [0, 1, 2], "do_sample": False, "guidance_scale": guidance_scale}
     sequential = tokens(pipe, **request)
-    for window in (2, 5, 2 * GRID * GRID):  # up to a window longer than the image
+    for window, branches in [(2, 0), (5, 0), (5, 3), (2 * GRID * GRID, 2)]:  # up to a window longer than the image
         speculative = tokens(
             pipe,
             decoding="speculative_jacobi",
             jacobi_window=window,
+            jacobi_branches=branches,
             cache_implementation=cache_implementation,
             **request,
         )
@@ -38,8 +40,10 @@ def test_greedy_decoding_gives_the_sequential_tokens(pipe, cache_implementation,
 
 
 @pytest.mark.parametrize("guidance_scale", [1.0, 2.0])
-def test_batch_equals_single_calls_and_seeds_are_deterministic(pipe, guidance_scale):
+@pytest.mark.parametrize("branches", [0, 3])
+def test_batch_equals_single_calls_and_seeds_are_deterministic(pipe, guidance_scale, branches):
     request = {"guidance_scale": guidance_scale, "top_p": 0.9, "output_type": "tokens", **SPECULATIVE}
+    request["jacobi_branches"] = branches
     batch = pipe(class_labels=[0, 1, 2], generator=generators(0, 1, 2), **request).images
     singles = [pipe(class_labels=[label], generator=generators(label), **request).images for label in range(3)]
     assert torch.equal(batch, torch.cat(singles))
@@ -158,6 +162,39 @@ def test_one_host_sync_per_call(pipe, host_syncs):
     assert calls_after == [calls_after[0] + index for index in range(len(calls_after))] and calls_after[0] <= 2
 
 
+def test_branches_predict_after_the_accepted_tokens_only(pipe):
+    """One call over a prompt, a window of drafts and two branches of the first draft (the tree mask): each branch's
+    logits are those of the prompt followed by that branch alone; after its slot is copied to its position's, the cache
+    continues the branch."""
+    model, config = pipe.transformer, pipe.transformer.config
+    prompt = torch.tensor([[config.class_token_id(1), 5, 9, 2]])  # the last accepted token at slot 3
+    drafts, branches = torch.tensor([[7, 1, 4]]), torch.tensor([[11, 6]])  # the window [2, 7, 1, 4]: slots 3..6
+    window, num_window = 4, prompt.shape[1] + drafts.shape[1]
+    cache = pipe.prepare_jacobi_cache(1, window + 2, "preallocated", "cpu")
+    slots, last_slots = torch.arange(num_window + 2)[None], torch.tensor([[prompt.shape[1] - 1]])
+    positions = torch.where(slots < num_window, slots, last_slots + 1)
+    key_index = torch.arange(num_window + 2)
+    zero, minimum = torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min)
+    mask = pipe.jacobi_attention_mask(slots, last_slots, num_window, key_index, zero, minimum)
+    cache.set_positions(slots, num_window + 2)
+    with torch.no_grad():
+        input_ids = torch.cat([prompt, drafts, branches], dim=1)
+        logits = model(input_ids, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True).logits
+        window_logits = model(torch.cat([prompt, drafts], dim=1)).logits
+        torch.testing.assert_close(logits[:, :num_window], window_logits, atol=1e-4, rtol=1e-4)
+        for index in range(branches.shape[1]):
+            branch_logits = model(torch.cat([prompt, branches[:, index : index + 1]], dim=1)).logits[:, -1]
+            torch.testing.assert_close(logits[:, num_window + index], branch_logits, atol=1e-4, rtol=1e-4)
+        # Branch 1 taken: its keys and values move to the first draft's slot, and the next token reads them.
+        cache.copy_slot(torch.tensor([num_window + 1]), torch.tensor([prompt.shape[1]]))
+        cache.set_positions(torch.tensor([[prompt.shape[1] + 1]]), prompt.shape[1] + 2)
+        next_logits = model(
+            torch.tensor([[3]]), position_ids=torch.tensor([[prompt.shape[1] + 1]]), cache=cache
+        ).logits
+        expected = model(torch.cat([prompt, branches[:, 1:], torch.tensor([[3]])], dim=1)).logits[:, -1]
+        torch.testing.assert_close(next_logits[:, -1], expected, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
@@ -165,6 +202,19 @@ def test_one_host_sync_per_call(pipe, host_syncs):
         ({"decoding": "speculative_jacobi", "jacobi_window": 2.0}, "`jacobi_window` must be a positive integer"),
         ({"jacobi_window": 4}, "sizes the window of `decoding=.speculative_jacobi.`"),
         ({"decoding": "jacobi"}, "`decoding` must be one of"),
+        (
+            {"decoding": "speculative_jacobi", "jacobi_branches": -1},
+            "`jacobi_branches` must be a non-negative integer",
+        ),
+        (
+            {"decoding": "speculative_jacobi", "jacobi_branches": 2.0},
+            "`jacobi_branches` must be a non-negative integer",
+        ),
+        ({"jacobi_branches": 3}, "an option of `decoding=.speculative_jacobi.`"),
+        (
+            {"decoding": "speculative_jacobi", "jacobi_window": 2, "jacobi_branches": 1},
+            "a `jacobi_window` of 3 or more",
+        ),
     ],
 )
 def test_impossible_settings_are_refused(pipe, request_, message):

@@ -96,6 +96,21 @@ def test_rowwise_cache_writes_each_row_at_its_own_positions():
     assert isinstance(cache.get_seq_length(), torch.Tensor)
 
 
+def test_rowwise_cache_copies_a_slot_per_row():
+    cache = RowwiseCache(2, 6, batch_size=2, num_heads=3, head_dim=4, dtype=torch.float32, device="cpu")
+    written = states(6)
+    cache.set_positions(torch.arange(6).expand(2, 6), key_length=6)
+    for layer_index in range(2):
+        cache.update(written + layer_index, -written, layer_index)
+    # Row 0 moves slot 5 to slot 1 (a branch taken); row 1 copies slot 2 onto itself (nothing taken).
+    cache.copy_slot(torch.tensor([5, 2]), torch.tensor([1, 2]))
+    expected = written.clone()
+    expected[0, :, 1] = written[0, :, 5]
+    for layer_index, layer in enumerate(cache.layers):
+        torch.testing.assert_close(layer.key_buffer, expected + layer_index)
+        torch.testing.assert_close(layer.value_buffer, -expected)
+
+
 def test_rowwise_cached_logits_equal_uncached_logits():
     # Row 1 keeps 2 of its first 3 tokens (the third, a rejected draft, stays in the buffer, hidden, until overwritten):
     # afterwards each row attends to its own tokens only, under the pipeline's mask, as without a cache.

@@ -1,6 +1,7 @@
 """The distribution of VimPipeline's samples, tested exactly: on a VIM small enough to enumerate (3 codes, a 2x2 token
 grid: 81 possible images), the probability of every token grid is computed from the model, and the counts of many
-samples must pass a chi-square goodness-of-fit test against it, for sequential and speculative Jacobi decoding. The
+samples must pass a chi-square goodness-of-fit test against it, for sequential and speculative Jacobi decoding (with
+and without branches of the first draft, with guidance). The
 test has the power to see an error: the same number of samples from speculative decoding without the residual
 correction (a rejected draft replaced by a token from `p`) fails it."""
 
@@ -44,13 +45,18 @@ def small_pipe():
     return pipe
 
 
-def grid_probabilities(pipe, class_id: int, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+def grid_probabilities(
+    pipe, class_id: int, temperature: float = 1.0, top_k: int | None = None, guidance_scale: float = 1.0
+) -> torch.Tensor:
     """The model's probability of each of the `CODEBOOK_SIZE ** (GRID * GRID)` token grids (in `itertools.product`
-    order), under the processed distributions, from one call over all the grids."""
+    order), under the processed (and guided) distributions, from one call over all the grids (two with guidance)."""
     grids = torch.tensor(list(itertools.product(range(CODEBOOK_SIZE), repeat=GRID * GRID)))
-    prefix = torch.full((len(grids), 1), pipe.transformer.config.class_token_id(class_id))
+    config = pipe.transformer.config
+    prefix_ids = [config.class_token_id(class_id)] + ([config.null_class_token_id] if guidance_scale > 1 else [])
+    prefix = torch.tensor(prefix_ids).repeat_interleave(len(grids))[:, None]
     with torch.no_grad():
-        logits = pipe.transformer(torch.cat([prefix, grids], dim=1)).logits[:, :-1].float()
+        logits = pipe.transformer(torch.cat([prefix, grids.repeat(len(prefix_ids), 1)], dim=1)).logits
+    logits = pipe.guide(logits[:, :-1].float(), guidance_scale)
     processor = pipe.prepare_logits_processor(temperature, top_k, None)
     log_probabilities = processor(grids, logits.flatten(0, 1)).log_softmax(dim=-1).view_as(logits)
     return log_probabilities.gather(2, grids[..., None]).sum(dim=(1, 2)).exp().double()
@@ -85,11 +91,13 @@ def sample(pipe, seed: int, **kwargs) -> torch.LongTensor:
     [
         {},
         {"decoding": "speculative_jacobi", "jacobi_window": 3},
-        {"decoding": "speculative_jacobi", "jacobi_window": 5, "cache_implementation": "static"},
+        {"decoding": "speculative_jacobi", "jacobi_window": 3, "jacobi_branches": 2},  # both other codes
+        {"decoding": "speculative_jacobi", "jacobi_window": 5, "jacobi_branches": 2, "cache_implementation": "static"},
+        {"decoding": "speculative_jacobi", "jacobi_window": 4, "jacobi_branches": 1, "guidance_scale": 2.0},
     ],
 )
 def test_samples_follow_the_model(small_pipe, decoding):
-    probabilities = grid_probabilities(small_pipe, class_id=1)
+    probabilities = grid_probabilities(small_pipe, class_id=1, guidance_scale=decoding.get("guidance_scale", 1.0))
     assert chi_square_p_value(sample(small_pipe, 0, **decoding), probabilities) > 0.01
 
 
@@ -106,3 +114,34 @@ def test_the_test_sees_a_missing_residual_correction(small_pipe):
     biased.max_images_per_call = NUM_SAMPLES
     probabilities = grid_probabilities(small_pipe, class_id=1)
     assert chi_square_p_value(sample(biased, 0, decoding="speculative_jacobi", jacobi_window=3), probabilities) < 1e-6
+
+
+def test_branches_save_calls(small_pipe):
+    """On this VIM's sharp distributions, images need fewer calls with branches than without (same seeds)."""
+
+    def mean_calls_per_image(**decoding):
+        calls = []
+
+        def record(pipeline, step, timestep, callback_kwargs):
+            calls.append(callback_kwargs["num_tokens"].clone())
+            return {}
+
+        generator = torch.Generator().manual_seed(0)
+        small_pipe(
+            class_labels=[1],
+            num_images_per_label=2000,
+            max_batch_size=2000,
+            generator=generator,
+            output_type="tokens",
+            decoding="speculative_jacobi",
+            jacobi_window=3,
+            callback_on_step_end=record,
+            callback_on_step_end_tensor_inputs=["num_tokens"],
+            **decoding,
+        )
+        # An image's calls: those that ran while it still lacked tokens (the first call ran for every image).
+        unfinished = torch.stack([torch.full_like(calls[0], 0), *calls[:-1]]) < GRID * GRID
+        return float(unfinished.sum(dim=0).double().mean())
+
+    without, with_branches = mean_calls_per_image(), mean_calls_per_image(jacobi_branches=2)
+    assert with_branches < 0.95 * without

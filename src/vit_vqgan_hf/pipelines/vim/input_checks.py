@@ -47,6 +47,7 @@ class VimInputChecksMixin:
         num_prefix_rows=None,
         decoding="sequential",
         jacobi_window=None,
+        jacobi_branches=None,
     ):
         """
         Raise a `ValueError` for an invalid value or combination of `__call__`'s arguments, before any computation. A
@@ -116,6 +117,19 @@ class VimInputChecksMixin:
                 f'`jacobi_window={jacobi_window!r}` sizes the window of `decoding="speculative_jacobi"`; sequential '
                 "decoding reads one token per call: pass that decoding, or no window."
             )
+        if jacobi_branches is not None:
+            if isinstance(jacobi_branches, bool) or not isinstance(jacobi_branches, int) or jacobi_branches < 0:
+                raise ValueError(f"`jacobi_branches` must be a non-negative integer or None, got {jacobi_branches!r}.")
+            if decoding != "speculative_jacobi":
+                raise ValueError(
+                    f'`jacobi_branches={jacobi_branches!r}` is an option of `decoding="speculative_jacobi"`; pass that '
+                    "decoding, or no branches."
+                )
+            if jacobi_branches > 0 and jacobi_window is not None and jacobi_window < 3:
+                raise ValueError(
+                    f"`jacobi_branches={jacobi_branches}` needs a `jacobi_window` of 3 or more (a window with a second "
+                    f"draft), got {jacobi_window}; pass `jacobi_branches=0` or a larger window."
+                )
         if cache_implementation not in (None, "dynamic", *CACHE_IMPLEMENTATIONS):
             raise ValueError(
                 f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} or None, got {cache_implementation!r}."

@@ -337,15 +337,18 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
         callback_on_step_end_tensor_inputs,
         cache_implementation: str,
         jacobi_window: int | None = None,
+        jacobi_branches: int = 0,
     ) -> list[torch.LongTensor]:
         """
         The image tokens of each `(prefix_ids, kept_tokens, noise)` batch of `chunks`, one [`generate_tokens`] each
-        (with a `jacobi_window`, one [`generate_tokens_jacobi`]), under one progress bar; a callback's interrupt ends
+        (with a `jacobi_window`, one [`generate_tokens_jacobi`] with `jacobi_branches`), under one progress bar; a callback's interrupt ends
         the list at the last batch whose tokens were all sampled.
         """
         generate = self.generate_tokens
         if jacobi_window is not None:
-            generate = functools.partial(self.generate_tokens_jacobi, window=jacobi_window)
+            generate = functools.partial(
+                self.generate_tokens_jacobi, window=jacobi_window, num_branches=jacobi_branches
+            )
         self._interrupt = False
         finished = []
         num_tokens = len(chunks) * (self.num_image_tokens - chunks[0][1].shape[1])
@@ -407,6 +410,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
         num_prefix_rows: int | None = None,
         decoding: str = "sequential",
         jacobi_window: int | None = None,
+        jacobi_branches: int | None = None,
     ) -> VimPipelineOutput | tuple:
         r"""
         Generate images of the given classes (or unconditional images), or complete the top rows of given images.
@@ -518,6 +522,13 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
                 With `decoding="speculative_jacobi"`: tokens read per transformer call, the last accepted one and
                 `jacobi_window - 1` drafts, so at most `jacobi_window` tokens are accepted per call; `None` uses
                 `DEFAULT_JACOBI_WINDOW` (8); 1 is sequential decoding.
+            jacobi_branches (`int`, *optional*, defaults to `None`):
+                With `decoding="speculative_jacobi"` and a window of 3 or more: alternatives of each call's first draft
+                read in the same call (the most probable other tokens of its draft distribution, each after the last
+                accepted token only). When the first draft is rejected and its replacement is one of them, the token
+                after it is sampled from that branch's prediction too: fewer calls, each reading more tokens, and the
+                same distribution. `None` uses `DEFAULT_JACOBI_BRANCHES` (0: none); at most `codebook_size - 1` are
+                read. The number changes which images a seed gives.
 
         Examples:
 
@@ -572,10 +583,13 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
             num_prefix_rows=num_prefix_rows,
             decoding=decoding,
             jacobi_window=jacobi_window,
+            jacobi_branches=jacobi_branches,
         )
         cache_implementation = self.resolve_cache_implementation(cache_implementation)
         if decoding == "speculative_jacobi":
             jacobi_window = jacobi_window or DEFAULT_JACOBI_WINDOW
+            codebook_size = self.transformer.config.codebook_size
+            jacobi_branches = self.jacobi_num_branches(jacobi_window, jacobi_branches, codebook_size)
         if self.transformer.training:
             logger.warning(
                 "The transformer is in training mode: dropout and label dropout make the samples random beyond "
@@ -607,6 +621,7 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
             callback_on_step_end_tensor_inputs,
             cache_implementation,
             jacobi_window,
+            jacobi_branches,
         )
         if use_rejection and len(finished) < len(chunks):  # interrupted: the labels' candidates are incomplete
             finished, use_rejection = [], False

@@ -57,15 +57,10 @@ class RowwiseCacheLayer(PreallocatedCacheLayer):
     tokens. Speculative decoding needs it: each image accepts its own number of drafts per transformer call, and the
     entries of rejected drafts stay in the buffers, hidden, until the row's next tokens overwrite them.
     `key_length` is either the longest row (the fewest keys) or the whole buffer (the same shapes at every call, for a
-    compiled transformer). Set both through [`RowwiseCache.set_positions`].
+    compiled transformer). Set both through [`RowwiseCache.set_positions`]. A row's slot need not be its token's
+    position: speculative decoding writes alternative tokens of one position to spare slots past the window, and moves
+    the one it keeps to its position's slot with [`RowwiseCache.copy_slot`].
     """
-
-    def allocate(self, batch_size: int, num_heads: int, head_dim: int, dtype: torch.dtype, device) -> None:
-        """Allocate the buffers up front: a compiled transformer (CUDA graphs) needs buffers made before tracing."""
-        self.device = device
-        self.key_buffer = torch.zeros(batch_size, num_heads, self.max_cache_len, head_dim, dtype=dtype, device=device)
-        self.value_buffer = torch.zeros_like(self.key_buffer)
-        self.is_initialized = True
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         index = self.write_positions[:, None, :, None].expand_as(key_states)
@@ -80,17 +75,33 @@ class RowwiseCacheLayer(PreallocatedCacheLayer):
 
 
 class RowwiseCache(Cache):
-    """A cache of [`RowwiseCacheLayer`]s, one per transformer layer, allocated for `batch_size` rows up front."""
+    """
+    A cache of [`RowwiseCacheLayer`]s, one per transformer layer, allocated for `batch_size` rows up front: the layers'
+    buffers are views of one key and one value tensor `(num_layers, batch_size, num_heads, max_cache_len, head_dim)`,
+    so that a slot is copied in every layer at once. They are made before any call, as a compiled transformer (CUDA
+    graphs) needs.
+    """
 
     def __init__(self, num_layers: int, max_cache_len: int, batch_size, num_heads, head_dim, dtype, device):
         super().__init__(layers=[RowwiseCacheLayer(max_cache_len) for _ in range(num_layers)])
-        for layer in self.layers:
-            layer.allocate(batch_size, num_heads, head_dim, dtype, device)
+        shape = (num_layers, batch_size, num_heads, max_cache_len, head_dim)
+        self.key_storage = torch.zeros(shape, dtype=dtype, device=device)
+        self.value_storage = torch.zeros_like(self.key_storage)
+        for index, layer in enumerate(self.layers):
+            layer.device, layer.is_initialized = device, True
+            layer.key_buffer, layer.value_buffer = self.key_storage[index], self.value_storage[index]
 
     def set_positions(self, write_positions: torch.LongTensor, key_length: int) -> None:
         """Before a transformer call: where each row's new tokens go, and how many entries the attention reads."""
         for layer in self.layers:
             layer.write_positions, layer.key_length = write_positions, key_length
+
+    def copy_slot(self, source: torch.LongTensor, destination: torch.LongTensor) -> None:
+        """In every layer, copy each row's keys and values at slot `source[row]` to slot `destination[row]` (`(batch_size,)`
+        each; a row whose two slots are equal keeps its entries)."""
+        rows = torch.arange(len(source), device=source.device)
+        for storage in (self.key_storage, self.value_storage):
+            storage[:, rows, :, destination] = storage[:, rows, :, source]
 
 
 __all__ = ["PreallocatedCacheLayer", "RowwiseCache", "RowwiseCacheLayer"]
