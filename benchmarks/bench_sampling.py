@@ -41,8 +41,9 @@ with other jobs, `--num_threads 1 --cpu_time` times this process's CPU time inst
 for a core does not count). Every time is the best of `--repeats` (default 3) alternated runs: the pipeline, generate
 and the floor (timed over as many steps as a run, 128 at most), and whole images against completions. The project's
 targets: pipeline / generate >= 2.0 at every batch size, the pipeline at >= 80% of the bound (`of bound` = floor / the
-pipeline's time per step), cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x, whole/half >= 1.8 (the bottom half takes half the steps, but its steps attend over longer prefixes and the prefill costs
-one batched pass over the top half).
+pipeline's time per step), cached / no-cache >= 20 at 1024 tokens, guidance <= 2.2x, whole/half >= 1.8 (the bottom half
+takes half the steps, but its steps attend over longer prefixes and the prefill costs one batched pass over the top
+half).
 """
 
 import argparse
@@ -251,9 +252,9 @@ def sample_with_generate(model, args, batch_size: int, device: str, num_tokens=N
 @torch.no_grad()
 def linear_floor_seconds(model: nn.Module, batch_size: int, device: str, num_steps: int) -> float:
     """
-    Seconds per token step of the matrix products alone: every `nn.Linear` applied once to `batch_size` tokens, `num_steps`
-    times over (a span of time like a sampling run's, so that the best of a few floors is not luckier than the best of
-    as many runs).
+    Seconds per token step of the matrix products alone: every `nn.Linear` applied once to `batch_size` tokens,
+    `num_steps` times over (a span of time like a sampling run's, so that the best of a few floors is not luckier than
+    the best of as many runs).
     """
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     inputs = [torch.randn(batch_size, 1, linear.in_features, device=device, dtype=model.dtype) for linear in linears]

@@ -29,9 +29,9 @@ from .preallocated_cache import RowwiseCache
 # VIM and a photo-tile VIM (8x8 and 16x16 tokens, temperature 1): the fastest or tied at batch 1, see the README.
 DEFAULT_JACOBI_WINDOW = 8
 # Alternative tokens of each call's first draft (see the module docstring), with windows of 3 or more. On a CPU, with
-# the digits and photo VIMs of the README, 7 branches take 10% fewer calls at window 8 but each call reads 15 tokens
-# instead of 8, and the wall-clock time grows (1.11x -> 1.02x, 1.57x -> 1.26x over sequential at batch 1): none by default.
-# They pay where a call costs the same whatever its tokens.
+# the digits and photo VIMs of the README, 7 branches take 8-12% fewer calls at window 8, but each call reads 15 tokens
+# instead of 8 and the wall-clock time grows at every batch size (the README's table): none by default. They can pay
+# only where a call costs the same whatever its number of tokens.
 DEFAULT_JACOBI_BRANCHES = 0
 
 

@@ -341,8 +341,8 @@ class VimPipeline(DiffusionPipeline, VimInputChecksMixin, VimTokenSamplingMixin,
     ) -> list[torch.LongTensor]:
         """
         The image tokens of each `(prefix_ids, kept_tokens, noise)` batch of `chunks`, one [`generate_tokens`] each
-        (with a `jacobi_window`, one [`generate_tokens_jacobi`] with `jacobi_branches`), under one progress bar; a callback's interrupt ends
-        the list at the last batch whose tokens were all sampled.
+        (with a `jacobi_window`, one [`generate_tokens_jacobi`] with `jacobi_branches`), under one progress bar; a
+        callback's interrupt ends the list at the last batch whose tokens were all sampled.
         """
         generate = self.generate_tokens
         if jacobi_window is not None:

@@ -97,8 +97,8 @@ class RowwiseCache(Cache):
             layer.write_positions, layer.key_length = write_positions, key_length
 
     def copy_slot(self, source: torch.LongTensor, destination: torch.LongTensor) -> None:
-        """In every layer, copy each row's keys and values at slot `source[row]` to slot `destination[row]` (`(batch_size,)`
-        each; a row whose two slots are equal keeps its entries)."""
+        """In every layer, copy each row's keys and values at slot `source[row]` to slot `destination[row]`
+        (`(batch_size,)` each; a row whose two slots are equal keeps its entries)."""
         rows = torch.arange(len(source), device=source.device)
         for storage in (self.key_storage, self.value_storage):
             storage[:, rows, :, destination] = storage[:, rows, :, source]
