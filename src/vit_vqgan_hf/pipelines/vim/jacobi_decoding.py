@@ -103,11 +103,11 @@ class VimJacobiDecodingMixin:
         `last_slots` `(batch_size, 1)`) is causal over the cache; each branch after it sees the cache up to the last
         accepted token, and itself.
         """
+        if slots.shape[1] == num_window:  # no branches
+            return torch.where(key_index <= slots[:, None, :, None], unmasked, masked)
         is_branch = torch.arange(slots.shape[1], device=slots.device) >= num_window
-        last_visible = torch.where(is_branch, last_slots, slots)[:, None, :, None]
-        visible = key_index <= last_visible
-        if slots.shape[1] > num_window:
-            visible |= is_branch[:, None] & (key_index == slots[:, None, :, None])
+        visible = key_index <= torch.where(is_branch, last_slots, slots)[:, None, :, None]
+        visible |= is_branch[:, None] & (key_index == slots[:, None, :, None])
         return torch.where(visible, unmasked, masked)
 
     @staticmethod
@@ -254,9 +254,6 @@ class VimJacobiDecodingMixin:
                 following = self.sample_from(branch_p, numbers[:, 2])
                 window_tokens[:, 1] = torch.where(hit, following, window_tokens[:, 1])
                 advance = advance + hit
-                # Where a branch was taken, its keys and values move to its position's slot.
-                first_slots = last_slots[:, 0] + 1
-                branch_slots = torch.where(hit, cache_lengths + num_window + branch, first_slots)
             image_tokens.scatter_(1, num_tokens[:, None] + window_index, window_tokens)
             num_tokens = num_tokens + advance
             cache_lengths = num_tokens
@@ -271,9 +268,13 @@ class VimJacobiDecodingMixin:
             drafts = drafts.view(batch_size, num_drafts)
 
             # 4. One host sync per call: the fewest and the most tokens of an image, and whether a branch was taken.
-            counts = [*torch.aminmax(num_tokens), hit.any().long() if num_branches else num_tokens.new_zeros(())]
-            fewest, longest_cache, branch_taken = torch.stack(counts).tolist()
-            if branch_taken:
+            counts = [*torch.aminmax(num_tokens), *([hit.any().long()] if num_branches else [])]
+            fewest, longest_cache, *branch_taken = torch.stack(counts).tolist()
+            if any(branch_taken):
+                # Where a branch was taken, its keys and values move to its position's slot (the branches' slots
+                # follow the window's).
+                first_slots = last_slots[:, 0] + 1
+                branch_slots = torch.where(hit, last_slots[:, 0] + window + branch, first_slots)
                 if use_guidance:
                     branch_slots, first_slots = torch.cat([branch_slots, branch_slots]), torch.cat([first_slots] * 2)
                 cache.copy_slot(branch_slots, first_slots)
