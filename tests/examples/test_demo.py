@@ -9,6 +9,7 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
+from tests.testing_utils import load_script
 from vit_vqgan_hf import VimPipeline, VitVqganModel
 
 
@@ -70,11 +71,52 @@ def test_demo_writes_every_output_and_reuses_finished_stages(tmp_path):
     for card in (output_dir / "tokenizer" / "README.md", output_dir / "pipeline" / "README.md"):
         assert card.read_text().startswith("---")
 
-    # A rerun reuses the finished stages, but redone tokens invalidate the VIM trained on them, though its command did
-    # not change (one rerun checks both, as each demo run costs tens of seconds).
-    (output_dir / "tokens" / ".demo_stage.json").unlink()
+    # Each stage's marker names the results it was made from, which is what a rerun compares (see the next test).
+    markers = {
+        folder: json.loads((output_dir / folder / ".demo_stage.json").read_text())
+        for folder in ("tokenizer", "tokenizer_evaluation", "tokens", "pipeline")
+    }
+    assert markers["tokenizer"]["inputs"] == []
+    assert markers["tokenizer_evaluation"]["inputs"] == markers["tokens"]["inputs"] == [markers["tokenizer"]]
+    assert markers["pipeline"]["inputs"] == [markers["tokens"]]
+
+    # A rerun reuses every finished stage and still writes the figures, read back from the stages' logs; which
+    # changes redo a stage is tested below with commands that cost nothing, as each demo stage starts an interpreter.
     second = run_demo(output_dir, tmp_path / "hf_home")
-    for stage in ("train_tokenizer", "evaluate_tokenizer"):
+    for stage in ("train_tokenizer", "evaluate_tokenizer", "pretokenize", "train_vim"):
         assert f"[{stage}] done in an earlier run" in second
-    for stage in ("pretokenize", "train_vim"):
-        assert f"[{stage}] done in an earlier run" not in second
+    rerun = json.loads((output_dir / "metrics.json").read_text())
+    assert rerun["tokenizer_validation_by_step"] == metrics["tokenizer_validation_by_step"]
+    assert rerun["vim_loss (nats per image token)"] == losses
+
+
+def test_a_stage_is_redone_when_its_command_or_an_upstream_stage_changes(tmp_path, capsys):
+    demo = load_script(DEMO)
+    runs = tmp_path / "runs.txt"
+
+    def stage(name, text, inputs=()):
+        """A stage whose command appends `text` to runs.txt, run in tmp_path/name."""
+        command = [sys.executable, "-c", f"open({str(runs)!r}, 'a').write({text!r})"]
+        (tmp_path / name).mkdir(exist_ok=True)
+        demo.run_stage(name, command, tmp_path / name, tmp_path / "logs", {}, inputs=inputs)
+
+    def run_both(upstream_text="a", downstream_text="b"):
+        stage("upstream", upstream_text)
+        stage("downstream", downstream_text, inputs=(tmp_path / "upstream",))
+
+    run_both()
+    run_both()  # the same commands on the same upstream result: both reused
+    assert runs.read_text() == "ab"
+    assert "[downstream] done in an earlier run" in capsys.readouterr().out
+    run_both(downstream_text="c")  # a changed command redoes its stage only
+    assert runs.read_text() == "abc"
+    run_both(upstream_text="d", downstream_text="c")  # a redone upstream stage redoes the stages that read it
+    assert runs.read_text() == "abcdc"
+    (tmp_path / "upstream" / demo.STAGE_MARKER).unlink()  # an unfinished upstream stage too
+    run_both(upstream_text="d", downstream_text="c")
+    assert runs.read_text() == "abcdcdc"
+
+    # A failed stage stops the demo with its log's path, and leaves no marker: the next run redoes it.
+    with pytest.raises(SystemExit, match="failing.*failed.*logs"):
+        demo.run_stage("failing", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path, tmp_path / "logs", {})
+    assert not (tmp_path / demo.STAGE_MARKER).exists()
