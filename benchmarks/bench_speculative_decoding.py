@@ -12,7 +12,11 @@ printed per row (a markdown table):
 - calls: transformer calls per batch (the batch waits for its slowest image);
 - tokens/call: sampled tokens per call, averaged over images, each counted until its own last token (what one image
   alone would get);
-- seconds: the median wall-clock time of a batch, and the speed-up, sequential time / this time, from the medians.
+- seconds: the median wall-clock time of a batch, and the speed-up, sequential time / this time, from the medians;
+- call cost: the time of one call (seconds / calls) over that of one sequential step. The speed-up is the calls saved
+  over this cost, so it shows what limits a decoding on the machine: where a call of a window costs what a one-token
+  step does (the weights streamed once), the speed-up is the calls saved; where its matrix products grow with its
+  tokens, or the acceptance bookkeeping weighs, less.
 
 `--digits_accuracy N` (the digits demo's pipeline only) also samples N images per class with each decoding, for the
 seeds `--seed` and `--seed + 1`, and prints the share that the demo's classifier (an RBF SVM on the real training
@@ -148,22 +152,25 @@ def measure(pipeline, args) -> list[dict]:
                     sample(pipeline, counter, batch_size, args.seed + 1000 * repeat, args, decoding)
                 )
         sequential = statistics.median(seconds for seconds, _, _ in results[()])
+        sequential_step = sequential / statistics.mean(calls for _, calls, _ in results[()])
         for decoding in decodings:
             seconds = statistics.median(result[0] for result in results[decoding])
+            calls = statistics.mean(result[1] for result in results[decoding])
             rows.append(
                 {
                     "batch": batch_size,
                     "decoding": decoding_name(decoding),
-                    "calls": statistics.mean(result[1] for result in results[decoding]),
+                    "calls": calls,
                     "tokens_per_call": statistics.mean(result[2] for result in results[decoding]),
                     "seconds": seconds,
                     "speedup": sequential / seconds,
+                    "call_cost": seconds / calls / sequential_step,
                 }
             )
             row = rows[-1]
             print(
                 f"| {row['batch']} | {row['decoding']} | {row['calls']:.1f} | {row['tokens_per_call']:.2f} | "
-                f"{row['seconds']:.3f} | {row['speedup']:.2f} |",
+                f"{row['seconds']:.3f} | {row['speedup']:.2f} | {row['call_cost']:.2f} |",
                 flush=True,
             )
     counter.hook.remove()
@@ -208,8 +215,11 @@ def main(args):
         f"device={args.device} compiled={args.compile} temperature={args.temperature} top_k={args.top_k} "
         f"repeats={args.repeats}"
     )
-    print("| batch | decoding | calls per batch | tokens per call | seconds per batch | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| batch | decoding | calls per batch | tokens per call | seconds per batch | speed-up "
+        "| call cost (x a sequential step) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     measure(pipeline, args)
     if args.digits_accuracy:
         digits_accuracy(args)

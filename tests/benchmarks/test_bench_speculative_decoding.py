@@ -1,6 +1,8 @@
 """Smoke test of benchmarks/bench_speculative_decoding.py on the tiny saved pipeline (random weights: the figures mean
 nothing, the table's shape and bookkeeping do)."""
 
+import pytest
+
 from tests.testing_utils import REPO_ROOT, load_script
 
 
@@ -20,10 +22,16 @@ def test_prints_a_row_per_batch_size_and_decoding(pipeline_dir, capsys):
     assert [(row[0], row[1]) for row in rows] == [
         (batch, decoding) for batch in ("1", "3") for decoding in ("sequential", *speculative)
     ]
-    for _, decoding, calls, tokens_per_call, seconds, speedup in rows:
+    for _, decoding, calls, tokens_per_call, seconds, speedup, call_cost in rows:
         # 16 tokens per image: one call each sequentially (and at window 1), at most 4 tokens per call otherwise.
         if "window 4" not in decoding:
             assert (float(calls), float(tokens_per_call)) == (16, 1)
         else:
             assert 4 <= float(calls) <= 16 and 1 <= float(tokens_per_call) <= 4
         assert float(seconds) > 0 and float(speedup) > 0
+        # The speed-up is the calls saved over the cost of a call, both against sequential decoding.
+        assert float(speedup) == pytest.approx(
+            16 / float(calls) / float(call_cost), rel=0.03
+        )  # from 2-decimal figures
+        if decoding == "sequential":
+            assert float(call_cost) == 1
