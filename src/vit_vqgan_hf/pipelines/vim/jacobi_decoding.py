@@ -206,7 +206,9 @@ class VimJacobiDecodingMixin:
             num_window = input_ids.shape[1] - num_branches
             slots = cache_lengths[:, None] + key_index[: input_ids.shape[1]]
             last_slots = cache_lengths[:, None] + (num_window - window)  # the last accepted token's
-            positions = torch.where(slots < last_slots + window, slots, last_slots + 1)
+            positions = slots
+            if num_branches:  # the branches' slots follow the window's; their position is the first draft's
+                positions = torch.where(slots < last_slots + window, slots, last_slots + 1)
             key_length = len(key_index)
             if cache_implementation != "static":
                 key_length = min(key_length, longest_cache + input_ids.shape[1])
