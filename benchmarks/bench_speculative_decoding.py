@@ -2,7 +2,8 @@
 """Speculative Jacobi decoding against sequential decoding, side by side, on a trained VIM pipeline.
 
     python benchmarks/bench_speculative_decoding.py --pipeline outputs/demo/pipeline [--batch_sizes 1 4 16]
-        [--windows 4 8 16] [--repeats 3] [--num_threads 2] [--device cpu] [--compile] [--digits_accuracy 50]
+        [--windows 4 8 16] [--repeats 3] [--num_threads 2] [--device cpu] [--compile] [--guidance_scale 2]
+        [--digits_accuracy 50]
 
 Random weights say nothing about acceptance: pass a trained pipeline (`make demo` writes one). For every batch size,
 the sequential loop and each window of `VimPipeline(..., decoding="speculative_jacobi", jacobi_window=W)` sample the
@@ -53,6 +54,12 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="Alternated runs of every decoding per batch size.")
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (the paper's: 1).")
     parser.add_argument("--top_k", type=int, default=None, help="Top-k sampling (default: the full softmax).")
+    parser.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=1.0,
+        help="Classifier-free guidance (default 1: none, the paper's sampling; the digits demo's guided samples use 2).",
+    )
     parser.add_argument("--num_threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--device", default="cpu", help="cpu or cuda.")
     parser.add_argument(
@@ -110,6 +117,7 @@ def sample(pipeline, counter: CallCounter, batch_size: int, seed: int, args, dec
         generator=generator,
         temperature=args.temperature,
         top_k=args.top_k,
+        guidance_scale=args.guidance_scale,
         output_type="tokens",
         callback_on_step_end=counter.callback,
         callback_on_step_end_tensor_inputs=["num_tokens"],
@@ -213,7 +221,7 @@ def main(args):
         f"pipeline={args.pipeline} grid={config.token_grid_size}x{config.token_grid_size} codes={config.codebook_size} "
         f"d={config.hidden_size} layers={config.num_hidden_layers} threads={torch.get_num_threads()} "
         f"device={args.device} compiled={args.compile} temperature={args.temperature} top_k={args.top_k} "
-        f"repeats={args.repeats}"
+        f"guidance_scale={args.guidance_scale} repeats={args.repeats}"
     )
     print(
         "| batch | decoding | calls per batch | tokens per call | seconds per batch | speed-up "

@@ -34,3 +34,23 @@ def test_prints_a_row_per_batch_size_and_decoding(pipeline_dir, capsys):
         assert float(speedup) == pytest.approx(16 / float(calls) / float(call_cost), rel=0.03, abs=0.015)
         if decoding == "sequential":
             assert float(call_cost) == 1
+
+
+def test_guidance_reaches_every_decoding(pipeline_dir, capsys, monkeypatch):
+    script = load_script(REPO_ROOT / "benchmarks" / "bench_speculative_decoding.py")
+    calls = []
+    original_call = script.VimPipeline.__call__
+
+    def recording_call(pipeline, *args, **kwargs):
+        calls.append((kwargs.get("decoding", "sequential"), kwargs["guidance_scale"]))
+        return original_call(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(script.VimPipeline, "__call__", recording_call)
+    args = script.parse_args(
+        ["--pipeline", str(pipeline_dir), "--batch_sizes", "2", "--windows", "4", "--branches", "0"]
+        + ["--repeats", "1", "--guidance_scale", "3"]
+    )
+    script.main(args)
+    assert "guidance_scale=3.0" in capsys.readouterr().out
+    assert {decoding for decoding, _ in calls} == {"sequential", "speculative_jacobi"}
+    assert {scale for _, scale in calls} == {3.0}
