@@ -1,6 +1,7 @@
 """End-to-end tests of examples/sample.py on a tiny saved pipeline, as subprocesses or in this process (offline, CPU)."""
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -41,6 +42,17 @@ def run_script(arguments, tmp_path, num_processes=1):
     return result.stdout + result.stderr
 
 
+def run_in_this_process(arguments):
+    script = load_script(SCRIPT)
+    args = script.parse_args(arguments)
+    try:
+        # As the script's entry point does: the library's errors name the flags.
+        with in_flag_terms(args):
+            script.main(args)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def written_counts(log):
     return {int(rank): int(count) for rank, count in re.findall(r"process (\d+): wrote (\d+) images", log)}
 
@@ -49,7 +61,7 @@ def pixels(folder):
     return {path.name: np.asarray(PIL.Image.open(path)) for path in sorted(folder.glob("*.png"))}
 
 
-def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipeline_dir, tmp_path):
+def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipeline_dir, tmp_path, caplog):
     arguments = ["--pipeline", str(pipeline_dir), "--num_images_per_class", "3", "--class_ids", "0", "2"]
     arguments += ["--batch_size", "2", "--seed", "7"]
     sharded = tmp_path / "sharded"
@@ -70,8 +82,9 @@ def test_sharded_sampling_is_complete_resumable_and_independent_of_sharding(pipe
     # on the sharding or the batching.
     for name in expected_names[1:3]:
         (sharded / name).unlink()
-    log = run_script([*arguments, "--batch_size", "4", "--output_dir", str(sharded), "--no_npz"], tmp_path)
-    assert written_counts(log) == {0: 2}
+    with caplog.at_level(logging.INFO):
+        run_in_this_process([*arguments, "--batch_size", "4", "--output_dir", str(sharded), "--no_npz"])
+    assert written_counts(caplog.text) == {0: 2}
     assert all(np.array_equal(pixels(sharded)[name], image) for name, image in images.items())
 
 
@@ -80,7 +93,7 @@ def test_unconditional_sampling(tmp_path):
     tiny_pipeline(num_classes=0).save_pretrained(folder)
     output_dir = tmp_path / "samples"
     arguments = ["--pipeline", str(folder), "--output_dir", str(output_dir), "--unconditional", "--num_images", "3"]
-    run_script(arguments, tmp_path)
+    run_in_this_process(arguments)
     assert sorted(path.name for path in output_dir.glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     archive = np.load(output_dir / "samples_3x16x16x3.npz")
     assert archive["arr_0"].shape == (3, 16, 16, 3) and "arr_1" not in archive
@@ -181,17 +194,6 @@ def classifier_dir(tmp_path_factory):
     return save_tiny_classifier(tmp_path_factory.mktemp("classifier"), num_labels=PIPELINE_NUM_CLASSES)
 
 
-def run_in_this_process(arguments):
-    script = load_script(SCRIPT)
-    args = script.parse_args(arguments)
-    try:
-        # As the script's entry point does: the library's errors name the flags.
-        with in_flag_terms(args):
-            script.main(args)
-    finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def png_scores(folder):
     return {path.name: float(PIL.Image.open(path).info["classifier_score"]) for path in sorted(folder.glob("*.png"))}
 
@@ -287,7 +289,9 @@ def completion_folder(tmp_path_factory):
     return write_image_folder(folder, {"label_0": [(20, 24), (16, 16)], "label_2": [(16, 16)]})
 
 
-def test_completions_are_written_next_to_their_inputs_sharded_and_resumable(pipeline_dir, completion_folder, tmp_path):
+def test_completions_are_written_next_to_their_inputs_sharded_and_resumable(
+    pipeline_dir, completion_folder, tmp_path, caplog
+):
     arguments = ["--pipeline", str(pipeline_dir), "--completion_images", str(completion_folder)]
     arguments += ["--num_prefix_rows", "2", "--completions_per_image", "2", "--batch_size", "2", "--seed", "3"]
     output_dir = tmp_path / "completions"
@@ -320,8 +324,9 @@ def test_completions_are_written_next_to_their_inputs_sharded_and_resumable(pipe
     reference = {name: np.asarray(PIL.Image.open(output_dir / name)) for name in completions}
     for name in completions[1:4]:
         (output_dir / name).unlink()
-    log = run_script([*arguments, "--batch_size", "4", "--output_dir", str(output_dir), "--no_npz"], tmp_path)
-    assert written_counts(log) == {0: 3}
+    with caplog.at_level(logging.INFO):
+        run_in_this_process([*arguments, "--batch_size", "4", "--output_dir", str(output_dir), "--no_npz"])
+    assert written_counts(caplog.text) == {0: 3}
     assert all(
         np.array_equal(np.asarray(PIL.Image.open(output_dir / name)), image) for name, image in reference.items()
     )
