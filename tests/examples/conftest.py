@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from accelerate.state import AcceleratorState, GradientState
 
 from tests.testing_utils import load_script, tiny_tokenizer, write_image_folder
+from vit_vqgan_hf.cli import in_flag_terms
 
 
 # VIM examples (pretokenize.py, train_vim.py, linear_probe.py): one image folder, tokenizer and pretokenized dataset
@@ -102,9 +104,11 @@ def reset_accelerate():
 def run_in_process(monkeypatch):
     """Runs `main(parse_args(arguments))` of `examples/<script>` in this process, offline, with accelerate's global
     state reset before and after; returns the parsed arguments and a deep copy of them taken before `main`. Faster than
-    a subprocess (no interpreter to start and no libraries to import again), for the runs of one process."""
+    a subprocess (no interpreter to start and no libraries to import again), for the runs of one process. With
+    `flag_terms=True`, `main` runs under `cli.in_flag_terms`, as the scripts' entry points run it: errors name the
+    flags instead of the library's arguments."""
 
-    def run(script, arguments):
+    def run(script, arguments, flag_terms=False):
         # The libraries read these when imported: their constants are set too.
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -115,7 +119,8 @@ def run_in_process(monkeypatch):
         parsed = copy.deepcopy(vars(args))
         reset_accelerate()
         try:
-            module.main(args)
+            with in_flag_terms(args) if flag_terms else contextlib.nullcontext():
+                module.main(args)
         finally:
             reset_accelerate()
         return args, parsed

@@ -17,7 +17,6 @@ from transformers import AutoImageProcessor
 
 from tests.testing_utils import load_script
 from vit_vqgan_hf import VitVqganConfig, VitVqganModel
-from vit_vqgan_hf.cli import in_flag_terms
 from vit_vqgan_hf.evaluation import load_results
 from vit_vqgan_hf.training import VitVqganDiscriminator
 from vit_vqgan_hf.training.checkpointing import is_complete
@@ -170,13 +169,12 @@ def test_nonfinite_steps_stop_training_with_a_checkpoint(image_folder, tmp_path,
     ):
         run_in_process("train_tokenizer.py", [*arguments, "--resume_from_checkpoint", "latest"])
     # A new run over these checkpoints is refused before any compute: `latest` would later resume the old run.
-    arguments = [str(argument) for argument in tiny_args(image_folder, output_dir, tmp_path / "cache", *extra)]
+    arguments = tiny_args(image_folder, output_dir, tmp_path / "cache", *extra)
     with pytest.raises(
         ValueError, match=r"holds checkpoints of an earlier run \(checkpoint_3 is the newest\)"
     ) as error:
         # The library names its arguments; under `in_flag_terms`, as the script's entry point runs `main`, the flags.
-        with in_flag_terms(load_script(SCRIPT).parse_args(arguments)):
-            run_in_process("train_tokenizer.py", arguments)
+        run_in_process("train_tokenizer.py", arguments, flag_terms=True)
     assert "continue it with --resume_from_checkpoint latest, or choose a new --output_dir." in str(error.value)
 
 
